@@ -1,0 +1,6 @@
+"""exbert-widget: exBERT's transformer explorer as a Jupyter widget."""
+
+from .models import Analysis, InputError, LanguageModel, ModelLoadError, load_model
+
+__all__ = ["Analysis", "InputError", "LanguageModel", "ModelLoadError", "load_model"]
+__version__ = "0.1.0"

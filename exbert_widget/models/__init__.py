@@ -1,0 +1,7 @@
+"""Loading models and analysing sentences: attentions, hidden states, contexts, predictions."""
+
+from .analysis import Analysis, Encoding
+from .engine import InputError, LanguageModel, load_model
+from .loading import ModelLoadError
+
+__all__ = ["Analysis", "Encoding", "InputError", "LanguageModel", "ModelLoadError", "load_model"]

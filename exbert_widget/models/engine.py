@@ -1,0 +1,371 @@
+"""The inference engine: one forward pass gives attentions, hidden states, contexts and top-k."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from .analysis import Analysis, Encoding
+from .contexts import capture_contexts, find_projections
+from .loading import (
+    KINDS,
+    Kind,
+    ModelLoadError,
+    load_pretrained,
+    pick_device,
+    prepare_given,
+)
+
+# RoBERTa-family position ids start after the padding index, so fewer positions are usable.
+_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "data2vec-text", "xlm-roberta-xl"}
+_PROBE = "Attention is what we look at."
+
+
+class InputError(ValueError):
+    """A sentence or mask the model cannot analyse; the message says why and what is allowed."""
+
+
+class LanguageModel:
+    """A Hugging Face model and tokenizer, ready for exBERT's analyses.
+
+    Build it with :func:`load_model`. ``kind`` is ``"bidirectional"`` (masked LMs: BERT, RoBERTa,
+    ...) or ``"autoregressive"`` (GPT-2, Llama, ...).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer,
+        *,
+        kind: Kind,
+        has_lm_head: bool,
+        name: str,
+        device: torch.device,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.kind: Kind = kind
+        self.has_lm_head = has_lm_head
+        self.name = name
+        self.device = device
+        config = model.config
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        self.config = text_config
+        try:
+            self.num_layers: int = int(text_config.num_hidden_layers)
+            self.num_heads: int = int(text_config.num_attention_heads)
+            self.hidden_size: int = int(text_config.hidden_size)
+        except AttributeError as exc:
+            raise ModelLoadError(
+                f"{type(model).__name__} ({text_config.model_type!r}) has no attention heads "
+                f"to explore ({exc}). exbert-widget needs a transformer with self-attention."
+            ) from exc
+        head_dim = getattr(text_config, "head_dim", None) or self.hidden_size // self.num_heads
+        self.head_dim: int = int(head_dim)
+        self.context_size: int = self.num_heads * self.head_dim
+        self.max_length: int = self._max_length()
+        self._projections = find_projections(
+            self.model, text_config.model_type, self.context_size, self.hidden_size
+        )
+        self._bos_id = self._missing_bos_id()
+        self._check_capture()
+
+    def __repr__(self) -> str:
+        return (
+            f"LanguageModel({self.name!r}, kind={self.kind!r}, layers={self.num_layers}, "
+            f"heads={self.num_heads}, hidden={self.hidden_size}, lm_head={self.has_lm_head})"
+        )
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _max_length(self) -> int:
+        candidates = []
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if tok_max and tok_max < 1_000_000:
+            candidates.append(int(tok_max))
+        for attr in ("max_position_embeddings", "n_positions"):
+            value = getattr(self.config, attr, None)
+            if value:
+                if self.config.model_type in _POSITION_OFFSET_TYPES:
+                    value -= (getattr(self.config, "pad_token_id", 1) or 1) + 1
+                candidates.append(int(value))
+                break
+        return min(candidates) if candidates else 512
+
+    def _missing_bos_id(self) -> int | None:
+        """Token id to prepend for autoregressive models whose tokenizer adds no BOS (as exBERT)."""
+        if self.kind != "autoregressive":
+            return None
+        tok = self.tokenizer
+        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        if bos is None:
+            return None
+        ids = tok("a", add_special_tokens=True)["input_ids"]
+        return None if ids and ids[0] == bos else bos
+
+    def _check_capture(self) -> None:
+        """One tiny probe pass: attention weights and one context per layer must come back."""
+        if not self._projections:
+            raise ModelLoadError(
+                f"Could not find the attention output projections of {type(self.model).__name__} "
+                f"(model_type {self.config.model_type!r}), so contexts cannot be captured. Add its "
+                "module pattern to exbert_widget.models.contexts.PROJECTION_PATTERNS."
+            )
+        probe = self.forward([self.encode(_PROBE)], hidden_states=False, contexts=True)[0]
+        if probe.attentions is None or probe.attentions.shape[:2] != (
+            self.num_layers,
+            self.num_heads,
+        ):
+            raise ModelLoadError(
+                f"{type(self.model).__name__} returned no attention weights with eager attention; "
+                "it has no attention to explore."
+            )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the tokenizer's vocabulary and special tokens plus the model's shape.
+
+        A corpus stores it, so that it is never searched with vectors from another model.
+        """
+        tok = self.tokenizer
+        payload = {
+            "vocab": sorted(tok.get_vocab().items()),
+            "special": sorted(str(t) for t in tok.all_special_tokens),
+            "model_type": self.config.model_type,
+            "layers": self.num_layers,
+            "heads": self.num_heads,
+            "hidden": self.hidden_size,
+        }
+        blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def encode(self, text: str, masked: Sequence[int] = ()) -> Encoding:
+        """Tokenise one sentence: ids, tokens, special flags and character offsets.
+
+        Input longer than ``max_length`` is truncated (``truncated`` is set and a warning issued).
+        Masked positions are replaced by the tokenizer's mask token.
+        """
+        if not isinstance(text, str):
+            raise InputError(f"A sentence must be a str, got {type(text).__name__}.")
+        if not text.strip():
+            raise InputError("The sentence is empty: type some text to analyse.")
+        tok = self.tokenizer
+        limit = self.max_length - (1 if self._bos_id is not None else 0)
+        enc = tok(
+            text,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        truncated = len(enc["input_ids"]) > limit
+        if truncated:
+            enc = tok(
+                text,
+                add_special_tokens=True,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                truncation=True,
+                max_length=limit,
+            )
+            warnings.warn(
+                f"The sentence has more tokens than {self.name} accepts ({self.max_length}); "
+                "it was truncated.",
+                stacklevel=2,
+            )
+        ids = list(enc["input_ids"])
+        special = [bool(s) for s in enc["special_tokens_mask"]]
+        offsets = [
+            (int(a), int(b)) if not s else (0, 0)
+            for (a, b), s in zip(enc["offset_mapping"], special, strict=True)
+        ]
+        if self._bos_id is not None:
+            ids.insert(0, self._bos_id)
+            special.insert(0, True)
+            offsets.insert(0, (0, 0))
+        if not any(not s for s in special):
+            raise InputError(f"The sentence {text!r} gives no tokens besides special ones.")
+        masked = self._check_mask(masked, special)
+        for i in masked:
+            ids[i] = tok.mask_token_id
+        tokens = tok.convert_ids_to_tokens(ids)
+        return Encoding(text, ids, tokens, special, offsets, truncated, masked)
+
+    def _check_mask(self, masked: Sequence[int], special: list[bool]) -> tuple[int, ...]:
+        masked = tuple(sorted({int(i) for i in masked}))
+        if not masked:
+            return ()
+        if self.kind == "autoregressive":
+            raise InputError(
+                "Masking is for bidirectional (masked-LM) models; an autoregressive model "
+                "predicts the next token and has nothing to fill in."
+            )
+        if self.tokenizer.mask_token_id is None:
+            raise InputError(f"The tokenizer of {self.name} has no mask token.")
+        n = len(special)
+        for i in masked:
+            if not 0 <= i < n:
+                raise InputError(
+                    f"Mask index {i} is out of range: the sentence has tokens 0..{n - 1}."
+                )
+            if special[i]:
+                raise InputError(f"Token {i} is a special token; only real tokens can be masked.")
+        return masked
+
+    # -- the forward pass ----------------------------------------------------------------------
+
+    def _batch_inputs(self, encodings: Sequence[Encoding]) -> dict[str, torch.Tensor]:
+        tok = self.tokenizer
+        pad = tok.pad_token_id
+        if pad is None:
+            pad = tok.eos_token_id if tok.eos_token_id is not None else 0
+        width = max(len(e) for e in encodings)
+        ids = torch.full((len(encodings), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(encodings), width), dtype=torch.long)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc)] = torch.tensor(enc.input_ids)
+            mask[row, : len(enc)] = 1
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in getattr(tok, "model_input_names", ()):
+            inputs["token_type_ids"] = torch.zeros_like(ids)
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    @torch.no_grad()
+    def forward(
+        self,
+        encodings: Sequence[Encoding],
+        *,
+        attentions: bool = True,
+        hidden_states: bool = True,
+        contexts: bool = True,
+        top_k: int = 0,
+    ) -> list[Analysis]:
+        """One padded, batched forward pass; each result is sliced to its own length."""
+        if not encodings:
+            return []
+        inputs = self._batch_inputs(encodings)
+        with capture_contexts(self._projections if contexts else []) as captured:
+            out = self.model(
+                **inputs,
+                output_attentions=True,  # eager attention also needs it for the probe
+                output_hidden_states=hidden_states,
+                return_dict=True,
+            )
+        if contexts and len(captured) != self.num_layers:
+            raise RuntimeError(
+                f"Captured {len(captured)} contexts for {self.num_layers} layers of {self.name}; "
+                "the projection table in exbert_widget.models.contexts does not fit this model."
+            )
+        att = _stack(out.attentions) if attentions or not hidden_states else None
+        hid = _stack(out.hidden_states) if hidden_states else None
+        ctx = _stack(captured) if contexts else None
+        predictions = self._top_k(out, top_k)
+
+        results = []
+        for row, enc in enumerate(encodings):
+            n = len(enc)
+            results.append(
+                Analysis(
+                    text=enc.text,
+                    tokens=list(enc.tokens),
+                    special=list(enc.special),
+                    offsets=list(enc.offsets),
+                    input_ids=list(enc.input_ids),
+                    attentions=None if att is None else att[:, row, :, :n, :n].copy(),
+                    hidden_states=None if hid is None else hid[:, row, :n].copy(),
+                    contexts=None if ctx is None else ctx[:, row, :n].copy(),
+                    top_k=predictions[row][:n] if predictions else [[] for _ in range(n)],
+                    truncated=enc.truncated,
+                    masked=enc.masked,
+                )
+            )
+        return results
+
+    def _top_k(self, out, k: int) -> list[list[list[tuple[str, float]]]]:
+        logits = getattr(out, "logits", None)
+        if k <= 0 or not self.has_lm_head or logits is None:
+            return []
+        probs = torch.softmax(logits.float(), dim=-1)
+        values, indices = probs.topk(k, dim=-1)
+        values, indices = values.cpu().numpy(), indices.cpu().numpy()
+        convert = self.tokenizer.convert_ids_to_tokens
+        return [
+            [
+                list(zip(convert(idx.tolist()), val.tolist(), strict=True))
+                for idx, val in zip(indices[b], values[b], strict=True)
+            ]
+            for b in range(indices.shape[0])
+        ]
+
+    def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
+        """Run the model once on ``sentence`` and return exBERT's view of it.
+
+        Args:
+            sentence: the text; longer input is truncated to the model's maximum (with a warning).
+            masked: token indices (specials included in the count) to replace by the mask token;
+                bidirectional models only.
+            top_k: how many predictions to keep per position.
+        """
+        if top_k < 0:
+            raise InputError(f"top_k must be 0 or more, got {top_k}.")
+        return self.forward([self.encode(sentence, masked)], top_k=top_k)[0]
+
+
+def _stack(tensors) -> np.ndarray:
+    """Layer tuple of [B, ...] tensors -> float32 numpy [layers, B, ...]."""
+    return torch.stack(tuple(tensors)).float().cpu().numpy()
+
+
+def load_model(
+    name_or_path: str | None = None,
+    *,
+    model: PreTrainedModel | None = None,
+    tokenizer=None,
+    kind: Kind | None = None,
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+) -> LanguageModel:
+    """Load a model for exploration, from a hub name, a local directory, or loaded objects.
+
+    The masked-LM head is used for encoders and the causal-LM head for decoders; where the
+    checkpoint has no head weights the bare model is used and predictions are absent. Attention
+    always runs eagerly, so weights are returned.
+
+    Args:
+        name_or_path: a Hugging Face hub name (``"bert-base-cased"``) or a local directory.
+        model, tokenizer: already-loaded transformers objects, instead of a name.
+        kind: force ``"bidirectional"`` or ``"autoregressive"`` instead of detecting it.
+        device: ``"cpu"`` (default) or ``"cuda"``.
+        trust_remote_code: allow model code from the checkpoint (off by default).
+
+    Raises:
+        ModelLoadError: the model cannot be found, loaded, or gives no attention weights.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ModelLoadError(f"kind must be one of {KINDS}, got {kind!r}.")
+    dev = pick_device(device)
+    if model is not None or tokenizer is not None:
+        if model is None or tokenizer is None:
+            raise ModelLoadError("Pass both model= and tokenizer=, or a name_or_path.")
+        if name_or_path is not None:
+            raise ModelLoadError("Pass either name_or_path or model=/tokenizer=, not both.")
+        model, detected, has_head = prepare_given(model, kind)
+        name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+    elif name_or_path is None:
+        raise ModelLoadError("Give a hub name or local directory, or model= and tokenizer=.")
+    else:
+        model, tokenizer, detected, has_head = load_pretrained(
+            str(name_or_path), kind, trust_remote_code
+        )
+        name = str(name_or_path)
+    return LanguageModel(
+        model, tokenizer, kind=detected, has_lm_head=has_head, name=name, device=dev
+    )

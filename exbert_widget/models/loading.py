@@ -1,0 +1,157 @@
+"""Loading any Hugging Face model with the right head, eager attention and a detected kind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
+
+Kind = Literal["bidirectional", "autoregressive"]
+KINDS: tuple[str, ...] = ("bidirectional", "autoregressive")
+
+
+class ModelLoadError(ValueError):
+    """A model could not be loaded or cannot be explored; the message says what was tried."""
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence load reports: a missing LM head is expected, and we handle it ourselves."""
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+
+
+def detect_kind(config: PretrainedConfig) -> Kind:
+    """Encoders with a masked-LM head family are bidirectional; decoders are autoregressive."""
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(
+            f"{config.model_type!r} is an encoder-decoder model; exbert-widget explores one "
+            "sequence through an encoder (BERT, RoBERTa, ...) or a decoder (GPT-2, Llama, ...)."
+        )
+    if getattr(config, "is_decoder", False):
+        return "autoregressive"
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "bidirectional"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "autoregressive"
+    return "bidirectional"
+
+
+def _head_missing(model: PreTrainedModel, missing_keys: set[str] | list[str]) -> bool:
+    """True when weights outside the base model (i.e. the LM head) were not in the checkpoint."""
+    prefix = model.base_model_prefix
+    return any(not key.startswith(prefix + ".") and key != prefix for key in missing_keys)
+
+
+def _describe_source(name_or_path: str) -> str:
+    if Path(name_or_path).exists():
+        return f"the local directory {name_or_path!r}"
+    return f"{name_or_path!r} (not a local directory, so tried as a Hugging Face hub name)"
+
+
+def load_pretrained(
+    name_or_path: str,
+    kind: Kind | None,
+    trust_remote_code: bool,
+) -> tuple[PreTrainedModel, object, Kind, bool]:
+    """Load tokenizer and model from a hub name or directory.
+
+    Returns (model, tokenizer, kind, has_lm_head). The LM-head class is chosen from the config;
+    when the checkpoint has no head weights (e.g. sentence-transformers encoders) the bare
+    model is used instead, so predictions are simply absent rather than random.
+    """
+    name_or_path = os.fspath(name_or_path)
+    source = _describe_source(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"Could not load a model config from {source}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}\n"
+            "Pass a directory holding config.json and the weights, a hub name that is cached or "
+            "reachable (e.g. 'bert-base-cased', 'gpt2'), or load_model(model=..., tokenizer=...)."
+        ) from exc
+    detected = detect_kind(config) if kind is None else kind
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(
+            f"Found a {config.model_type!r} config in {source} but no usable tokenizer: {exc}. "
+            "Save the tokenizer next to the model (tokenizer.save_pretrained(dir)) or pass "
+            "load_model(model=..., tokenizer=...)."
+        ) from exc
+
+    head_class = AutoModelForMaskedLM if detected == "bidirectional" else AutoModelForCausalLM
+    common = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code}
+    try:
+        with _quiet_transformers():
+            model, info = head_class.from_pretrained(
+                name_or_path, output_loading_info=True, **common
+            )
+        has_head = not _head_missing(model, info.get("missing_keys", ()))
+        if not has_head:
+            model = model.base_model
+    except ValueError:
+        # No LM-head class for this architecture: the bare model still has attention to show.
+        try:
+            with _quiet_transformers():
+                model = AutoModel.from_pretrained(name_or_path, **common)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Could not load the weights from {source}: {exc}") from exc
+        has_head = False
+    except OSError as exc:
+        raise ModelLoadError(f"Could not load the weights from {source}: {exc}") from exc
+    return model, tokenizer, detected, has_head
+
+
+def prepare_given(model: PreTrainedModel, kind: Kind | None) -> tuple[PreTrainedModel, Kind, bool]:
+    """Adopt an already-loaded model: switch it to eager attention and detect kind and head."""
+    if not isinstance(model, PreTrainedModel):
+        raise ModelLoadError(
+            f"model= must be a transformers PreTrainedModel, got {type(model).__name__}."
+        )
+    if hasattr(model, "set_attn_implementation"):
+        try:
+            model.set_attn_implementation("eager")
+        except (ValueError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"{type(model).__name__} cannot run eager attention, so it has no attention "
+                f"weights to show: {exc}"
+            ) from exc
+    else:  # pragma: no cover - older transformers
+        model.config._attn_implementation = "eager"
+    detected = detect_kind(model.config) if kind is None else kind
+    has_head = model.get_output_embeddings() is not None
+    return model, detected, has_head
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """CPU unless asked; a clear error for CUDA requested where none is available."""
+    if device is None:
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device={device!r} was asked for, but torch sees no CUDA device.")
+    return dev
