@@ -233,7 +233,9 @@ class LanguageModel:
         for row, enc in enumerate(encodings):
             ids[row, : len(enc)] = torch.tensor(enc.input_ids)
             mask[row, : len(enc)] = 1
-        inputs = {"input_ids": ids, "attention_mask": mask}
+        inputs = {"input_ids": ids}
+        if not bool(mask.all()):  # without padding the mask is all ones: let the model skip it
+            inputs["attention_mask"] = mask
         if "token_type_ids" in getattr(tok, "model_input_names", ()):
             inputs["token_type_ids"] = torch.zeros_like(ids)
         return {k: v.to(self.device) for k, v in inputs.items()}

@@ -1,0 +1,157 @@
+"""ExBertView's traits, refusals and binary transport, in the kernel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import traitlets
+from ipywidgets.widgets.widget import _remove_buffers
+
+import exbert_widget as ew
+from exbert_widget.widget.arrays import array_from_json, array_to_json
+
+
+@pytest.fixture()
+def view(minilm) -> ew.ExBertView:
+    return ew.ExBertView(minilm)
+
+
+def _count_forward(lm, monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = lm.forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lm, "forward", counting)
+    return calls
+
+
+def test_initial_state_matches_the_analysis(view, minilm):
+    a = minilm.analyze(view.sentence)
+    assert view.tokens == a.tokens and view.special == a.special
+    assert (view.num_layers, view.num_heads, view.kind) == (6, 12, "bidirectional")
+    assert view.heads == list(range(12)) and view.hide_special and view.threshold == 0.7
+    np.testing.assert_allclose(view.attention, a.attentions[0], atol=1e-3)
+    assert view.attention.dtype == np.float16
+    assert view.has_lm_head is False and all(row == [] for row in view.top_k)
+
+
+def test_layer_change_reslices_without_a_forward_pass(view, minilm, monkeypatch):
+    calls = _count_forward(minilm, monkeypatch)
+    view.layer = 4
+    view.heads = [1, 3]
+    view.threshold = 0.5
+    view.hide_special = False
+    view.head_weights = [1.0] + [0.0] * 11
+    assert calls == []
+    np.testing.assert_allclose(view.attention, view.analysis.attentions[4], atol=1e-3)
+
+
+def test_sentence_and_mask_changes_run_exactly_one_forward_pass(view, minilm, monkeypatch):
+    calls = _count_forward(minilm, monkeypatch)
+    view.masked = [2]
+    assert len(calls) == 1 and view.tokens[2] == "[MASK]"
+    view.selected = 3
+    view.sentence = "A cat sat on the mat."
+    assert len(calls) == 2
+    assert view.masked == [] and view.selected is None
+    assert view.tokens == minilm.analyze("A cat sat on the mat.").tokens
+
+
+@pytest.mark.parametrize(
+    ("trait", "value", "message"),
+    [
+        ("layer", 6, "layers 0..5"),
+        ("layer", -1, "layers 0..5"),
+        ("heads", [0, 12], "heads 0..11"),
+        ("masked", [99], "out of range"),
+        ("masked", [0], "special"),
+        ("selected", 500, "out of range"),
+        ("threshold", 0.0, "threshold"),
+        ("head_weights", [1.0, 2.0], "one per head"),
+        ("sentence", "   ", "empty"),
+    ],
+)
+def test_out_of_range_values_are_refused_and_state_kept(view, trait, value, message):
+    before = getattr(view, trait)
+    tokens = list(view.tokens)
+    with pytest.raises(traitlets.TraitError, match=message):
+        setattr(view, trait, value)
+    assert getattr(view, trait) == before
+    assert view.tokens == tokens
+
+
+def test_refusal_from_the_browser_keeps_state_and_reports(view):
+    view.layer = 2
+    view.set_state({"layer": 9})
+    assert view.layer == 2
+    assert "layers 0..5" in view.error
+    view.set_state({"layer": 3})
+    assert view.layer == 3 and view.error == ""
+
+
+def test_autoregressive_view_refuses_masks(tiny_dirs):
+    view = ew.ExBertView(tiny_dirs["gpt2"], sentence="Once upon a time")
+    assert view.kind == "autoregressive" and view.special[0]
+    with pytest.raises(traitlets.TraitError, match="autoregressive"):
+        view.masked = [1]
+    # top-k is the next-token prediction from the LM head
+    assert all(len(row) == 5 for row in view.top_k)
+
+
+def test_model_may_be_a_path_or_objects(tiny_dirs):
+    from tests import tiny_models
+
+    assert ew.ExBertView(tiny_dirs["roberta"]).num_layers == 2
+    model, tok = tiny_models.build("distilbert")
+    assert ew.ExBertView((model, tok)).kind == "bidirectional"
+    with pytest.raises(TypeError, match="load_model"):
+        ew.ExBertView(42)
+    with pytest.raises(TypeError, match="no trait"):
+        ew.ExBertView(tiny_dirs["bert"], colour="red")
+
+
+def test_arrays_travel_as_bytes_never_json_lists(view):
+    state = view.get_state()
+    wire = state["attention"]
+    assert wire["dtype"] == "float16" and wire["shape"] == [12, len(view.tokens), len(view.tokens)]
+    stripped, _paths, buffers = _remove_buffers(state)
+    assert buffers and sum(b.nbytes for b in buffers) >= 12 * len(view.tokens) ** 2 * 2
+    data = {k: v for k, v in stripped.items() if k not in ("_esm", "_css")}
+    assert len(json.dumps(data)) < 20_000  # everything else is small plain JSON
+    back = array_from_json({**wire, "view": bytes(wire["view"])})
+    np.testing.assert_array_equal(back, view.attention)
+
+
+def test_serializer_round_trips_every_wire_dtype():
+    rng = np.random.default_rng(0)
+    for dtype in ("float16", "float32", "uint8", "int32"):
+        arr = (rng.random((3, 4, 5)) * 100).astype(dtype)
+        wire = array_to_json(arr)
+        assert isinstance(wire["view"], memoryview)
+        np.testing.assert_array_equal(array_from_json(wire), arr)
+    assert array_to_json(None) is None
+    with pytest.raises(TypeError, match="carry"):
+        array_to_json(np.zeros(3, dtype=np.float64))
+
+
+def test_html_in_a_sentence_stays_text(view):
+    view.sentence = "Look: <img src=x onerror=alert(1)> here"
+    assert any("<" in tok or "img" in tok for tok in view.tokens)
+    assert view.analysis.text == "Look: <img src=x onerror=alert(1)> here"
+
+
+def test_truncation_is_reported(tiny_dirs):
+    view = ew.ExBertView(tiny_dirs["bert"])
+    with pytest.warns(UserWarning):
+        view.sentence = " ".join(["harbour"] * 300)
+    assert view.truncated and len(view.tokens) == 128
+
+
+def test_search_without_corpus_or_selection_is_refused(view):
+    with pytest.raises(ValueError, match="no corpus"):
+        view.search()
