@@ -20,8 +20,8 @@ DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
-  el.textContent = "exbert-widget: the view bundle is not built. Run `npm install && npm run build` "
-    + "in js/, or install the package from a wheel.";
+  el.textContent = "exbert-widget: the view bundle is not built. Run "
+    + "`npm install && npm run build` in js/, or install the package from a wheel.";
 } };
 """
 
@@ -144,7 +144,8 @@ class ExBertView(anywidget.AnyWidget):
         layer = proposal["value"]
         if not 0 <= layer < self.lm.num_layers:
             raise t.TraitError(
-                f"layer {layer} is out of range: {self.lm.name} has layers 0..{self.lm.num_layers - 1}."
+                f"layer {layer} is out of range: {self.lm.name} has layers "
+                f"0..{self.lm.num_layers - 1}."
             )
         return layer
 
@@ -200,7 +201,7 @@ class ExBertView(anywidget.AnyWidget):
         return proposal["value"]
 
     def set_state(self, sync_data: dict) -> None:
-        """State from the browser: a refused value leaves the kernel as it was and resets the view."""
+        """Browser state: a refused value keeps the kernel as it was and resets the view."""
         try:
             super().set_state(sync_data)
         except t.TraitError as exc:
