@@ -1,0 +1,140 @@
+// Attention lines on one <canvas>. The canvas is only as tall as the visible
+// part of the scrolling columns (it is CSS-sticky), so its size stays bounded
+// at n = 512; edges are drawn with the current scroll offset. Edges are batched
+// into a few opacity buckets, one stroke per bucket, so a full 512x512 edge set
+// is a handful of canvas calls rather than 250k.
+
+import { Edge, edgeSignature } from "./attention";
+import { Layout, rowCenter } from "./layout";
+
+const BUCKETS = 16;
+const CHUNK = 256;
+const MARGIN = 40; // px beyond the viewport still counted as visible
+const DENSE = 2000; // above this many drawn curves, thinner lines
+const MAX_DRAWN = 6000;
+
+export interface DrawRequest {
+  edges: readonly Edge[];
+  ids: readonly number[] | null; // subset of edges to draw (hover), null = all
+  maxWeight: number;
+  layout: Layout;
+  layer: number;
+  scrollTop: number;
+  viewportHeight: number;
+  mode: string; // "all" | "token-left-3" | "head-2" ...: for tests and debugging
+}
+
+export class LinesCanvas {
+  readonly canvas: HTMLCanvasElement;
+  private lastSignature = "";
+
+  constructor() {
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "exbert-lines";
+    this.canvas.setAttribute("data-testid", "attention-lines");
+    this.canvas.setAttribute("data-edge-count", "0");
+    this.canvas.setAttribute("data-signature", "");
+  }
+
+  draw(req: DrawRequest): void {
+    const t0 = typeof performance !== "undefined" ? performance.now() : 0;
+    this.paint(req);
+    // Drawing cost (ms, CPU side) for benchmarks and debugging.
+    if (t0) this.canvas.setAttribute("data-draw-ms", (performance.now() - t0).toFixed(1));
+  }
+
+  private paint(req: DrawRequest): void {
+    const { edges, ids, layout } = req;
+    const count = ids ? ids.length : edges.length;
+    const sig = edgeSignature(edges, ids, `L${req.layer}`);
+    this.canvas.setAttribute("data-layer", String(req.layer));
+    this.canvas.setAttribute("data-edge-count", String(count));
+    this.canvas.setAttribute("data-signature", sig);
+    this.canvas.setAttribute("data-mode", req.mode);
+    this.lastSignature = sig;
+
+    const cssWidth = this.canvas.clientWidth || parseFloat(getComputedStyle(this.canvas).width) || 200;
+    const cssHeight = Math.max(0, Math.min(req.viewportHeight || layout.height, layout.height));
+    this.canvas.style.height = `${cssHeight}px`;
+    const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
+    const pw = Math.max(1, Math.round(cssWidth * dpr));
+    const ph = Math.max(1, Math.round(cssHeight * dpr));
+    if (this.canvas.width !== pw) this.canvas.width = pw;
+    if (this.canvas.height !== ph) this.canvas.height = ph;
+
+    let ctx: CanvasRenderingContext2D | null = null;
+    try {
+      ctx = this.canvas.getContext("2d");
+    } catch {
+      ctx = null; // e.g. jsdom without canvas support
+    }
+    if (!ctx) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssWidth, cssHeight);
+    if (count === 0) return;
+
+    const color = getComputedStyle(this.canvas).getPropertyValue("--exbert-line-color").trim() || "#2f6fbf";
+    const top = req.scrollTop;
+    const bottom = top + cssHeight;
+    const x0 = 1;
+    const x1 = cssWidth - 1;
+    const xm = (x0 + x1) / 2;
+    const maxW = req.maxWeight > 0 ? req.maxWeight : 1;
+
+    const buckets: number[][] = Array.from({ length: BUCKETS }, () => []);
+    for (let k = 0; k < count; k++) {
+      const id = ids ? ids[k] : k;
+      const e = edges[id];
+      const ya = rowCenter(layout, e.from);
+      const yb = rowCenter(layout, e.to);
+      if (Number.isNaN(ya) || Number.isNaN(yb)) continue;
+      // Draw only edges with an end in (or near) the visible rows: curves that
+      // merely pass through the view from far above to far below are noise at
+      // n = 512 and would multiply the raster work.
+      const aIn = ya >= top - MARGIN && ya <= bottom + MARGIN;
+      const bIn = yb >= top - MARGIN && yb <= bottom + MARGIN;
+      if (!aIn && !bIn) continue;
+      const b = Math.min(BUCKETS - 1, Math.floor((e.w / maxW) * BUCKETS));
+      buckets[b].push(id);
+    }
+    // Raster cost, not JS, dominates (about 50 us per long AA curve in software
+    // canvas): past MAX_DRAWN curves in view, drop the faintest buckets. Hover
+    // still shows a token's full edge list.
+    let drawn = 0;
+    for (let b = BUCKETS - 1; b >= 0; b--) {
+      if (drawn >= MAX_DRAWN) buckets[b] = [];
+      else if (drawn + buckets[b].length > MAX_DRAWN) buckets[b] = buckets[b].slice(0, MAX_DRAWN - drawn);
+      drawn += buckets[b].length;
+    }
+    this.canvas.setAttribute("data-drawn-count", String(drawn));
+    const dense = drawn > DENSE;
+    ctx.strokeStyle = color;
+    ctx.lineCap = "round";
+    for (let b = 0; b < BUCKETS; b++) {
+      const list = buckets[b];
+      if (list.length === 0) continue;
+      const level = (b + 1) / BUCKETS; // opacity and width linear in weight
+      ctx.globalAlpha = Math.max(0.06, level);
+      ctx.lineWidth = dense ? 0.5 + level : 0.75 + 2.25 * level;
+      // Stroke in chunks: one huge self-overlapping path makes Skia's stroker
+      // superlinear (seconds at 100k curves); chunks keep it linear.
+      for (let start = 0; start < list.length; start += CHUNK) {
+        ctx.beginPath();
+        const end = Math.min(list.length, start + CHUNK);
+        for (let k = start; k < end; k++) {
+          const e = edges[list[k]];
+          const ya = rowCenter(layout, e.from) - top;
+          const yb = rowCenter(layout, e.to) - top;
+          ctx.moveTo(x0, ya);
+          ctx.bezierCurveTo(xm, ya, xm, yb, x1, yb);
+        }
+        ctx.stroke();
+      }
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  get signature(): string {
+    return this.lastSignature;
+  }
+}

@@ -1,0 +1,93 @@
+// exBERT's matched-token summary: one column per offset around the match
+// (-r..+r), one small cell per hit, coloured by the label (POS / DEP / entity)
+// of the token at that offset. Hovering a cell highlights its hit row.
+
+import { EMPTY_COLOR, colorFor } from "./palette";
+import { Field, Hit } from "./types";
+
+export const MAX_OFFSET = 5;
+
+export interface StripCell {
+  token: string;
+  label: string;
+}
+
+/**
+ * The position offsets count from: the matched token, or for hits that
+ * describe the next token (autoregressive models) the token after it, so the
+ * "0" strip agrees with the "matched token" histogram.
+ */
+export function stripCenter(hit: Hit): number {
+  return hit.token_index + (hit.describes_next ? 1 : 0);
+}
+
+/** Token and label at stripCenter + offset, or null outside the sentence. */
+export function stripCell(hit: Hit, offset: number, field: Field): StripCell | null {
+  const j = stripCenter(hit) + offset;
+  const toks = hit.tokens ?? [];
+  if (j < 0 || j >= toks.length) return null;
+  const col = field === "dep" ? hit.token_dep : field === "ent" ? hit.token_ent : hit.token_pos;
+  return { token: toks[j], label: (col && col[j]) ?? "" };
+}
+
+export function offsetLabel(o: number): string {
+  return o > 0 ? `+${o}` : String(o);
+}
+
+export class SummaryStrips {
+  readonly el: HTMLDivElement; // data-testid summary-strips
+  private radius = 1;
+
+  constructor(private onHover: (hit: number | null) => void) {
+    this.el = document.createElement("div");
+    this.el.className = "exbert-strips";
+    this.el.setAttribute("data-testid", "summary-strips");
+    this.el.addEventListener("mouseover", (ev) => {
+      const t = (ev.target as HTMLElement | null)?.closest?.("[data-hit]") as HTMLElement | null;
+      if (t) this.onHover(Number(t.getAttribute("data-hit")));
+    });
+    this.el.addEventListener("mouseleave", () => this.onHover(null));
+  }
+
+  get offsetRadius(): number {
+    return this.radius;
+  }
+
+  /** Returns true when the radius changed. */
+  setRadius(r: number): boolean {
+    const nr = Math.max(0, Math.min(MAX_OFFSET, r));
+    const changed = nr !== this.radius;
+    this.radius = nr;
+    return changed;
+  }
+
+  render(hits: readonly Hit[], field: Field): void {
+    this.el.replaceChildren();
+    this.el.setAttribute("data-radius", String(this.radius));
+    // Strips colour by token labels; "offset" is not one, so it falls back to POS.
+    const f: Field = field === "offset" ? "pos" : field;
+    for (let o = -this.radius; o <= this.radius; o++) {
+      const col = document.createElement("div");
+      col.className = "exbert-strip" + (o === 0 ? " exbert-strip-match" : "");
+      col.setAttribute("data-offset", String(o));
+      col.setAttribute("data-testid", `strip-${offsetLabel(o)}`);
+      const head = document.createElement("div");
+      head.className = "exbert-strip-head";
+      head.textContent = offsetLabel(o);
+      col.appendChild(head);
+      hits.forEach((hit, i) => {
+        const c = stripCell(hit, o, f);
+        const cell = document.createElement("div");
+        cell.className = "exbert-strip-cell";
+        cell.setAttribute("data-hit", String(i));
+        cell.setAttribute("data-testid", `strip-cell-${o}-${i}`);
+        cell.setAttribute("data-label", c ? c.label : "");
+        cell.style.backgroundColor = c ? colorFor(c.label) : EMPTY_COLOR;
+        if (!c) cell.classList.add("empty");
+        cell.title = c ? `${c.token}: ${c.label || "(none)"}` : "(outside the sentence)";
+        col.appendChild(cell);
+      });
+      this.el.appendChild(col);
+    }
+  }
+}

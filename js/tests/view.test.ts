@@ -1,0 +1,330 @@
+// @vitest-environment jsdom
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import widget from "../src/index";
+import { FakeModel, f32Payload, makeAttention } from "./fakeModel";
+
+const XSS = "<img src=x onerror=alert(1)>";
+const TOKENS = ["[CLS]", "The", XSS, "ran", "[SEP]"];
+const n = TOKENS.length;
+const H = 3;
+
+function initial(over: Record<string, unknown> = {}) {
+  return {
+    sentence: `The ${XSS} ran`, layer: 0, heads: [0, 1, 2], head_weights: null, masked: [], hide_special: true,
+    threshold: 0.7, selected: null, tokens: TOKENS, special: [true, false, false, false, true], kind: "bidirectional",
+    num_layers: 2, num_heads: H, model_name: "tiny-bert", has_lm_head: true, truncated: false, error: "",
+    top_k: TOKENS.map(() => [["dog", 0.125], ["cat", 0.05]]),
+    attention: f32Payload(makeAttention(H, n), [H, n, n]),
+    has_corpus: false, search_k: 50, search_busy: false, search_error: "", hits: [], hits_attention: null,
+    summaries: {},
+    ...over,
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 80));
+let el: HTMLElement;
+let cleanup: (() => void) | undefined;
+const q = (id: string) => el.querySelector(`[data-testid="${id.replace(/["\\]/g, "\\$&")}"]`) as HTMLElement | null;
+
+async function mount(over: Record<string, unknown> = {}) {
+  const model = new FakeModel(initial(over));
+  cleanup = widget.render({ model, el });
+  await tick();
+  return model;
+}
+
+beforeEach(() => {
+  // jsdom has no canvas; the view must cope with a null context (and stay quiet).
+  HTMLCanvasElement.prototype.getContext = (() => null) as typeof HTMLCanvasElement.prototype.getContext;
+  el = document.createElement("div");
+  document.body.appendChild(el);
+});
+afterEach(() => {
+  cleanup?.();
+  el.remove();
+});
+
+describe("attention view", () => {
+  it("renders tokens as text, never as HTML", async () => {
+    await mount();
+    expect(q("exbert-root")).not.toBeNull();
+    expect(q("token-left-2")!.textContent).toBe(XSS);
+    expect(q("token-right-2")!.textContent).toBe(XSS);
+    expect(el.querySelector("img")).toBeNull();
+    expect((q("sentence-input") as HTMLInputElement).value).toBe(`The ${XSS} ran`);
+  });
+
+  it("hides special tokens and shows them when hide_special is off", async () => {
+    const model = await mount();
+    expect(q("token-left-0")).toBeNull();
+    expect(q("token-right-4")).toBeNull();
+    expect(q("head-cell-left-1-2")).not.toBeNull();
+    (q("hide-special") as HTMLInputElement).click();
+    expect(model.get("hide_special")).toBe(false);
+    await tick();
+    expect(q("token-left-0")!.textContent).toBe("[CLS]");
+    expect(q("token-left-0")!.classList.contains("special")).toBe(true);
+  });
+
+  it("exposes the drawn edge set on the lines element", async () => {
+    const model = await mount();
+    const lines = q("attention-lines")!;
+    expect(lines.getAttribute("data-layer")).toBe("0");
+    // 3 visible tokens; per row, the mean of 3 heads puts ~1/3 + 0.4/15 on 3 distinct
+    // targets; renormalised over the visible columns, 0.7 needs 3 edges in most rows.
+    const count0 = Number(lines.getAttribute("data-edge-count"));
+    expect(count0).toBeGreaterThan(0);
+    const sig0 = lines.getAttribute("data-signature");
+    model.update({ heads: [0], threshold: 0.5 });
+    await tick();
+    expect(Number(lines.getAttribute("data-edge-count"))).toBe(3); // one dominant edge per visible row
+    expect(lines.getAttribute("data-signature")).not.toBe(sig0);
+    model.update({ threshold: 1 });
+    await tick();
+    expect(Number(lines.getAttribute("data-edge-count"))).toBe(9); // all visible pairs
+    model.update({ layer: 1, attention: f32Payload(makeAttention(H, n), [H, n, n]) });
+    await tick();
+    expect(lines.getAttribute("data-layer")).toBe("1");
+  });
+
+  it("hover shows a token's lines only and the top-k tooltip", async () => {
+    const model = await mount({ threshold: 1 });
+    const lines = q("attention-lines")!;
+    q("token-left-1")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    await tick();
+    expect(lines.getAttribute("data-edge-count")).toBe("3");
+    expect(lines.getAttribute("data-mode")).toBe("token-left-1");
+    const tip = q("tooltip")!;
+    expect(tip.style.display).not.toBe("none");
+    expect(tip.textContent).toContain("would predict here");
+    expect(tip.textContent).toContain("dog");
+    expect(tip.textContent).toContain("12.5%");
+    q("token-left-1")!.parentElement!.dispatchEvent(new MouseEvent("mouseleave"));
+    await tick();
+    expect(tip.style.display).toBe("none");
+    expect(lines.getAttribute("data-edge-count")).toBe("9");
+    model.update({ has_lm_head: false });
+    await tick();
+    q("token-right-2")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(tip.textContent).toContain("no LM head");
+  });
+
+  it("hovering a head cell shows that head's lines alone", async () => {
+    await mount({ heads: [0, 1, 2], threshold: 0.5 });
+    const lines = q("attention-lines")!;
+    q("head-cell-left-1-0")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    await tick();
+    expect(lines.getAttribute("data-mode")).toBe("head-0");
+    expect(lines.getAttribute("data-edge-count")).toBe("3"); // i -> i dominates every row
+    expect(q("head-toggle-0")!.classList.contains("hovered")).toBe(true);
+    // head 2 sends tokens 2 and 3 to hidden specials: their rows become uniform over
+    // the 3 visible tokens, so 0.5 needs 2 tied edges each; token 1 keeps 1 -> 5
+    q("head-cell-right-3-2")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    await tick();
+    expect(lines.getAttribute("data-mode")).toBe("head-2");
+    expect(lines.getAttribute("data-edge-count")).toBe("5");
+    q("head-cell-right-3-2")!.parentElement!.parentElement!.dispatchEvent(new MouseEvent("mouseleave"));
+    await tick();
+    expect(lines.getAttribute("data-mode")).toBe("all");
+  });
+
+  it("click selects / unselects, double-click masks (not specials)", async () => {
+    const model = await mount({ hide_special: false });
+    q("token-left-2")!.click();
+    expect(model.get("selected")).toBe(2);
+    await tick();
+    expect(q("token-left-2")!.classList.contains("selected")).toBe(true);
+    q("token-right-2")!.click();
+    expect(model.get("selected")).toBe(null);
+    q("token-left-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(model.get("masked")).toEqual([3]);
+    await tick();
+    expect(q("token-left-3")!.classList.contains("masked")).toBe(true);
+    q("token-left-0")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(model.get("masked")).toEqual([3]);
+    q("token-left-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(model.get("masked")).toEqual([]);
+    expect(model.saves).toBeGreaterThanOrEqual(4);
+  });
+
+  it("autoregressive: no masking; greyed after the selection, next marked", async () => {
+    const model = await mount({ kind: "autoregressive", selected: 1, hide_special: false });
+    expect(q("token-left-2")!.classList.contains("next")).toBe(true);
+    expect(q("token-left-3")!.classList.contains("greyed")).toBe(true);
+    expect(q("token-left-1")!.classList.contains("greyed")).toBe(false);
+    expect(q("token-left-0")!.classList.contains("greyed")).toBe(false);
+    q("token-left-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(model.get("masked")).toEqual([]);
+    q("token-left-3")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(q("tooltip")!.textContent).toContain("would predict next");
+  });
+
+  it("head toggles, all / none, layer, threshold and apply write traits", async () => {
+    const model = await mount({ head_weights: [1, 0, 0], heads: [0, 1, 2] });
+    expect(q("head-toggle-0")!.classList.contains("on")).toBe(true);
+    expect(q("head-toggle-1")!.classList.contains("on")).toBe(false);
+    q("head-cell-right-2-1")!.click();
+    expect(model.get("heads")).toEqual([0, 1]);
+    expect(model.get("head_weights")).toBe(null);
+    q("head-toggle-0")!.click();
+    expect(model.get("heads")).toEqual([1]);
+    q("heads-none")!.click();
+    expect(model.get("heads")).toEqual([]);
+    q("heads-all")!.click();
+    expect(model.get("heads")).toEqual([0, 1, 2]);
+    const sel = q("layer-select") as HTMLSelectElement;
+    expect(Array.from(sel.options).map((o) => o.value)).toEqual(["0", "1"]);
+    sel.value = "1";
+    sel.dispatchEvent(new Event("change"));
+    expect(model.get("layer")).toBe(1);
+    const slider = q("threshold-slider") as HTMLInputElement;
+    slider.value = "0.4";
+    slider.dispatchEvent(new Event("input"));
+    expect(model.get("threshold")).toBe(0.4);
+    const input = q("sentence-input") as HTMLInputElement;
+    input.value = "Hello there";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(model.get("sentence")).toBe("Hello there");
+    input.value = "Again";
+    q("sentence-apply")!.click();
+    expect(model.get("sentence")).toBe("Again");
+  });
+
+  it("shows the truncation note and errors", async () => {
+    const model = await mount();
+    expect(q("truncated-note")!.style.display).toBe("none");
+    expect(q("error")!.style.display).toBe("none");
+    model.update({ truncated: true, error: "boom <b>x</b>" });
+    await tick();
+    expect(q("truncated-note")!.style.display).toBe("");
+    expect(q("truncated-note")!.textContent).toBe("Input was truncated to the model's maximum length");
+    expect(q("error")!.textContent).toBe("boom <b>x</b>");
+    expect(el.querySelector("b")).toBeNull();
+  });
+
+  it("survives an empty state and mismatched attention", async () => {
+    const model = await mount({ tokens: [], special: [], attention: null, top_k: [] });
+    expect(q("attention-lines")!.getAttribute("data-edge-count")).toBe("0");
+    model.update({ tokens: ["a", "b"], special: [false, false] }); // attention still for 0 tokens
+    await tick();
+    expect(q("token-left-1")!.textContent).toBe("b");
+    expect(q("attention-lines")!.getAttribute("data-edge-count")).toBe("0");
+  });
+});
+
+describe("search panel", () => {
+  const hits = [
+    {
+      sentence_id: 4, token_index: 1, score: 0.91, token: "girl", pos: "NOUN", dep: "nsubj", ent: "", sentence: "The girl <i>ran</i>",
+      tokens: ["The", "girl", "<i>ran</i>"], token_pos: ["DET", "NOUN", "VERB"], token_dep: ["det", "nsubj", "ROOT"], token_ent: ["", "", ""],
+      max_att_index: 0, max_att_token: "The", max_att_pos: "DET", max_att_dep: "det", max_att_ent: "", max_att_offset: -1,
+      att_offset: 0, att_length: 3, describes_next: false,
+    },
+    {
+      sentence_id: 9, token_index: 0, score: 0.5, token: "Dorothy", pos: "PROPN", dep: "nsubj", ent: "PERSON", sentence: "Dorothy smiled",
+      tokens: ["Dorothy", "smiled"], token_pos: ["PROPN", "VERB"], token_dep: ["nsubj", "ROOT"], token_ent: ["PERSON", ""],
+      max_att_index: 1, max_att_token: "smiled", max_att_pos: "VERB", max_att_dep: "ROOT", max_att_ent: "", max_att_offset: 1,
+      att_offset: 3, att_length: 2, describes_next: true,
+    },
+  ];
+  const summaries = {
+    match: { pos: { NOUN: 1, PROPN: 1, VERB: 0 }, dep: { nsubj: 2 }, ent: { PERSON: 1, "": 1 }, offset: { "0": 2 } },
+    max_att: { pos: { DET: 1, VERB: 3 }, dep: { det: 1, ROOT: 1 }, ent: { "": 2 }, offset: { "-1": 1, "1": 1 } },
+  };
+
+  it("is hidden without a corpus", async () => {
+    await mount();
+    expect(q("search-panel")!.style.display).toBe("none");
+  });
+
+  it("enables buttons from the selection and heads, sends search", async () => {
+    const model = await mount({ has_corpus: true, heads: [] });
+    const emb = q("search-embedding") as HTMLButtonElement;
+    const ctx = q("search-context") as HTMLButtonElement;
+    expect(q("search-panel")!.style.display).toBe("");
+    expect(emb.disabled).toBe(true);
+    model.update({ selected: 2 });
+    await tick();
+    expect(emb.disabled).toBe(false);
+    expect(ctx.disabled).toBe(true);
+    model.update({ heads: [1] });
+    await tick();
+    expect(ctx.disabled).toBe(false);
+    const k = q("search-k") as HTMLInputElement;
+    expect(k.value).toBe("50");
+    k.value = "7";
+    k.dispatchEvent(new Event("change"));
+    expect(model.get("search_k")).toBe(7);
+    ctx.click();
+    expect(model.sent).toEqual([{ type: "search", by: "context", k: 7 }]);
+    model.update({ search_busy: true, search_error: "index <missing>" });
+    await tick();
+    expect(emb.disabled).toBe(true);
+    expect(q("search-busy")!.style.display).toBe("");
+    expect(q("search-error")!.textContent).toBe("index <missing>");
+  });
+
+  it("renders hits, shading, strips and histograms", async () => {
+    const model = await mount({
+      has_corpus: true, selected: 2, hit_list: hits, summaries,
+      hits_attention: f32Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
+    });
+    expect(q("hits")!.textContent).toContain("describes the next token");
+    expect(q("hit-token-0-2")!.textContent).toBe("<i>ran</i>");
+    expect(el.querySelector("i")).toBeNull();
+    expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
+    expect(q("hit-token-0-0")!.classList.contains("match")).toBe(false);
+    expect(q("hit-token-0-1")!.style.getPropertyValue("--a")).toBe("1.000");
+    expect(q("hit-token-0-0")!.style.getPropertyValue("--a")).toBe("0.500");
+    expect(q("hit-token-1-0")!.style.getPropertyValue("--a")).toBe("0.250");
+    q("hit-token-1-0")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    const tip = q("hit-tooltip")!;
+    expect(tip.textContent).toContain("PROPN");
+    expect(tip.textContent).toContain("PERSON");
+    expect(tip.textContent).toContain("0.2000");
+    q("hit-1")!.click();
+    expect(model.sent).toEqual([{ type: "load_hit", index: 1 }]);
+
+    // strips: offsets -1..+1 by default, widen / shrink within 0..5
+    const strips = q("summary-strips")!;
+    expect(strips.querySelectorAll(".exbert-strip").length).toBe(3);
+    expect(q("strip-cell--1-0")!.getAttribute("data-label")).toBe("DET");
+    // hit 1 describes the next token: its strips centre on token 1 ("smiled")
+    expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("VERB");
+    expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("PROPN");
+    expect(q("strip-cell-1-1")!.classList.contains("empty")).toBe(true);
+    q("strip-offset-plus")!.click();
+    expect(strips.querySelectorAll(".exbert-strip").length).toBe(5);
+    for (let i = 0; i < 6; i++) q("strip-offset-plus")!.click();
+    expect(strips.querySelectorAll(".exbert-strip").length).toBe(11);
+    for (let i = 0; i < 5; i++) q("strip-offset-minus")!.click();
+    expect(strips.querySelectorAll(".exbert-strip").length).toBe(1);
+    q("strip-cell-0-1")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(q("hit-1")!.classList.contains("highlight")).toBe(true);
+
+    // histograms sorted by count with text counts; field select switches both
+    const bars = Array.from(q("hist-max-att")!.querySelectorAll("[data-testid^='hist-bar-']"));
+    expect(bars.map((b) => b.getAttribute("data-testid"))).toEqual(["hist-bar-max-att-VERB", "hist-bar-max-att-DET"]);
+    expect(q("hist-bar-max-att-VERB")!.textContent).toContain("3");
+    expect(q("hist-bar-match-VERB")).toBeNull(); // zero counts are not drawn
+    const field = q("hist-field") as HTMLSelectElement;
+    field.value = "offset";
+    field.dispatchEvent(new Event("change"));
+    expect(q("hist-bar-match-0")!.textContent).toContain("2");
+    expect(q("hist-bar-max-att--1")).not.toBeNull();
+    field.value = "ent";
+    field.dispatchEvent(new Event("change"));
+    expect(q("hist-bar-match-PERSON")).not.toBeNull();
+    q("strip-offset-plus")!.click(); // radius 0 -> 1
+    expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("PERSON");
+    expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("");
+  });
+
+  it("still reads the first draft's `hits` trait", async () => {
+    await mount({ has_corpus: true, hits: hits.slice(0, 1) });
+    expect(q("hit-0")).not.toBeNull();
+    expect(q("hit-1")).toBeNull();
+    expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
+
+  });
+});
