@@ -1,0 +1,156 @@
+"""Corpus search from the widget: hits, max-attention fields, summaries, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel
+
+import exbert_widget as ew
+from tests import tiny_models
+
+SENTENCES = [
+    line.strip()
+    for line in tiny_models.SAMPLE_TEXT.read_text(encoding="utf-8").split(". ")
+    if 40 < len(line.strip()) < 200
+][:40]
+
+
+@pytest.fixture(scope="module")
+def minilm_corpus(minilm, tmp_path_factory) -> ew.Corpus:
+    out = tmp_path_factory.mktemp("minilm-corpus") / "c"
+    return ew.build_corpus([s + "." for s in SENTENCES], minilm, out)
+
+
+@pytest.fixture()
+def view(minilm, minilm_corpus) -> ew.ExBertView:
+    return ew.ExBertView(minilm, corpus=minilm_corpus)
+
+
+def _first_word(view) -> int:
+    return next(i for i, s in enumerate(view.special) if not s) + 1
+
+
+@pytest.mark.parametrize("by", ["embedding", "context"])
+def test_own_sentence_comes_back_first(view, minilm_corpus, by):
+    sid = 5
+    view.sentence = minilm_corpus.sentences[sid]
+    view.layer = 2
+    view.selected = _first_word(view)
+    hits = view.search(by=by, k=10)
+    assert hits is view.hits and len(hits) == 10
+    assert (int(hits.sentence_id[0]), int(hits.token_index[0])) == (sid, view.selected)
+    assert hits.score.is_monotonic_decreasing
+    assert hits.token[0] == view.tokens[view.selected]
+
+
+def test_max_attention_fields_match_transformers(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[2]
+    view.layer, view.heads = 3, [1, 4, 7]
+    view.selected = _first_word(view)
+    hits = view.search(by="context", k=8)
+    model = AutoModel.from_pretrained(tiny_models.MINILM, attn_implementation="eager").eval()
+    tok = tiny_models.minilm_tokenizer()
+    for hit in hits.itertuples():
+        enc = tok(hit.sentence, return_tensors="pt", return_special_tokens_mask=True)
+        special = enc.pop("special_tokens_mask")[0].bool().numpy()
+        with torch.no_grad():
+            att = model(**enc, output_attentions=True).attentions[3][0]
+        row = att[[1, 4, 7]].mean(0)[hit.token_index].numpy()
+        row[special] = -1
+        expected = int(np.argmax(row))
+        assert hit.max_att_index == expected
+        assert hit.max_att_offset == expected - hit.token_index
+        table = minilm_corpus.sentence_tokens(hit.sentence_id)
+        assert hit.max_att_token == table.token.iloc[expected]
+        assert hit.max_att_pos == table.pos.iloc[expected]
+        assert hit.max_att_dep == table.dep.iloc[expected]
+
+
+def test_hit_rows_and_attention_for_drawing(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[7]
+    view.selected = _first_word(view)
+    hits = view.search(k=6)
+    assert len(view.hit_list) == 6
+    for row, hit in zip(view.hit_list, hits.itertuples(), strict=True):
+        assert row["sentence"] == hit.sentence and row["max_att_index"] == hit.max_att_index
+        att = view.hits_attention[row["att_offset"] : row["att_offset"] + row["att_length"]]
+        assert row["att_length"] == len(row["tokens"])
+        assert att.dtype == np.float16
+        assert abs(float(att.astype(np.float32).sum()) - 1.0) < 1e-2  # specials out, renormalised
+        assert all(att[np.asarray(row["special"])] == 0)
+        assert int(np.argmax(att)) == hit.max_att_index
+
+
+def test_head_restricted_context_search_differs(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[11]
+    view.layer = 4
+    view.selected = _first_word(view) + 1
+    everything = view.search(by="context", k=20)
+    view.heads = [2]
+    one_head = view.search(by="context", k=20)
+    pairs = lambda df: list(zip(df.sentence_id, df.token_index, strict=True))  # noqa: E731
+    assert pairs(everything) != pairs(one_head)
+    assert not np.allclose(everything.score.to_numpy(), one_head.score.to_numpy())
+
+
+def test_summaries_count_what_the_hits_say(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[1]
+    view.selected = _first_word(view)
+    hits = view.search(k=15)
+    pos = view.summary("pos", of="match")
+    assert pos.sum() == 15 and pos.is_monotonic_decreasing
+    assert pos.to_dict() == hits.pos.replace("", "(none)").value_counts().to_dict()
+    dep = view.summary("dep", of="max_att")
+    assert dep.to_dict() == hits.max_att_dep.replace("", "(none)").value_counts().to_dict()
+    offsets = view.summary("offset", of="max_att")
+    assert sum(offsets.to_dict().values()) == 15
+    assert view.summaries["max_att"]["dep"] == dep.to_dict()
+    with pytest.raises(ValueError, match="field"):
+        view.summary("colour")
+
+
+def test_load_hit_puts_its_sentence_in_the_view(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[3]
+    view.selected = _first_word(view)
+    hits = view.search(k=5)
+    view.load_hit(2)
+    assert view.sentence == hits.sentence[2]
+    assert view.selected == hits.token_index[2]
+    view._on_message(view, {"type": "load_hit", "index": 1}, [])
+    assert view.sentence == hits.sentence[1]
+
+
+def test_refusals(view, minilm, minilm_corpus, tiny_dirs):
+    with pytest.raises(ValueError, match="Select a token"):
+        view.search()
+    view.selected = 1
+    with pytest.raises(ValueError, match="by must be"):
+        view.search(by="colour")
+    view.heads = []
+    with pytest.raises(ValueError, match="at least one selected head"):
+        view.search(by="context")
+    view._on_message(view, {"type": "search", "by": "context", "k": 5}, [])
+    assert "head" in view.search_error and not view.search_busy
+    other = ew.load_model(tiny_dirs["bert"])
+    with pytest.raises(ValueError) as info:
+        ew.ExBertView(other, corpus=minilm_corpus)
+    assert "MiniLM" in str(info.value) or "minilm" in str(info.value).lower()
+
+
+def test_autoregressive_hits_describe_the_next_token(tiny_dirs, tmp_path):
+    lm = ew.load_model(tiny_dirs["gpt2"])
+    corpus = ew.build_corpus([s + "." for s in SENTENCES[:15]], lm, tmp_path / "gpt2")
+    view = ew.ExBertView(lm, corpus=corpus, sentence=corpus.sentences[4])
+    view.selected = 2
+    hits = view.search(k=6)
+    assert hits.describes_next.all() and all(r["describes_next"] for r in view.hit_list)
+    for hit in hits.itertuples():
+        table = corpus.sentence_tokens(hit.sentence_id)
+        nxt = hit.token_index + 1
+        expected = table.pos.iloc[nxt] if nxt < len(table) else ""
+        assert hit.next_pos == expected
+        assert hit.max_att_index <= hit.token_index  # causal: only backwards
+    counts = view.summary("pos", of="match")
+    assert counts.to_dict() == hits.next_pos.replace("", "(none)").value_counts().to_dict()
