@@ -40,3 +40,23 @@ export function percent(p: number): string {
   if (!Number.isFinite(v)) return "–";
   return (v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3)) + "%";
 }
+
+const CONTROL = "input, select, textarea, button, [contenteditable]";
+
+/**
+ * Keep keys pressed in the view's own controls away from the page: Jupyter's
+ * command-mode shortcuts listen on the document, so without this an arrow key
+ * on the threshold slider collapses a notebook heading instead of moving the
+ * slider (Lab only treats text boxes as editable). Returns the remover.
+ */
+export function isolateKeys(root: HTMLElement): () => void {
+  const stop = (ev: Event) => {
+    const t = ev.target as Element | null;
+    if (t && t.closest?.(CONTROL) && root.contains(t)) ev.stopPropagation();
+  };
+  const types = ["keydown", "keyup", "keypress"];
+  for (const type of types) root.addEventListener(type, stop);
+  return () => {
+    for (const type of types) root.removeEventListener(type, stop);
+  };
+}

@@ -4,7 +4,7 @@
 // events into a single update per frame.
 
 import { AttentionView } from "./attentionView";
-import { frameScheduler, h } from "./dom";
+import { frameScheduler, h, isolateKeys } from "./dom";
 import { AnyModel, listen } from "./model";
 import { SearchPanel } from "./search/panel";
 
@@ -21,6 +21,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): () 
   const search = new SearchPanel(model, root);
   root.append(attention.controls.el, attention.controls.messages, attention.el, search.el);
   el.appendChild(root);
+  const releaseKeys = isolateKeys(root);
 
   const update = () => {
     try {
@@ -37,6 +38,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): () 
   update();
   return () => {
     unlisten();
+    releaseKeys();
     attention.dispose();
     root.remove();
   };

@@ -202,6 +202,22 @@ describe("attention view", () => {
     expect(el.querySelector("b")).toBeNull();
   });
 
+  it("keeps keys pressed in its controls away from the page's shortcuts", async () => {
+    await mount();
+    const seen: string[] = [];
+    const onKey = (ev: Event) => seen.push((ev.target as HTMLElement).getAttribute("data-testid") ?? "?");
+    document.addEventListener("keydown", onKey);
+    try {
+      for (const id of ["threshold-slider", "layer-select", "heads-all", "sentence-input"]) {
+        q(id)!.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+      }
+      q("token-left-1")!.dispatchEvent(new KeyboardEvent("keydown", { key: "a", bubbles: true }));
+    } finally {
+      document.removeEventListener("keydown", onKey);
+    }
+    expect(seen).toEqual(["token-left-1"]); // keys outside controls still reach the notebook
+  });
+
   it("survives an empty state and mismatched attention", async () => {
     const model = await mount({ tokens: [], special: [], attention: null, top_k: [] });
     expect(q("attention-lines")!.getAttribute("data-edge-count")).toBe("0");

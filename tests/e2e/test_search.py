@@ -1,0 +1,81 @@
+"""Corpus search in real JupyterLab, on notebooks/02_corpus_search.ipynb (a view named `view`
+over `ew.demo_corpus`): select a token, search, read the hits and histograms, load a hit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+import exbert_widget as ew
+
+from .jupyter import NOTEBOOKS, WIDGET, find, open_and_run
+
+NOTEBOOK = "02_corpus_search.ipynb"
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (NOTEBOOKS / NOTEBOOK).exists(), reason=f"notebooks/{NOTEBOOK} is not written yet"
+    ),
+    pytest.mark.skipif(not hasattr(ew, "demo_corpus"), reason="ew.demo_corpus is not built yet"),
+]
+
+
+def has(cls: str) -> re.Pattern:
+    return re.compile(rf"(^|\s){re.escape(cls)}(\s|$)")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_server, new_page):
+    page = new_page()
+    kernel = open_and_run(page, lab_server, NOTEBOOK)
+    yield page, kernel
+    kernel.close()
+
+
+def test_search_hits_histograms_and_loading_a_hit(lab):
+    page, kernel = lab
+    kernel.run("view.masked = []\nview.selected = None\nview.hide_special = True")
+    assert kernel.eval("view.has_corpus") is True
+    expect(find(page, "search-panel")).to_be_visible()
+    expect(find(page, "search-embedding")).to_be_disabled()  # nothing selected yet
+
+    # Select a word (not punctuation, not a special token) by clicking it.
+    tokens, special = kernel.eval("view.tokens"), kernel.eval("view.special")
+    i = next(
+        k for k, (t, s) in enumerate(zip(tokens, special, strict=True)) if not s and t.isalpha()
+    )
+    find(page, f"token-left-{i}").click()
+    kernel.wait_for("view.selected", i)
+
+    find(page, "search-embedding").click()
+    kernel.wait_for("len(view.hit_list) > 0 and not view.search_busy", True, timeout=120)
+    hits = kernel.eval("view.hit_list")
+    expect(find(page, "hit-0")).to_be_visible()
+    assert page.locator(f"{WIDGET} [data-testid^='hit-']:not([data-testid^='hit-token'])").count()
+    for h, hit in enumerate(hits[:5]):
+        j = hit["token_index"]
+        match = find(page, f"hit-token-{h}-{j}")
+        expect(match).to_have_class(has("match"))
+        expect(match).to_have_text(hit["tokens"][j])
+        assert page.locator(f"{WIDGET} [data-testid='hit-{h}'] .match").count() == 1
+
+    # Histograms by dependency label: one bar per DEP label the kernel counted.
+    find(page, "hist-field").select_option(value="dep")
+    dep = {k for k, v in kernel.eval("view.summaries['match']['dep']").items() if v > 0}
+    assert dep
+    bars = page.locator(f"{WIDGET} [data-testid='hist-match'] [data-testid^='hist-bar-match-']")
+    expect(bars).to_have_count(len(dep))
+    assert {b.get_attribute("data-label") for b in bars.all()} == dep
+    pos = {k for k, v in kernel.eval("view.summaries['match']['pos']").items() if v > 0}
+    if not dep & pos:  # DEP and POS label sets differ: the bars really switched field
+        expect(find(page, f"hist-bar-match-{next(iter(pos))}")).to_have_count(0)
+
+    # Click a hit from another sentence: the kernel loads it and selects its matched token.
+    h = next((k for k, x in enumerate(hits) if x["sentence"] != kernel.eval("view.sentence")), 0)
+    find(page, f"hit-{h}").click()
+    kernel.wait_for("view.sentence", hits[h]["sentence"], timeout=60)
+    kernel.wait_for("view.selected", hits[h]["token_index"])
+    expect(find(page, "sentence-input")).to_have_value(hits[h]["sentence"])
+    expect(find(page, f"token-left-{hits[h]['token_index']}")).to_have_class(has("selected"))
