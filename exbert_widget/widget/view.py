@@ -37,6 +37,12 @@ def _half(values: np.ndarray) -> np.ndarray:
     return torch.from_numpy(np.ascontiguousarray(values)).half().numpy()
 
 
+def _label(name: str) -> str:
+    """A short model label for the view: hub names as they are, local paths by their last parts."""
+    path = pathlib.Path(name)
+    return "/".join(path.parts[-2:]) if path.is_absolute() and path.exists() else name
+
+
 def _as_model(model: Any) -> LanguageModel:
     if isinstance(model, LanguageModel):
         return model
@@ -109,7 +115,7 @@ class ExBertView(anywidget.AnyWidget):
         self.hits: pd.DataFrame | None = None
         heads = traits.pop("heads", list(range(lm.num_heads)))
         super().__init__(
-            model_name=lm.name,
+            model_name=_label(lm.name),
             kind=lm.kind,
             num_layers=lm.num_layers,
             num_heads=lm.num_heads,
