@@ -1,9 +1,12 @@
+// @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
 import { hitAttentionRow, shades } from "../src/search/hitAttention";
 import { sortBars } from "../src/search/histograms";
 import { EMPTY_COLOR, colorFor } from "../src/search/palette";
-import { offsetLabel, stripCell } from "../src/search/strips";
+import { SearchPanel } from "../src/search/panel";
+import { offsetLabel, stripCell, stripIndex } from "../src/search/strips";
 import { Hit } from "../src/search/types";
+import { FakeModel, f32Payload } from "./fakeModel";
 
 function hit(over: Partial<Hit> = {}): Hit {
   return {
@@ -40,6 +43,10 @@ describe("hitAttentionRow", () => {
     expect(Array.from(shades(Float32Array.from([0.5, 0.25, 0])))).toEqual([1, 0.5, 0]);
     expect(Array.from(shades(Float32Array.from([0, 0])))).toEqual([0, 0]);
   });
+  it("takes the maximum over shown tokens only", () => {
+    const row = Float32Array.from([0.8, 0.1, 0.05, 0.05]);
+    expect(Array.from(shades(row, (j) => j > 0))).toEqual([8, 1, 0.5, 0.5]);
+  });
 });
 
 describe("strips and palette", () => {
@@ -63,5 +70,125 @@ describe("strips and palette", () => {
     expect(colorFor("nsubj")).toMatch(/^#[0-9a-f]{6}$/);
     expect(colorFor("")).toBe(EMPTY_COLOR);
     expect(colorFor("(none)")).toBe(EMPTY_COLOR);
+  });
+});
+
+// A BERT-like hit: [CLS] The girl ran [SEP], matched on "The" (index 1).
+function bertHit(over: Partial<Hit> = {}): Hit {
+  return hit({
+    token_index: 1, token: "The", pos: "DET", dep: "det",
+    tokens: ["[CLS]", "The", "girl", "ran", "[SEP]"], special: [true, false, false, false, true],
+    token_pos: ["", "DET", "NOUN", "VERB", ""], token_dep: ["", "det", "nsubj", "ROOT", ""], token_ent: ["", "", "", "", ""],
+    att_offset: 0, att_length: 5, ...over,
+  });
+}
+
+describe("strips skip special tokens while hide_special", () => {
+  it("counts offsets over shown tokens only", () => {
+    const h = bertHit();
+    expect(stripIndex(h, -1, true)).toBeNull(); // not [CLS]
+    expect(stripIndex(h, -1, false)).toBe(0);
+    expect(stripIndex(h, 0, true)).toBe(1);
+    expect(stripIndex(h, 2, true)).toBe(3);
+    expect(stripIndex(h, 3, true)).toBeNull(); // not [SEP]
+    expect(stripIndex(h, 3, false)).toBe(4);
+    expect(stripCell(h, -1, "pos", true)).toBeNull();
+    expect(stripCell(h, -1, "pos", false)).toEqual({ token: "[CLS]", label: "" });
+    expect(stripCell(bertHit({ token_index: 3 }), 1, "pos", true)).toBeNull();
+    expect(stripCell(bertHit({ token_index: 3 }), -2, "pos", true)).toEqual({ token: "The", label: "DET" });
+  });
+  it("steps over special tokens inside a sentence (pairs, added BOS)", () => {
+    const h = bertHit({
+      token_index: 2, tokens: ["<s>", "a", "b", "</s>", "</s>", "c", "</s>"],
+      special: [true, false, false, true, true, false, true],
+      token_pos: ["", "A", "B", "", "", "C", ""], att_length: 7,
+    });
+    expect(stripCell(h, 1, "pos", true)).toEqual({ token: "c", label: "C" });
+    expect(stripCell(h, -2, "pos", true)).toBeNull();
+    expect(stripCell(h, 1, "pos", false)).toEqual({ token: "</s>", label: "" });
+    // describes_next: offsets from the next token (index 1 -> centre 2)
+    const next = { ...h, token_index: 1, describes_next: true };
+    expect(stripCell(next, 0, "pos", true)).toEqual({ token: "b", label: "B" });
+    expect(stripCell(next, 1, "pos", true)).toEqual({ token: "c", label: "C" });
+    expect(stripCell(next, -1, "pos", true)).toEqual({ token: "a", label: "A" });
+    expect(stripCell(next, -2, "pos", true)).toBeNull();
+  });
+  it("without a special list behaves as before", () => {
+    const h = hit();
+    expect(stripCell(h, -1, "pos", true)).toEqual({ token: "The", label: "DET" });
+    expect(stripCell(h, 2, "pos", true)).toBeNull();
+  });
+});
+
+describe("hit list with hide_special", () => {
+  const hits = [bertHit(), bertHit({ sentence_id: 1, token_index: 3, att_offset: 5 })];
+  const attention = f32Payload([0.6, 0.2, 0.1, 0.05, 0.05, 0.3, 0.1, 0.1, 0.2, 0.3], [10]);
+
+  function mount(over: Record<string, unknown> = {}) {
+    const model = new FakeModel({
+      has_corpus: true, selected: 1, heads: [0], head_weights: null, search_k: 50, search_busy: false, search_error: "",
+      hide_special: true, hit_list: hits, hits_attention: attention, summaries: {}, ...over,
+    });
+    const root = document.createElement("div");
+    document.body.appendChild(root);
+    const panel = new SearchPanel(model, root);
+    root.appendChild(panel.el);
+    panel.update();
+    const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
+    return { model, panel, root, q };
+  }
+
+  it("does not draw special tokens, keeps full-list indices", () => {
+    const { q } = mount();
+    const row = q("hit-0")!;
+    expect(Array.from(row.querySelectorAll(".exbert-hit-token")).map((t) => t.textContent)).toEqual(["The", "girl", "ran"]);
+    expect(row.textContent).not.toContain("[CLS]");
+    expect(row.textContent).not.toContain("[SEP]");
+    expect(q("hit-token-0-0")).toBeNull();
+    expect(q("hit-token-0-4")).toBeNull();
+    expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
+    expect(q("hit-token-1-3")!.classList.contains("match")).toBe(true);
+    expect(q("hit-token-1-3")!.textContent).toBe("ran");
+    // shading relative to the shown tokens' maximum: [CLS] (0.6) does not count
+    expect(q("hit-token-0-2")!.style.getPropertyValue("--a")).toBe("0.500");
+    expect(q("hit-token-0-1")!.style.getPropertyValue("--a")).toBe("1.000");
+    // hover shows the raw value at the full-list index
+    q("hit-token-0-2")!.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(q("hit-tooltip")!.textContent).toContain("NOUN");
+    expect(q("hit-tooltip")!.textContent).toContain("0.1000");
+    // strips: offset -1 of the first word is empty, +1 of the last word too
+    expect(q("strip-cell--1-0")!.classList.contains("empty")).toBe(true);
+    expect(q("strip-cell-1-0")!.getAttribute("data-label")).toBe("NOUN");
+    expect(q("strip-cell-1-1")!.classList.contains("empty")).toBe(true);
+    expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("NOUN");
+  });
+
+  it("draws special tokens when hide_special is false, and follows the trait", () => {
+    const { model, panel, q } = mount({ hide_special: false });
+    expect(Array.from(q("hit-0")!.querySelectorAll(".exbert-hit-token")).map((t) => t.textContent)).toEqual([
+      "[CLS]", "The", "girl", "ran", "[SEP]",
+    ]);
+    expect(q("hit-token-0-0")!.classList.contains("special")).toBe(true);
+    expect(q("hit-token-0-0")!.style.getPropertyValue("--a")).toBe("1.000");
+    expect(q("strip-cell--1-0")!.classList.contains("empty")).toBe(false);
+    expect(q("strip-cell--1-0")!.title).toContain("[CLS]");
+    expect(q("strip-cell-1-1")!.title).toContain("[SEP]");
+
+    model.set("hide_special", true);
+    panel.update();
+    expect(q("hit-token-0-0")).toBeNull();
+    expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
+    expect(q("strip-cell--1-0")!.classList.contains("empty")).toBe(true);
+    model.set("hide_special", false);
+    panel.update();
+    expect(q("hit-token-0-0")!.textContent).toBe("[CLS]");
+  });
+
+  it("always draws the matched token, even a special one", () => {
+    const { q } = mount({ hit_list: [bertHit({ token_index: 0 })] });
+    expect(q("hit-token-0-0")!.classList.contains("match")).toBe(true);
+    expect(q("hit-token-0-4")).toBeNull();
+    expect(q("strip-cell-0-0")!.title).toContain("[CLS]");
+    expect(q("strip-cell-1-0")!.title).toContain("The");
   });
 });

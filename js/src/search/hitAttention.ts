@@ -13,10 +13,14 @@ export function hitAttentionRow(data: Float32Array | null, hit: Pick<Hit, "att_o
   return out;
 }
 
-/** Shade in [0, 1] per token: value relative to the row's maximum. */
-export function shades(row: Float32Array): Float32Array {
+/**
+ * Shade in [0, 1] per token: value relative to the row's maximum. With `shown`,
+ * the maximum is taken over the shown tokens only (hidden special tokens must
+ * not wash out the words' shading).
+ */
+export function shades(row: Float32Array, shown?: (j: number) => boolean): Float32Array {
   let max = 0;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  for (let i = 0; i < row.length; i++) if (row[i] > max && (!shown || shown(i))) max = row[i];
   const out = new Float32Array(row.length);
   if (max > 0) for (let i = 0; i < row.length; i++) out[i] = Math.max(0, row[i]) / max;
   return out;

@@ -1,9 +1,13 @@
 // The hit list: each hit sentence as its tokens, the matched token marked,
 // every token shaded by the matched token's attention row. Hover a token for
 // its POS / DEP / entity / attention; click a row to load that sentence.
+// While hide_special, the hit sentences' special tokens are not drawn (the
+// matched token always is); `hit-token-{i}-{j}` keeps j as the index into the
+// hit's full token list.
 
 import { Tooltip } from "../tooltip";
 import { hitAttentionRow, shades } from "./hitAttention";
+import { hitTokenShown } from "./strips";
 import { Hit } from "./types";
 
 export class HitList {
@@ -34,7 +38,7 @@ export class HitList {
     });
   }
 
-  render(hits: readonly Hit[], att: Float32Array | null): void {
+  render(hits: readonly Hit[], att: Float32Array | null, hideSpecial = false): void {
     this.hits = hits;
     this.rows = [];
     this.rowsAtt = [];
@@ -60,13 +64,16 @@ export class HitList {
       row.appendChild(meta);
       const attRow = hitAttentionRow(att, hit);
       this.rowsAtt.push(attRow);
-      const sh = shades(attRow);
+      const shown = (j: number) => j === hit.token_index || hitTokenShown(hit, j, hideSpecial);
+      const sh = shades(attRow, shown);
       const toks = hit.tokens ?? [];
       const line = document.createElement("span");
       line.className = "exbert-hit-tokens";
       toks.forEach((tok, j) => {
+        if (!shown(j)) return;
         const s = document.createElement("span");
-        s.className = "exbert-hit-token" + (j === hit.token_index ? " match" : "");
+        s.className =
+          "exbert-hit-token" + (j === hit.token_index ? " match" : "") + (hit.special?.[j] ? " special" : "");
         s.setAttribute("data-testid", `hit-token-${i}-${j}`);
         s.setAttribute("data-j", String(j));
         s.style.setProperty("--a", (sh[j] ?? 0).toFixed(3));

@@ -29,7 +29,10 @@ export class SearchPanel {
   private lastHits: unknown = undefined;
   private lastAtt: unknown = undefined;
   private lastSummaries: unknown = undefined;
+  private lastHide: boolean | undefined = undefined;
+  private hideSpecial = true;
   private hits: Hit[] = [];
+  private hitsAtt: Float32Array | null = null;
 
   constructor(private model: AnyModel, root: HTMLElement) {
     const tooltip = new Tooltip(root, "hit-tooltip", "exbert-tooltip exbert-hit-tooltip");
@@ -127,17 +130,23 @@ export class SearchPanel {
     const listVal = m.get("hit_list");
     const hitsVal = Array.isArray(listVal) ? listVal : m.get("hits");
     const attVal = m.get("hits_attention");
-    if (hitsVal !== this.lastHits || attVal !== this.lastAtt) {
+    // hide_special (default true) hides the hit sentences' special tokens too.
+    const hide = m.get("hide_special") !== false;
+    if (hitsVal !== this.lastHits || attVal !== this.lastAtt || hide !== this.lastHide) {
+      if (hitsVal !== this.lastHits || attVal !== this.lastAtt) {
+        this.hits = Array.isArray(hitsVal) ? (hitsVal as Hit[]) : [];
+        this.hitsAtt = null;
+        try {
+          this.hitsAtt = decodeFloat(attVal)?.data ?? null;
+        } catch (e) {
+          console.error("exbert-widget: cannot decode hits_attention", e);
+        }
+      }
       this.lastHits = hitsVal;
       this.lastAtt = attVal;
-      this.hits = Array.isArray(hitsVal) ? (hitsVal as Hit[]) : [];
-      let att: Float32Array | null = null;
-      try {
-        att = decodeFloat(attVal)?.data ?? null;
-      } catch (e) {
-        console.error("exbert-widget: cannot decode hits_attention", e);
-      }
-      this.hitList.render(this.hits, att);
+      this.lastHide = hide;
+      this.hideSpecial = hide;
+      this.hitList.render(this.hits, this.hitsAtt, hide);
       this.renderStrips();
     }
     const summaries = m.get("summaries");
@@ -148,7 +157,7 @@ export class SearchPanel {
   }
 
   private renderStrips(): void {
-    this.strips.render(this.hits, this.field);
+    this.strips.render(this.hits, this.field, this.hideSpecial);
   }
 
   private renderHistograms(): void {

@@ -21,11 +21,36 @@ export function stripCenter(hit: Hit): number {
   return hit.token_index + (hit.describes_next ? 1 : 0);
 }
 
-/** Token and label at stripCenter + offset, or null outside the sentence. */
-export function stripCell(hit: Hit, offset: number, field: Field): StripCell | null {
-  const j = stripCenter(hit) + offset;
+/** Whether hit token `j` is drawn: special tokens are skipped while `hideSpecial`. */
+export function hitTokenShown(hit: Pick<Hit, "special">, j: number, hideSpecial: boolean): boolean {
+  return !(hideSpecial && hit.special?.[j]);
+}
+
+/**
+ * Index of the token at `offset` from stripCenter, or null outside the
+ * sentence. While `hideSpecial`, offsets count shown tokens only (offset -1 of
+ * the first word is then outside the sentence, not [CLS]); offset 0 is always
+ * the centre.
+ */
+export function stripIndex(hit: Hit, offset: number, hideSpecial = false): number | null {
+  const n = (hit.tokens ?? []).length;
+  let j = stripCenter(hit);
+  if (!hideSpecial || !hit.special || offset === 0) j += offset;
+  else {
+    const step = offset > 0 ? 1 : -1;
+    for (let left = Math.abs(offset); left > 0 && j >= 0 && j < n; ) {
+      j += step;
+      if (j >= 0 && j < n && hitTokenShown(hit, j, true)) left--;
+    }
+  }
+  return j >= 0 && j < n ? j : null;
+}
+
+/** Token and label at stripCenter + offset (see stripIndex), or null outside the sentence. */
+export function stripCell(hit: Hit, offset: number, field: Field, hideSpecial = false): StripCell | null {
+  const j = stripIndex(hit, offset, hideSpecial);
+  if (j === null) return null;
   const toks = hit.tokens ?? [];
-  if (j < 0 || j >= toks.length) return null;
   const col = field === "dep" ? hit.token_dep : field === "ent" ? hit.token_ent : hit.token_pos;
   return { token: toks[j], label: (col && col[j]) ?? "" };
 }
@@ -61,9 +86,10 @@ export class SummaryStrips {
     return changed;
   }
 
-  render(hits: readonly Hit[], field: Field): void {
+  render(hits: readonly Hit[], field: Field, hideSpecial = false): void {
     this.el.replaceChildren();
     this.el.setAttribute("data-radius", String(this.radius));
+    this.el.setAttribute("data-hide-special", String(hideSpecial));
     // Strips colour by token labels; "offset" is not one, so it falls back to POS.
     const f: Field = field === "offset" ? "pos" : field;
     for (let o = -this.radius; o <= this.radius; o++) {
@@ -76,7 +102,7 @@ export class SummaryStrips {
       head.textContent = offsetLabel(o);
       col.appendChild(head);
       hits.forEach((hit, i) => {
-        const c = stripCell(hit, o, f);
+        const c = stripCell(hit, o, f, hideSpecial);
         const cell = document.createElement("div");
         cell.className = "exbert-strip-cell";
         cell.setAttribute("data-hit", String(i));

@@ -13,6 +13,8 @@ export interface Hit {
   token_pos: string[];
   token_dep: string[];
   token_ent: string[];
+  /** Aligned with `tokens`: true for the model's special tokens ([CLS], [SEP], <s>, ...). */
+  special?: boolean[];
   max_att_index?: number | null;
   max_att_token?: string | null;
   max_att_pos?: string | null;
