@@ -248,3 +248,16 @@ def test_a_model_without_attention_is_refused():
     model = transformers.MambaForCausalLM(config)
     with pytest.raises(ew.ModelLoadError, match="attention"):
         ew.load_model(model=model, tokenizer=tiny_models.gpt2_tokenizer())
+
+
+@pytest.mark.parametrize("family", tiny_models.FAMILIES)
+def test_one_layer_attention_pass_equals_the_full_pass(lms, family):
+    lm = lms[family]
+    texts = ["A short one.", SENTENCE, "Another sentence, of middling length, here."]
+    encodings = [lm.encode(t) for t in texts]
+    full = lm.forward(encodings, hidden_states=False, contexts=False)
+    assert lm._attention_modules[0], "the one-layer pass must not fall back here"
+    for layer in range(lm.num_layers):
+        got = lm.layer_attentions(encodings, layer, batch_size=2)
+        for g, f in zip(got, full, strict=True):
+            np.testing.assert_allclose(g, f.attentions[layer], atol=1e-5)

@@ -28,6 +28,10 @@ _POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "data2vec-text"
 _PROBE = "Attention is what we look at."
 
 
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has run."""
+
+
 class InputError(ValueError):
     """A sentence or mask the model cannot analyse; the message says why and what is allowed."""
 
@@ -306,6 +310,68 @@ class LanguageModel:
             ]
             for b in range(indices.shape[0])
         ]
+
+    @cached_property
+    def _attention_modules(self) -> tuple[list[torch.nn.Module], int]:
+        """The modules whose output carries each layer's attention weights, and at which index.
+
+        Read from transformers' own output-recording table; empty where a model has none.
+        """
+        table = getattr(self.model.base_model, "_can_record_outputs", None) or {}
+        spec = table.get("attentions")
+        if spec is None:
+            return [], 1
+        target = getattr(spec, "target_class", spec)
+        index = getattr(spec, "index", 1) if not isinstance(spec, type) else 1
+        layer_name = getattr(spec, "layer_name", None)
+        modules = [
+            m
+            for name, m in self.model.base_model.named_modules()
+            if isinstance(m, target) and (layer_name is None or name.endswith(layer_name))
+        ]
+        return modules, index
+
+    @torch.no_grad()
+    def layer_attentions(
+        self, encodings: Sequence[Encoding], layer: int, batch_size: int = 16
+    ) -> list[np.ndarray]:
+        """Attention ``[heads, n, n]`` of one layer for each encoding, running no deeper.
+
+        The pass stops once ``layer`` has run and skips the LM head, and batches are
+        length-sorted: for a corpus search this is a fraction of full forward passes.
+        """
+        modules, index = self._attention_modules
+        if not modules:
+            full = self.forward(encodings, hidden_states=False, contexts=False)
+            return [a.attentions[layer] for a in full]
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+        out: list[np.ndarray] = [np.empty(0)] * len(encodings)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            captured: list[torch.Tensor] = []
+
+            def hook(_module, _args, output, captured=captured) -> None:
+                captured.append(output[index] if isinstance(output, tuple) else output)
+                if len(captured) > layer:
+                    raise _Stop
+
+            handles = [m.register_forward_hook(hook) for m in modules]
+            try:
+                self.model.base_model(
+                    **self._batch_inputs([encodings[i] for i in chunk]), output_attentions=True
+                )
+            except _Stop:
+                pass
+            finally:
+                for handle in handles:
+                    handle.remove()
+            if len(captured) <= layer or captured[layer] is None:
+                raise RuntimeError(f"{self.name} gave no attention weights for layer {layer}.")
+            weights = captured[layer].float().cpu().numpy()
+            for row, i in enumerate(chunk):
+                n = len(encodings[i])
+                out[i] = weights[row, :, :n, :n].copy()
+        return out
 
     def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
         """Run the model once on ``sentence`` and return exBERT's view of it.

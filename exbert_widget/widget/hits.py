@@ -45,9 +45,10 @@ def search_hits(
 ) -> HitResult:
     """Search ``corpus`` with the selected token and describe every hit's attention.
 
-    The hit sentences' attention is recomputed in one batched forward pass (a corpus stores no
-    attention). Each hit gets the token its match attends to most (mean over ``heads`` at
-    ``layer``; special tokens excluded while ``hide_special``), with that token's labels.
+    The hit sentences' attention is recomputed in one length-sorted, batched forward pass that
+    stops after ``layer`` (a corpus stores no attention). Each hit gets the token its match
+    attends to most (mean over ``heads`` at ``layer``; special tokens excluded while
+    ``hide_special``), with that token's labels.
     """
     vector = query_vector(analysis, layer, selected, by)
     frame = corpus.search(
@@ -55,8 +56,8 @@ def search_hits(
     ).reset_index(drop=True)
     sentence_ids = list(dict.fromkeys(int(s) for s in frame["sentence_id"]))
     encodings = [lm.encode(corpus.sentences[s]) for s in sentence_ids]
-    passes = lm.forward(encodings, attentions=True, hidden_states=False, contexts=False)
-    by_sentence = dict(zip(sentence_ids, passes, strict=True))
+    layer_attention = lm.layer_attentions(encodings, layer)  # one pass, no deeper than layer
+    by_sentence = dict(zip(sentence_ids, zip(encodings, layer_attention, strict=True), strict=True))
 
     autoregressive = lm.kind == "autoregressive"
     extra: dict[str, list] = {name: [] for name in _EXTRA_COLUMNS}
@@ -68,14 +69,14 @@ def search_hits(
     for hit in frame.itertuples(index=False):
         sid, index = int(hit.sentence_id), int(hit.token_index)
         table = corpus.sentence_tokens(sid)
-        result = by_sentence[sid]
-        if len(table) != len(result.tokens):
+        encoding, attention = by_sentence[sid]
+        if len(table) != len(encoding):
             raise ValueError(
                 f"Corpus sentence {sid} has {len(table)} stored tokens but {lm.name} gives "
-                f"{len(result.tokens)}: the corpus was built with another tokenizer."
+                f"{len(encoding)}: the corpus was built with another tokenizer."
             )
-        special = np.asarray(result.special, dtype=bool)
-        row = result.attentions[layer][heads].mean(0)[index].astype(np.float64)
+        special = np.asarray(encoding.special, dtype=bool)
+        row = attention[heads].mean(0)[index].astype(np.float64)
         if hide_special:
             row = np.where(special, 0.0, row)
             total = row.sum()
