@@ -68,13 +68,13 @@ def search_result(state: dict) -> dict:
 
 
 class ForwardTimer:
-    """Seconds spent in lm.forward (the hit sentences' batched pass) while installed."""
+    """Seconds spent in lm.layer_attentions (the hit sentences' batched pass) while installed."""
 
     def __init__(self, lm):
         self.lm, self.seconds = lm, 0.0
 
     def __enter__(self):
-        inner = self.lm.forward
+        inner = self.lm.layer_attentions
 
         def timed(*args, **kwargs):
             start = time.perf_counter()
@@ -83,11 +83,11 @@ class ForwardTimer:
             finally:
                 self.seconds += time.perf_counter() - start
 
-        self.lm.forward = timed
+        self.lm.layer_attentions = timed
         return self
 
     def __exit__(self, *exc):
-        del self.lm.forward  # back to the class method
+        del self.lm.layer_attentions  # back to the class method
 
 
 def round_trips(

@@ -8,10 +8,12 @@ nothing that :meth:`Corpus.open` accepts and never damages a corpus already at `
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -64,15 +66,17 @@ class _IndexWriter:
 
     def after_chunk(self, vectors_in_chunk: int) -> None:
         self.buffered += vectors_in_chunk
-        if not self.indexes and self.buffered >= max(TRAIN_VECTORS, 40 * self.spec.nlist):
+        if not self.indexes and self.buffered >= min(
+            ix.TRAIN_MAX, max(TRAIN_VECTORS, 32 * self.spec.nlist)
+        ):
             self._train()
 
     def _train(self) -> None:
         for (kind, layer), parts in self.buffer.items():
             data = np.concatenate(parts) if parts else np.zeros((0, self.dims[kind]), np.float32)
-            index = self.spec.make(self.dims[kind])
+            index = self.spec.make(self.dims[kind], n_train=len(data))
             if not index.is_trained:
-                if len(data) < max(1, self.spec.nlist):
+                if len(data) < 1:
                     raise CorpusError(
                         f"Index {self.spec} needs at least {self.spec.nlist} vectors to train; "
                         f"the corpus has {len(data)}. Use index='SQ6' for small corpora."
@@ -127,7 +131,12 @@ def _rows(sentence: AnnotatedSentence, result, sid: int) -> dict[str, list]:
     return rows
 
 
-def _write_tokens(path: Path, sentences: list[str], columns: dict[str, list]) -> None:
+def _write_tokens(
+    path: Path,
+    sentences: list[str],
+    columns: dict[str, list],
+    head_norms: np.ndarray | None = None,
+) -> None:
     text = h5py.string_dtype("utf-8")
     gz = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
     lengths = np.bincount(
@@ -136,6 +145,9 @@ def _write_tokens(path: Path, sentences: list[str], columns: dict[str, list]) ->
     with h5py.File(path, "w") as f:
         f.create_dataset("sentences", data=np.array(sentences, dtype=object), dtype=text, **gz)
         f.create_dataset("sentence_offsets", data=np.concatenate([[0], np.cumsum(lengths)]))
+        if head_norms is not None:  # [layers, tokens, heads] float16: per-head norms of the
+            # unit context vectors, for head-restricted search
+            f.create_dataset("context_head_norms", data=head_norms.astype(np.float16), **gz)
         g = f.create_group("tokens")
         for name in ("sentence_id", "token_index", "head", "word"):
             g.create_dataset(name, data=np.asarray(columns[name], dtype=np.int32), **gz)
@@ -159,13 +171,41 @@ def _clean_stale(out: Path) -> None:
             pass
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system does not offer it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
 def _move_into_place(tmp: Path, out: Path) -> None:
+    """Put the finished corpus at ``out``. An existing corpus there is swapped out in one atomic
+    step where the system allows it (so ``out`` always holds a complete corpus), else by two
+    renames."""
     if out.exists():
         if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists()):
             raise CorpusError(
                 f"{str(out)!r} exists and is not a corpus; refusing to replace it. "
                 "Choose another out_dir."
             )
+        if _exchange(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous corpus
+            return
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(old)
         tmp.rename(out)
@@ -204,7 +244,8 @@ def build_corpus(
     paragraphs = list(read_paragraphs(source))
     if not paragraphs:
         raise CorpusError("The source holds no running text (only headings or nothing).")
-    spec = ix.IndexSpec.parse(index)
+    # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
+    spec = ix.IndexSpec.parse(index, expected_vectors=sum(len(p) for p in paragraphs) // 4)
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -217,6 +258,7 @@ def build_corpus(
         sentences: list[str] = []
         columns: dict[str, list] = {}
         counts = {"dropped": 0, "truncated": 0}
+        head_norms: list[np.ndarray] = []  # per chunk: [layers, tokens, heads] float16
         feed: queue.Queue = queue.Queue(maxsize=4)
         producer = threading.Thread(
             target=_spacy_thread, args=(paragraphs, nlp, min_chars, feed), daemon=True
@@ -232,13 +274,13 @@ def build_corpus(
         while (chunk := feed.get()) is not None:
             if isinstance(chunk, BaseException):
                 raise chunk
-            _process_chunk(lm, chunk, batch_size, writer, sentences, columns, counts)
+            _process_chunk(lm, chunk, batch_size, writer, sentences, columns, counts, head_norms)
             bar.update(sum(len(s.text) for s in chunk))
         bar.update(bar.total - bar.n)  # spaces between sentences were never counted
         bar.close()
         if not sentences:
             raise CorpusError("No sentence of the source was long enough to keep.")
-        _write_tokens(tmp / TOKENS, sentences, columns)
+        _write_tokens(tmp / TOKENS, sentences, columns, np.concatenate(head_norms, axis=1))
         writer.save(tmp)
         manifest = {
             "format": FORMAT,
@@ -266,7 +308,7 @@ def build_corpus(
     return Corpus.open(out)
 
 
-def _process_chunk(lm, chunk, batch_size, writer, sentences, columns, counts) -> None:
+def _process_chunk(lm, chunk, batch_size, writer, sentences, columns, counts, head_norms) -> None:
     encodings = []
     kept: list[AnnotatedSentence] = []
     with warnings.catch_warnings():
@@ -294,10 +336,14 @@ def _process_chunk(lm, chunk, batch_size, writer, sentences, columns, counts) ->
         for name, values in rows.items():
             columns.setdefault(name, []).extend(values)
     if results:
+        norms = []
         for layer in range(lm.num_layers):
             emb = np.concatenate([r.hidden_states[layer + 1] for r in results])
-            ctx = np.concatenate([r.contexts[layer] for r in results])
+            ctx = ix.normalise(np.concatenate([r.contexts[layer] for r in results]))
             writer.add("embedding", layer, ix.normalise(emb))
-            writer.add("context", layer, ix.normalise(ctx))
+            writer.add("context", layer, ctx)
+            per_head = ctx.reshape(len(ctx), lm.num_heads, -1)
+            norms.append(np.linalg.norm(per_head, axis=2).astype(np.float16))
+        head_norms.append(np.stack(norms))
         vectors = sum(len(r.tokens) for r in results)
     writer.after_chunk(vectors)

@@ -206,6 +206,7 @@ class Corpus:
         by: str = "embedding",
         k: int = 50,
         heads: Sequence[int] | None = None,
+        lm=None,
     ) -> pd.DataFrame:
         """The ``k`` stored tokens nearest (by cosine) to ``vector`` at ``layer``, best first.
 
@@ -213,8 +214,12 @@ class Corpus:
         ``contexts[layer]``, where ``heads`` keeps only those heads' slices of the query and of
         the stored vectors, renormalised (exBERT's head-restricted search): candidates come from
         the index with the restricted query, then are re-ranked by the exact restricted cosine of
-        their decoded vectors.
+        their decoded vectors. Without ``heads``, candidates (4 x k) are re-ranked the same way
+        over all dimensions. Pass ``lm`` (the model that computed ``vector``) to have the corpus
+        refuse a model other than its own (:meth:`check_model`).
         """
+        if lm is not None:
+            self.check_model(lm)
         m = self.manifest
         if by not in KINDS:
             raise ValueError(f"by must be 'embedding' or 'context', got {by!r}.")
@@ -234,14 +239,12 @@ class Corpus:
         index = self._index(by, layer)
         k = min(k, index.ntotal)
         if heads is not None and by == "context" and len(heads) < m["heads"]:
-            ids, scores = self._restricted(index, query, heads, k)
+            ids, scores = self._restricted(index, query, heads, k, layer)
         else:
-            scores_, ids_ = index.search(ix.normalise(query)[None], k)
-            keep = ids_[0] >= 0
-            ids, scores = ids_[0][keep], scores_[0][keep]
+            ids, scores = ix.search(index, query, k)
         return self._hits(ids, scores)
 
-    def _restricted(self, index, query, heads, k):
+    def _restricted(self, index, query, heads, k, layer):
         m = self.manifest
         head_dim = m["context_size"] // m["heads"]
         bad = [h for h in heads if not 0 <= h < m["heads"]]
@@ -250,32 +253,43 @@ class Corpus:
         mask = np.zeros(m["context_size"], dtype=bool)
         for h in heads:
             mask[h * head_dim : (h + 1) * head_dim] = True
-        q = np.where(mask, query, 0.0).astype(np.float32)
-        q = ix.normalise(q)
-        candidates = min(index.ntotal, max(10 * k, 500))
-        _, cand = index.search(q[None], candidates)
-        cand = cand[0][cand[0] >= 0]
-        decoded = np.where(mask, ix.reconstruct(index, cand), 0.0)
-        norms = np.maximum(np.linalg.norm(decoded, axis=1), 1e-12)
-        scores = decoded @ q / norms
-        order = np.argsort(-scores, kind="stable")[:k]
-        return cand[order], scores[order]
+        norms = self._head_norms(layer)
+        if norms is None:  # a corpus without per-head norms: restricted candidates from the index
+            return ix.search(index, query, k, mask=mask, candidates=max(10 * k, 500))
+        # Score every vector the index visits by its restricted cosine, from the restricted
+        # inner product and the stored per-head norms; re-rank the best on decoded vectors.
+        q = ix.normalise(np.where(mask, query, 0.0))
+        ids, dots = ix.scan(index, q)
+        restricted = np.sqrt(np.square(norms[ids][:, list(heads)]).sum(axis=1))
+        approx = dots / np.maximum(restricted, 1e-6)
+        n = min(len(ids), max(ix.RERANK * k, 200))
+        best = np.argpartition(-approx, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
+        return ix.rerank(index, q, ids[best], k, mask)
+
+    def _head_norms(self, layer: int) -> np.ndarray | None:
+        """Per-head norms of the stored (unit) context vectors of ``layer``: [tokens, heads]."""
+        cache = self.__dict__.setdefault("_norms", {})
+        if layer not in cache:
+            data = self._h5.get("context_head_norms")
+            cache[layer] = None if data is None else data[layer].astype(np.float32)
+        return cache[layer]
+
+    @cached_property
+    def _hit_columns(self) -> dict[str, np.ndarray]:
+        columns = ("sentence_id", "token_index", "token", "pos", "dep", "ent")
+        if "tokens" in self.__dict__:
+            return {name: self.tokens[name].to_numpy() for name in columns}
+        return {name: self._column(name) for name in columns}
+
+    @cached_property
+    def _sentence_list(self) -> list[str]:
+        return self.sentences[:]
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         ids = np.asarray(ids, dtype=np.int64)
-        if "tokens" in self.__dict__:
-            rows = self.tokens.iloc[ids]
-            frame = rows[["sentence_id", "token_index", "token", "pos", "dep", "ent"]]
-            frame = frame.reset_index(drop=True)
-        else:
-            order = np.argsort(ids)  # h5py reads sorted, unique indices
-            unique, inverse = np.unique(ids[order], return_inverse=True)
-            frame = pd.DataFrame(
-                {
-                    name: self._column(name, unique)[inverse][np.argsort(order)]
-                    for name in ("sentence_id", "token_index", "token", "pos", "dep", "ent")
-                }
-            )
-        frame.insert(2, "score", scores.astype(np.float32))
-        frame["sentence"] = [self.sentences[int(s)] for s in frame["sentence_id"]]
+        columns = self._hit_columns  # loaded once, on the first search
+        frame = pd.DataFrame({name: values[ids] for name, values in columns.items()})
+        frame.insert(2, "score", np.asarray(scores, dtype=np.float32))
+        sentences = self._sentence_list
+        frame["sentence"] = [sentences[int(s)] for s in frame["sentence_id"]]
         return frame[RESULT_COLUMNS]

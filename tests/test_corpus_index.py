@@ -1,0 +1,167 @@
+"""Index specs, the inverted-file path, re-ranked and head-restricted search, atomic replacement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import exbert_widget as ew
+from exbert_widget.corpus import index as ix
+from exbert_widget.corpus.build import _exchange, _move_into_place
+
+TEXT = [
+    "The lighthouse keeper counted the ships that passed before the storm.",
+    "Every evening she wrote the names of the boats in a green ledger.",
+    "A fisherman who had lost his nets asked her for a cup of tea.",
+    "The storm broke the old window, and rain ran across the ledger.",
+    "In the morning the harbour was calm and the gulls were loud again.",
+    "She dried the pages by the stove and copied the names once more.",
+] * 3
+
+
+def test_spec_parsing_and_auto_choice():
+    assert str(ix.IndexSpec.parse("auto", expected_vectors=50_000)) == "RR,SQ6"
+    big = ix.IndexSpec.parse("auto", expected_vectors=2_000_000)
+    assert big.nlist >= 1024 and big.nprobe >= 32 and str(big).startswith("RR,IVF")
+    for text in ("SQ8", "RR,SQ6", "IVF256,SQ4", "RR,IVF64,SQ6", "Flat"):
+        assert str(ix.IndexSpec.parse(text)) == text
+    with pytest.raises(ValueError, match="Unknown index spec"):
+        ix.IndexSpec.parse("HNSW32")
+
+
+def _clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Vectors like a transformer layer's: clusters of near-duplicates plus outlier dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // 50, d)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.3 * rng.normal(size=(n, d))
+    x[:, :3] *= 8  # outlier dimensions
+    return ix.normalise(x)
+
+
+@pytest.mark.parametrize("spec", ["RR,SQ6", "RR,IVF64,SQ6", "RR,SQ8"])
+def test_reranked_search_recall_against_exact(spec):
+    x = _clustered(20_000, 64)
+    index = ix.IndexSpec.parse(spec).make(64, n_train=len(x))
+    index.train(x)
+    index.add(x)
+    queries = x[::400]
+    exact = np.argsort(-(queries @ x.T), axis=1)[:, :50]
+    recall = np.mean(
+        [
+            len(set(ix.search(index, q, 50)[0]) & set(t)) / 50
+            for q, t in zip(queries, exact, strict=True)
+        ]
+    )
+    assert recall >= 0.95, recall
+    ids, scores = ix.search(index, queries[0], 50)
+    assert ids[0] == 0 and np.all(np.diff(scores) <= 1e-7)
+    np.testing.assert_allclose(scores, (x[ids] @ queries[0]), atol=0.02)
+
+
+def test_masked_search_is_brute_force_restricted_cosine_on_decoded_vectors():
+    x = _clustered(5_000, 48, seed=1)
+    index = ix.IndexSpec.parse("RR,SQ8").make(48)
+    index.train(x)
+    index.add(x)
+    mask = np.zeros(48, bool)
+    mask[8:16] = mask[32:40] = True
+    ids, scores = ix.search(index, x[7], 10, mask=mask, candidates=5_000)
+    decoded = np.where(mask, ix.reconstruct(index, np.arange(5_000)), 0)
+    q = np.where(mask, x[7], 0)
+    brute = decoded @ q / np.linalg.norm(decoded, axis=1) / np.linalg.norm(q)
+    np.testing.assert_array_equal(ids, np.argsort(-brute, kind="stable")[:10])
+    np.testing.assert_allclose(scores, brute[ids], rtol=1e-5)
+    full_ids, _ = ix.search(index, x[7], 10)
+    assert list(full_ids) != list(ids)
+
+
+def test_ivf_corpus_builds_opens_and_searches(tiny_dirs, tmp_path):
+    lm = ew.load_model(tiny_dirs["bert"])
+    corpus = ew.build_corpus(TEXT, lm, tmp_path / "ivf", index="RR,IVF8,SQ6", progress=False)
+    assert corpus.manifest["index"] == "RR,IVF8,SQ6"
+    encs = [lm.encode(s) for s in corpus.sentences[:]]
+    results = lm.forward(encs, attentions=False)
+    stored = {
+        "embedding": ix.normalise(np.concatenate([r.hidden_states[2] for r in results])),
+        "context": ix.normalise(np.concatenate([r.contexts[1] for r in results])),
+    }
+    rows_of = corpus._offsets
+    for row in (3, 40, len(corpus.tokens) - 2):
+        for by, x in stored.items():
+            hits = corpus.search(x[row], layer=1, by=by, k=5)
+            got = rows_of[hits.sentence_id.to_numpy()] + hits.token_index.to_numpy()
+            exact = x @ x[row]
+            # the best hit is (one of) the exactly nearest, and its score is its cosine
+            assert exact[got[0]] >= exact.max() - 0.01
+            np.testing.assert_allclose(hits.score, exact[got], atol=0.02)
+
+
+def test_search_with_another_model_is_refused(tiny_dirs, minilm, tmp_path):
+    lm = ew.load_model(tiny_dirs["bert"])
+    corpus = ew.build_corpus(TEXT[:6], lm, tmp_path / "c", progress=False)
+    vec = np.ones(lm.hidden_size, np.float32)
+    assert len(corpus.search(vec, 0, k=3, lm=lm)) == 3
+    with pytest.raises(ew.CorpusError) as info:
+        corpus.search(vec, 0, k=3, lm=minilm)
+    assert lm.name in str(info.value) and minilm.name in str(info.value)
+
+
+def test_replacement_is_one_atomic_exchange(tmp_path):
+    new, out = tmp_path / ".out.building-1", tmp_path / "out"
+    new.mkdir()
+    (new / "manifest.json").write_text("new")
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    assert _exchange(new, out)  # Linux renameat2(RENAME_EXCHANGE)
+    assert (out / "manifest.json").read_text() == "new"
+    assert (new / "manifest.json").read_text() == "old"
+    _move_into_place(new, out)  # swaps back, then removes what was swapped out
+    assert (out / "manifest.json").read_text() == "old" and not new.exists()
+    stray = tmp_path / "home"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    other = tmp_path / ".x"
+    other.mkdir()
+    with pytest.raises(ew.CorpusError, match="not a corpus"):
+        _move_into_place(other, stray)
+    assert (stray / "notes.txt").read_text() == "mine"
+
+
+def test_corrupt_token_table_is_refused(tiny_dirs, tmp_path):
+    lm = ew.load_model(tiny_dirs["bert"])
+    corpus = ew.build_corpus(TEXT[:6], lm, tmp_path / "c", progress=False)
+    corpus.close()
+    path = corpus.root / "tokens.h5"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ew.CorpusError, match="unreadable"):
+        ew.Corpus.open(corpus.root)
+
+
+def test_head_restricted_search_scans_beyond_the_candidates(minilm, tmp_path):
+    """On a corpus several times larger than the re-ranked candidate set, the restricted top hits
+    are still those of a brute-force restricted cosine over the exact float32 vectors."""
+    from tests import tiny_models
+
+    lm = minilm
+    text = tiny_models.SAMPLE_TEXT.read_text(encoding="utf-8")[:10_000]
+    corpus = ew.build_corpus([text], lm, tmp_path / "c", progress=False)
+    n = corpus.manifest["counts"]["tokens"]
+    assert n > 2_000
+    results = lm.forward([lm.encode(s) for s in corpus.sentences[:]], attentions=False)
+    x = np.concatenate([r.contexts[1] for r in results])
+    heads, hd = [0, 6], lm.context_size // lm.num_heads
+    mask = np.zeros(lm.context_size, bool)
+    mask[:hd] = mask[6 * hd : 7 * hd] = True
+    xs = np.where(mask, x, 0)
+    xs = xs / np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-12)
+    overlap = []
+    for row in range(0, n, n // 20):
+        hits = corpus.search(x[row], layer=1, by="context", k=10, heads=heads)
+        got = corpus._offsets[hits.sentence_id.to_numpy()] + hits.token_index.to_numpy()
+        brute = xs @ xs[row]
+        overlap.append(len(set(got) & set(np.argsort(-brute)[:10])) / 10)
+        np.testing.assert_allclose(hits.score, brute[got], atol=0.03)
+        assert brute[got].min() >= np.sort(brute)[-10] - 0.04  # as good as the true top 10
+    assert np.mean(overlap) >= 0.8, overlap
+    full = corpus.search(x[5], layer=1, by="context", k=10)
+    assert list(full.score) != list(corpus.search(x[5], 1, by="context", k=10, heads=heads).score)
