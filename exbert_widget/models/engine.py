@@ -285,9 +285,9 @@ class LanguageModel:
                     special=list(enc.special),
                     offsets=list(enc.offsets),
                     input_ids=list(enc.input_ids),
-                    attentions=None if att is None else att[:, row, :, :n, :n].copy(),
-                    hidden_states=None if hid is None else hid[:, row, :n].copy(),
-                    contexts=None if ctx is None else ctx[:, row, :n].copy(),
+                    attentions=None if att is None else _own(att[:, row, :, :n, :n]),
+                    hidden_states=None if hid is None else _own(hid[:, row, :n]),
+                    contexts=None if ctx is None else _own(ctx[:, row, :n]),
                     top_k=predictions[row][:n] if predictions else [[] for _ in range(n)],
                     truncated=enc.truncated,
                     masked=enc.masked,
@@ -299,8 +299,10 @@ class LanguageModel:
         logits = getattr(out, "logits", None)
         if k <= 0 or not self.has_lm_head or logits is None:
             return []
-        probs = torch.softmax(logits.float(), dim=-1)
-        values, indices = probs.topk(k, dim=-1)
+        logits = logits.float()
+        # top-k of the logits, then their softmax probabilities: no [n, vocab] softmax kept
+        top, indices = logits.topk(k, dim=-1)
+        values = (top - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()
         values, indices = values.cpu().numpy(), indices.cpu().numpy()
         convert = self.tokenizer.convert_ids_to_tokens
         return [
@@ -385,6 +387,11 @@ class LanguageModel:
         if top_k < 0:
             raise InputError(f"top_k must be 0 or more, got {top_k}.")
         return self.forward([self.encode(sentence, masked)], top_k=top_k)[0]
+
+
+def _own(view: np.ndarray) -> np.ndarray:
+    """A batch row as its own array: no copy when it already is one (a batch of one)."""
+    return np.ascontiguousarray(view)
 
 
 def _stack(tensors) -> np.ndarray:
