@@ -183,11 +183,13 @@ class Corpus:
         return self._table()
 
     def sentence_tokens(self, sentence_id: int) -> pd.DataFrame:
-        """One sentence's rows of the token table, in token order."""
+        """One sentence's rows of the token table, in token order.
+
+        The table is read once and kept: a search shows ~50 sentences, and ~13 compressed HDF5
+        reads per sentence would cost more than the whole search.
+        """
         start, end = self._offsets[int(sentence_id)], self._offsets[int(sentence_id) + 1]
-        if "tokens" in self.__dict__:
-            return self.tokens.iloc[start:end].reset_index(drop=True)
-        return self._table(slice(int(start), int(end)))
+        return self.tokens.iloc[start:end].reset_index(drop=True)
 
     # -- search ------------------------------------------------------------------------------------
 
