@@ -133,11 +133,7 @@ SEARCH_HARNESS = """
 async ({ state, results, k }) => {
   const mod = await import('/widget.js');
   const widget = mod.default ?? mod;
-  const bytes = (b64) => {
-    const s = atob(b64); const u = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
-    return u;
-  };
+  const bytes = window.b64bytes;
   const isArr = (v) => v && typeof v === 'object' && typeof v.b64 === 'string';
   const dv = (v, u8) => ({
     view: new DataView(u8.buffer.slice(0)), dtype: v.dtype, shape: v.shape,
@@ -148,16 +144,7 @@ async ({ state, results, k }) => {
   const raw = results.map((r) => ({ json: r.json, att: r.hits_attention }));
   raw.forEach((r) => { r.u8 = bytes(r.att.b64); });
 
-  class FakeModel {
-    constructor(s) { this.s = s; this.l = new Map(); }
-    get(name) { return this.s[name]; }
-    set(name, v) { this.s[name] = v; (this.l.get('change:' + name) || []).forEach((cb) => cb()); }
-    save_changes() {}
-    on(e, cb) { if (!this.l.has(e)) this.l.set(e, new Set()); this.l.get(e).add(cb); }
-    off(e, cb) { if (e && cb) this.l.get(e)?.delete(cb); }
-    send() {}
-  }
-  const model = new FakeModel(arrays(state));
+  const model = new window.FakeModel(arrays(state));
   const el = document.getElementById('host');
   widget.render({ model, el });
   const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
@@ -247,7 +234,7 @@ class Browser:
         self._pw.stop()
 
     def draw_times(self, state: dict, results: list[dict]) -> dict:
-        from bench_widget import PAGE, RAF_PROBE
+        from bench_widget import FAKE_ANYWIDGET, PAGE, RAF_PROBE
 
         files = {
             "/": ("text/html", PAGE.encode()),
@@ -263,6 +250,7 @@ class Browser:
         page = self._browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.add_init_script(RAF_PROBE)
+            page.add_init_script(FAKE_ANYWIDGET)
             page.route("http://bench.local/**", serve)
             page.goto("http://bench.local/")
             return page.evaluate(SEARCH_HARNESS, {"state": state, "results": results, "k": K})

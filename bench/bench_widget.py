@@ -144,15 +144,29 @@ RAF_PROBE = """
 })();
 """
 
+# What both browser benches need on the page: base64 -> bytes, and a minimal anywidget model.
+FAKE_ANYWIDGET = """
+window.b64bytes = (b64) => {
+  const s = atob(b64); const u = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+  return u;
+};
+window.FakeModel = class {
+  constructor(s) { this.s = s; this.l = new Map(); }
+  get(k) { return this.s[k]; }
+  set(k, v) { this.s[k] = v; (this.l.get('change:' + k) || []).forEach((cb) => cb()); }
+  save_changes() {}
+  on(e, cb) { if (!this.l.has(e)) this.l.set(e, new Set()); this.l.get(e).add(cb); }
+  off(e, cb) { if (e && cb) this.l.get(e)?.delete(cb); }
+  send() {}
+};
+"""
+
 HARNESS = """
 async ({ state, payloads }) => {
   const mod = await import('/widget.js');
   const widget = mod.default ?? mod;
-  const bytes = (b64) => {
-    const s = atob(b64); const u = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
-    return u;
-  };
+  const bytes = window.b64bytes;
   const raw = {};
   for (const [k, p] of Object.entries(payloads)) raw[k] = { shape: p.shape, bytes: bytes(p.b64) };
   // What Python sends each time: a fresh {view: DataView, dtype, shape}.
@@ -160,16 +174,7 @@ async ({ state, payloads }) => {
     view: new DataView(raw[k].bytes.buffer.slice(0)), dtype: 'float16', shape: raw[k].shape,
   });
 
-  class FakeModel {
-    constructor(s) { this.s = s; this.l = new Map(); }
-    get(k) { return this.s[k]; }
-    set(k, v) { this.s[k] = v; (this.l.get('change:' + k) || []).forEach((cb) => cb()); }
-    save_changes() {}
-    on(e, cb) { if (!this.l.has(e)) this.l.set(e, new Set()); this.l.get(e).add(cb); }
-    off(e, cb) { if (e && cb) this.l.get(e)?.delete(cb); }
-    send() {}
-  }
-  const model = new FakeModel({ ...state.A, attention: payload('A0') });
+  const model = new window.FakeModel({ ...state.A, attention: payload('A0') });
   const el = document.getElementById('host');
   widget.render({ model, el });
   const canvas = () => el.querySelector('[data-testid=attention-lines]');
@@ -317,6 +322,7 @@ def bench_browser(lm) -> None:
                 state, payloads = browser_state(lm, n)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.add_init_script(RAF_PROBE)
+                page.add_init_script(FAKE_ANYWIDGET)
                 page.route("http://bench.local/**", serve)
                 page.goto("http://bench.local/")
                 r = page.evaluate(HARNESS, {"state": state, "payloads": payloads})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .jupyter import NOTEBOOKS, JupyterServer
+from .jupyter import NOTEBOOKS, JupyterServer, open_and_run
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("EXBERT_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -144,6 +144,15 @@ def new_page(browser, recorder) -> Iterator[Callable[[], Any]]:
         yield make
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def lab(lab_server, new_page, request):
+    """The test module's ``NOTEBOOK`` run in one JupyterLab page: (page, kernel client)."""
+    page = new_page()
+    kernel = open_and_run(page, lab_server, request.module.NOTEBOOK)
+    yield page, kernel
+    kernel.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

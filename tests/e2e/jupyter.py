@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -297,3 +298,8 @@ def _wait_all_cells_run(page) -> None:
 def find(page, name: str):
     """The (first) element with ``data-testid=name`` inside the widget."""
     return page.locator(f"{WIDGET} [data-testid='{name}']").first
+
+
+def has(cls: str) -> re.Pattern:
+    """A class-list pattern for ``expect(...).to_have_class``."""
+    return re.compile(rf"(^|\s){re.escape(cls)}(\s|$)")

@@ -7,12 +7,10 @@ kernel state, set from Python.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-from .jupyter import WIDGET, find, open_and_run
+from .jupyter import WIDGET, find, has
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "01_quickstart.ipynb"
@@ -27,14 +25,6 @@ view.head_weights = None
 view.threshold = 0.7
 view.hide_special = True
 """
-
-
-@pytest.fixture(scope="module")
-def lab(lab_server, new_page):
-    page = new_page()
-    kernel = open_and_run(page, lab_server, NOTEBOOK)
-    yield page, kernel
-    kernel.close()
 
 
 @pytest.fixture()
@@ -53,11 +43,6 @@ def page(lab):
 @pytest.fixture()
 def kernel(lab):
     return lab[1]
-
-
-def has(cls: str) -> re.Pattern:
-    """A class-list pattern for ``expect(...).to_have_class``."""
-    return re.compile(rf"(^|\s){re.escape(cls)}(\s|$)")
 
 
 def shown_tokens(page) -> list[str]:

@@ -3,35 +3,13 @@ over `ew.demo_corpus`): select a token, search, read the hits and histograms, lo
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-import exbert_widget as ew
-
-from .jupyter import NOTEBOOKS, WIDGET, find, open_and_run
+from .jupyter import WIDGET, find, has
 
 NOTEBOOK = "02_corpus_search.ipynb"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (NOTEBOOKS / NOTEBOOK).exists(), reason=f"notebooks/{NOTEBOOK} is not written yet"
-    ),
-    pytest.mark.skipif(not hasattr(ew, "demo_corpus"), reason="ew.demo_corpus is not built yet"),
-]
-
-
-def has(cls: str) -> re.Pattern:
-    return re.compile(rf"(^|\s){re.escape(cls)}(\s|$)")
-
-
-@pytest.fixture(scope="module")
-def lab(lab_server, new_page):
-    page = new_page()
-    kernel = open_and_run(page, lab_server, NOTEBOOK)
-    yield page, kernel
-    kernel.close()
+pytestmark = pytest.mark.e2e
 
 
 def test_search_hits_histograms_and_loading_a_hit(lab):
