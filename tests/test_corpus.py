@@ -291,3 +291,33 @@ def test_cli_builds_and_describes_a_corpus(tiny_dirs, book, tmp_path, capsys):
         == 2
     )
     assert "not a file" in capsys.readouterr().err
+
+
+def test_index_positions_map_to_token_rows(minilm, corpus, exact):
+    """The model ran on length-sorted batches: index position i holds the vectors of token-table
+    row index_rows[i], and the stored per-head norms follow the index order too."""
+    n = corpus.manifest["counts"]["tokens"]
+    rows = corpus._index_rows
+    assert sorted(rows.tolist()) == list(range(n))
+    assert rows.tolist() != list(range(n))  # really reordered, so the mapping is exercised
+    layer = 2
+    x = exact["context", layer]
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    per_head = np.linalg.norm(unit.reshape(n, minilm.num_heads, -1), axis=2)
+    np.testing.assert_allclose(corpus._head_norms(layer), per_head[rows], atol=2e-3)
+    index = corpus._index("embedding", layer)
+    decoded = index.reconstruct_batch(np.arange(n))
+    exact_unit = exact["embedding", layer][rows]
+    exact_unit /= np.linalg.norm(exact_unit, axis=1, keepdims=True)
+    cosines = np.einsum("ij,ij->i", decoded, exact_unit)  # 6-bit codes: near 1, never ~0
+    assert cosines.min() > 0.95 and np.median(cosines) > 0.99
+
+
+def test_spacy_in_two_processes_gives_the_same_corpus(minilm, corpus, book, tmp_path):
+    two = ew.build_corpus(book, minilm, tmp_path / "two", progress=False, spacy_processes=2)
+    assert two.sentences[:] == corpus.sentences[:]
+    assert two.tokens.equals(corpus.tokens)
+    q = corpus.search(np.ones(minilm.hidden_size), layer=1, k=5)
+    np.testing.assert_array_equal(
+        two.search(np.ones(minilm.hidden_size), layer=1, k=5).token_index, q.token_index
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -42,7 +43,7 @@ def _clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
 def test_reranked_search_recall_against_exact(spec):
     x = _clustered(20_000, 64)
     index = ix.IndexSpec.parse(spec).make(64, n_train=len(x))
-    index.train(x)
+    ix.train(index, x)
     index.add(x)
     queries = x[::400]
     exact = np.argsort(-(queries @ x.T), axis=1)[:, :50]
@@ -61,7 +62,7 @@ def test_reranked_search_recall_against_exact(spec):
 def test_masked_search_is_brute_force_restricted_cosine_on_decoded_vectors():
     x = _clustered(5_000, 48, seed=1)
     index = ix.IndexSpec.parse("RR,SQ8").make(48)
-    index.train(x)
+    ix.train(index, x)
     index.add(x)
     mask = np.zeros(48, bool)
     mask[8:16] = mask[32:40] = True
@@ -165,3 +166,49 @@ def test_head_restricted_search_scans_beyond_the_candidates(minilm, tmp_path):
     assert np.mean(overlap) >= 0.8, overlap
     full = corpus.search(x[5], layer=1, by="context", k=10)
     assert list(full.score) != list(corpus.search(x[5], 1, by="context", k=10, heads=heads).score)
+
+
+def test_fast_paths_agree_with_faiss():
+    """reconstruct() rotates back with numpy and scan() uses a k-NN search over a flat index:
+    both give what FAISS's own reverse transform and range search give."""
+    x = _clustered(3_000, 64)
+    index = ix.IndexSpec.parse("RR,SQ6").make(64, n_train=len(x))
+    ix.train(index, x)
+    index.add(x)
+    ids = np.array([5, 17, 2_999, 0])
+    np.testing.assert_allclose(ix.reconstruct(index, ids), index.reconstruct_batch(ids), atol=1e-5)
+    ids, scores = ix.scan(index, x[3])
+    assert sorted(ids.tolist()) == list(range(len(x)))
+    _, ref_scores, ref_ids = index.range_search(ix.normalise(x[3])[None], -3.0e38)
+    ref = dict(zip(ref_ids.tolist(), ref_scores.tolist(), strict=True))
+    np.testing.assert_allclose(scores, [ref[i] for i in ids.tolist()], atol=1e-5)
+
+
+def test_batches_respect_the_sentence_and_token_budgets():
+    from exbert_widget.corpus.build import TOKENS_PER_SENTENCE, _batches
+
+    lengths = [3, 5, 5, 8, 9, 20, 40, 41, 90, 200, 7, 7]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = list(_batches(order, lengths, 4))
+    assert [i for b in batches for i in b] == order
+    for b in batches:
+        assert len(b) <= 4
+        width = max(lengths[i] for i in b)
+        assert len(b) == 1 or len(b) * width <= TOKENS_PER_SENTENCE * 4
+
+
+def test_training_is_deterministic_and_per_dimension():
+    """ix.train gives the same quantiser ranges every time, each dimension its own: FAISS's
+    multi-threaded range training mixes dimensions up (see ix.train)."""
+    rng = np.random.default_rng(0)
+    scale = np.linspace(0.1, 3.0, 96, dtype=np.float32)
+    x = rng.standard_normal((600, 96)).astype(np.float32) * scale
+    runs = set()
+    for _ in range(5):
+        index = ix.IndexSpec.parse("SQ6").make(96, rotate=False)
+        ix.train(index, x)
+        runs.add(faiss.vector_to_array(ix._sq(index).trained).tobytes())
+    assert len(runs) == 1
+    trained = np.frombuffer(runs.pop(), dtype=np.float32)
+    np.testing.assert_allclose(trained[:96], x.min(axis=0))  # 600 vectors: Q(0.0005) = min
+    np.testing.assert_allclose(trained[96:], x.max(axis=0) - x.min(axis=0), rtol=1e-6)

@@ -69,9 +69,10 @@ class IndexSpec:
         parts = (["RR"] if self.rotate else []) + ([f"IVF{self.nlist}"] if self.nlist else [])
         return ",".join([*parts, self.quantizer])
 
-    def make(self, dim: int, n_train: int | None = None) -> faiss.Index:
+    def make(self, dim: int, n_train: int | None = None, rotate: bool | None = None) -> faiss.Index:
         """An empty, untrained index for vectors of ``dim`` dimensions (``n_train``, when given,
-        caps the number of inverted lists at one per 8 training vectors)."""
+        caps the number of inverted lists at one per 8 training vectors). ``rotate=False`` leaves
+        out the spec's rotation, for callers that rotate the vectors themselves."""
         parts = []
         if self.nlist:
             nlist = self.nlist if n_train is None else max(1, min(self.nlist, n_train // 8))
@@ -85,7 +86,8 @@ class IndexSpec:
         if sq is not None and self.quantizer != "SQfp16":
             sq.rangestat = faiss.ScalarQuantizer.RS_quantiles
             sq.rangestat_arg = 0.0005
-        if self.rotate:  # one shared, already trained rotation (its init costs ~1 s at d = 768)
+        # one shared, already trained rotation (its init costs ~1 s at d = 768)
+        if self.rotate if rotate is None else rotate:
             index = faiss.IndexPreTransform(rotation(dim), index)
         return index
 
@@ -101,6 +103,11 @@ def rotation(dim: int) -> faiss.RandomRotationMatrix:
         rr.init(_ROTATION_SEED)
         _ROTATIONS[dim] = rr
     return _ROTATIONS[dim]
+
+
+def rotation_matrix(dim: int) -> np.ndarray:
+    """The rotation as a [dim, dim] float32 matrix A (rotated = A @ x)."""
+    return faiss.vector_to_array(rotation(dim).A).reshape(dim, dim)
 
 
 def _rotation_path(index_file: Path, dim: int) -> Path:
@@ -120,6 +127,21 @@ def _sq(index: faiss.Index):
     if isinstance(inner, faiss.IndexPreTransform):
         inner = faiss.downcast_index(inner.index)
     return getattr(inner, "sq", None)
+
+
+def train(index: faiss.Index, data: np.ndarray) -> None:
+    """Train ``index`` on ``data`` with one OpenMP thread.
+
+    FAISS (1.15) trains per-dimension scalar-quantiser ranges in an OpenMP loop that shares one
+    scratch vector between threads: with more than one thread, dimensions get each other's
+    ranges (a different result on every run, and worse recall). One thread is exact.
+    """
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        index.train(np.ascontiguousarray(data, dtype=np.float32))
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -171,6 +193,13 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.zeros((0, index.d), np.float32)
+    outer = faiss.downcast_index(index)
+    if isinstance(outer, faiss.IndexPreTransform) and outer.chain.size() == 1:
+        # rotate back with one small matmul: FAISS's own reverse transform is ~10x slower
+        vt = faiss.downcast_VectorTransform(outer.chain.at(0))
+        if isinstance(vt, faiss.LinearTransform) and vt.is_orthonormal and not vt.have_bias:
+            a = faiss.vector_to_array(vt.A).reshape(vt.d_out, vt.d_in)
+            return reconstruct(outer.index, ids) @ a
     ivf = _ivf(index)
     if ivf is not None and not ivf.direct_map.type:
         ivf.make_direct_map()
@@ -220,7 +249,10 @@ def rerank(
 
 def scan(index: faiss.Index, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inner products of a normalised query with every vector the index visits (all of a flat
-    index; the ``nprobe`` nearest lists of an inverted file): (ids, scores), unsorted."""
+    index; the ``nprobe`` nearest lists of an inverted file): (ids, scores), in no set order."""
     q = normalise(query).reshape(1, -1)
+    if _ivf(index) is None:  # a k-NN search over everything is ~3x faster than a range search
+        scores, ids = index.search(q, index.ntotal)
+        return ids[0].astype(np.int64), scores[0]
     _, scores, ids = index.range_search(q, -3.0e38)
     return ids.astype(np.int64), scores

@@ -24,7 +24,7 @@ from . import index as ix
 from .annotate import LABELS
 
 FORMAT = "exbert-widget-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: index positions map to token rows through `index_rows`
 MANIFEST = "manifest.json"
 TOKENS = "tokens.h5"
 KINDS = ("embedding", "context")
@@ -70,6 +70,8 @@ class Corpus:
         self._h5 = h5py.File(root / TOKENS, "r")
         self.sentences = Sentences(self._h5["sentences"])
         self._offsets = self._h5["sentence_offsets"][:]
+        rows = self._h5.get("index_rows")  # absent (format 1): index position = token row
+        self._index_rows = None if rows is None else rows[:]
         self._indexes: dict[tuple[str, int], object] = {}
         if (
             len(self._offsets) != manifest["counts"]["sentences"] + 1
@@ -269,7 +271,8 @@ class Corpus:
         return ix.rerank(index, q, ids[best], k, mask)
 
     def _head_norms(self, layer: int) -> np.ndarray | None:
-        """Per-head norms of the stored (unit) context vectors of ``layer``: [tokens, heads]."""
+        """Per-head norms of the stored (unit) context vectors of ``layer``: [index positions,
+        heads]."""
         cache = self.__dict__.setdefault("_norms", {})
         if layer not in cache:
             data = self._h5.get("context_head_norms")
@@ -289,6 +292,8 @@ class Corpus:
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         ids = np.asarray(ids, dtype=np.int64)
+        if self._index_rows is not None:
+            ids = self._index_rows[ids]
         columns = self._hit_columns  # loaded once, on the first search
         frame = pd.DataFrame({name: values[ids] for name, values in columns.items()})
         frame.insert(2, "score", np.asarray(scores, dtype=np.float32))

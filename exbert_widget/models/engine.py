@@ -375,6 +375,31 @@ class LanguageModel:
                 out[i] = weights[row, :, :n, :n].copy()
         return out
 
+    @torch.no_grad()
+    def token_vectors(self, encodings: Sequence[Encoding]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every layer's output and context vectors of every real token, for indexing.
+
+        One padded pass of the base model (no LM head, no attention output); returns float32
+        tensors ``embedding`` [L, N, hidden] = ``hidden_states[1:]`` and ``contexts`` [L, N,
+        context], N = the encodings' tokens concatenated in order, padding dropped. They stay
+        tensors so that a corpus build can normalise and rotate them without numpy copies.
+        """
+        inputs = self._batch_inputs(encodings)
+        with capture_contexts(self._projections) as captured:
+            out = self.model.base_model(**inputs, output_hidden_states=True, return_dict=True)
+        if len(captured) != self.num_layers:
+            raise RuntimeError(
+                f"Captured {len(captured)} contexts for {self.num_layers} layers of {self.name}; "
+                "the projection table in exbert_widget.models.contexts does not fit this model."
+            )
+        width = inputs["input_ids"].shape[1]
+        keep = torch.tensor(
+            [i < len(e) for e in encodings for i in range(width)], device=self.device
+        )
+        hid = torch.stack(out.hidden_states[1:]).flatten(1, 2)[:, keep]
+        ctx = torch.stack(captured).flatten(1, 2)[:, keep]
+        return hid.float(), ctx.float()
+
     def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
         """Run the model once on ``sentence`` and return exBERT's view of it.
 
