@@ -321,3 +321,10 @@ def test_spacy_in_two_processes_gives_the_same_corpus(minilm, corpus, book, tmp_
     np.testing.assert_array_equal(
         two.search(np.ones(minilm.hidden_size), layer=1, k=5).token_index, q.token_index
     )
+
+
+def test_sentence_labels_are_the_token_tables_rows(corpus):
+    for sid in (0, len(corpus.sentences) // 2, len(corpus.sentences) - 1):
+        table = corpus.sentence_tokens(sid)
+        labels = corpus.sentence_labels(sid)
+        assert labels == {name: table[name].tolist() for name in ("token", "pos", "dep", "ent")}

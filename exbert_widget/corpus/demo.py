@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..models import LanguageModel
 from .build import build_corpus
-from .store import Corpus, CorpusError
+from .store import FORMAT_VERSION, Corpus, CorpusError
 
 
 def sample_text_path() -> Path:
@@ -28,9 +28,9 @@ def demo_corpus(lm: LanguageModel, *, rebuild: bool = False, progress: bool = Tr
     """The demo corpus for ``lm``, built offline from the project's sample text on first use.
 
     Cached in ``$XDG_CACHE_HOME/exbert-widget`` (default ``~/.cache/exbert-widget``), one corpus
-    per model fingerprint.
+    per model fingerprint and corpus format (a new format builds it afresh).
     """
-    out = cache_dir() / f"demo-{lm.fingerprint[:16]}"
+    out = cache_dir() / f"demo-{lm.fingerprint[:16]}-v{FORMAT_VERSION}"
     if not rebuild:
         try:
             corpus = Corpus.open(out)

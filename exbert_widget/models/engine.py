@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
@@ -347,32 +349,49 @@ class LanguageModel:
             full = self.forward(encodings, hidden_states=False, contexts=False)
             return [a.attentions[layer] for a in full]
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
-        out: list[np.ndarray] = [np.empty(0)] * len(encodings)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            captured: list[torch.Tensor] = []
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        local = threading.local()  # each worker thread records its own batch's weights
 
-            def hook(_module, _args, output, captured=captured) -> None:
-                captured.append(output[index] if isinstance(output, tuple) else output)
-                if len(captured) > layer:
-                    raise _Stop
+        def hook(_module, _args, output) -> None:
+            local.captured.append(output[index] if isinstance(output, tuple) else output)
+            if len(local.captured) > layer:
+                raise _Stop
 
-            handles = [m.register_forward_hook(hook) for m in modules]
-            try:
-                self.model.base_model(
-                    **self._batch_inputs([encodings[i] for i in chunk]), output_attentions=True
-                )
-            except _Stop:
-                pass
-            finally:
-                for handle in handles:
-                    handle.remove()
-            if len(captured) <= layer or captured[layer] is None:
+        def run(batch: list[int]) -> np.ndarray:
+            local.captured = []
+            with torch.no_grad():  # grad mode is per thread
+                try:
+                    self.model.base_model(
+                        **self._batch_inputs([encodings[i] for i in batch]),
+                        output_attentions=True,
+                    )
+                except _Stop:
+                    pass
+            if len(local.captured) <= layer or local.captured[layer] is None:
                 raise RuntimeError(f"{self.name} gave no attention weights for layer {layer}.")
-            weights = captured[layer].float().cpu().numpy()
-            for row, i in enumerate(chunk):
+            return local.captured[layer].float().cpu().numpy()
+
+        # Small batches use two cores poorly: on CPU, batches run side by side in threads of
+        # one torch thread each (~20 % faster for a search's 50 hit sentences on 2 cores).
+        threads = torch.get_num_threads()
+        workers = min(threads, len(batches)) if self.device.type == "cpu" else 1
+        handles = [m.register_forward_hook(hook) for m in modules]
+        try:
+            if workers > 1:
+                torch.set_num_threads(1)
+                with ThreadPoolExecutor(workers) as pool:
+                    weights = list(pool.map(run, batches))
+            else:
+                weights = [run(batch) for batch in batches]
+        finally:
+            torch.set_num_threads(threads)
+            for handle in handles:
+                handle.remove()
+        out: list[np.ndarray] = [np.empty(0)] * len(encodings)
+        for batch, w in zip(batches, weights, strict=True):
+            for row, i in enumerate(batch):
                 n = len(encodings[i])
-                out[i] = weights[row, :, :n, :n].copy()
+                out[i] = w[row, :, :n, :n].copy()
         return out
 
     @torch.no_grad()

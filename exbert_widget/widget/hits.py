@@ -68,12 +68,12 @@ def search_hits(
     offset = 0
     for hit in frame.itertuples(index=False):
         sid, index = int(hit.sentence_id), int(hit.token_index)
-        table = corpus.sentence_tokens(sid)
+        labels = corpus.sentence_labels(sid)
         encoding, attention = by_sentence[sid]
-        if len(table) != len(encoding):
+        if len(labels["token"]) != len(encoding):
             raise ValueError(
-                f"Corpus sentence {sid} has {len(table)} stored tokens but {lm.name} gives "
-                f"{len(encoding)}: the corpus was built with another tokenizer."
+                f"Corpus sentence {sid} has {len(labels['token'])} stored tokens but {lm.name} "
+                f"gives {len(encoding)}: the corpus was built with another tokenizer."
             )
         special = np.asarray(encoding.special, dtype=bool)
         row = attention[heads].mean(0)[index].astype(np.float64)
@@ -83,7 +83,6 @@ def search_hits(
             row = row / total if total > 0 else row
         ranked = np.where(special, -np.inf, row) if hide_special else row
         top = int(np.argmax(ranked))
-        labels = _labels(table)
         extra["max_att_index"].append(top)
         extra["max_att_token"].append(labels["token"][top])
         extra["max_att_pos"].append(labels["pos"][top])
@@ -94,7 +93,7 @@ def search_hits(
         if autoregressive:
             nxt = index + 1
             for name in ("token", "pos", "dep", "ent"):
-                extra[f"next_{name}"].append(labels[name][nxt] if nxt < len(table) else "")
+                extra[f"next_{name}"].append(labels[name][nxt] if nxt < len(encoding) else "")
         chunks.append(row.astype(np.float16))
         rows.append(
             {
@@ -136,10 +135,6 @@ _EXTRA_COLUMNS = (
     "max_att_offset",
     "describes_next",
 )
-
-
-def _labels(table: pd.DataFrame) -> dict[str, list[str]]:
-    return {name: [str(v) for v in table[name].tolist()] for name in ("token", "pos", "dep", "ent")}
 
 
 def _plain(value):
