@@ -337,7 +337,7 @@ class LanguageModel:
 
     @torch.no_grad()
     def layer_attentions(
-        self, encodings: Sequence[Encoding], layer: int, batch_size: int = 16
+        self, encodings: Sequence[Encoding], layer: int, batch_size: int = 8
     ) -> list[np.ndarray]:
         """Attention ``[heads, n, n]`` of one layer for each encoding, running no deeper.
 
@@ -349,7 +349,8 @@ class LanguageModel:
             full = self.forward(encodings, hidden_states=False, contexts=False)
             return [a.attentions[layer] for a in full]
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        # longest first, so that two threads finish together
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)][::-1]
         local = threading.local()  # each worker thread records its own batch's weights
 
         def hook(_module, _args, output) -> None:
