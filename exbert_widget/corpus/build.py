@@ -52,10 +52,10 @@ TRAIN_VECTORS = 20_000  # vectors per index used to train the quantiser
 class _IndexWriter:
     """One index per (kind, layer), filled in a thread of its own beside the model.
 
-    A chunk's vectors arrive as tensors; the thread normalises and rotates them with torch
-    (FAISS's own rotation is ~6x slower here), buffers them until the quantisers can train, then
-    adds them to the inner (unrotated) indexes. torch and FAISS release the GIL, so this work
-    overlaps the model's next forward passes.
+    Each batch's vectors arrive as tensors and are normalised and rotated with torch in the
+    caller's thread (FAISS's own rotation is ~6x slower; torch work in the second thread fought
+    the model's OpenMP threads). The FAISS work runs in the second thread, on one OpenMP thread:
+    buffering until the quantisers can train, then adding to the inner (unrotated) indexes.
     """
 
     def __init__(self, spec: ix.IndexSpec, dims: dict[str, int], layers: int, heads: int) -> None:
@@ -98,7 +98,7 @@ class _IndexWriter:
         self._jobs.put(vectors)
 
     def close(self, check: bool = True) -> None:
-        """Wait for the queued chunks and end the thread; with ``check``, raise what went wrong
+        """Wait for the queued batches and end the thread; with ``check``, raise what went wrong
         in it, if anything."""
         if self._thread.is_alive():
             self._jobs.put(None)
