@@ -328,3 +328,38 @@ def test_sentence_labels_are_the_token_tables_rows(corpus):
         table = corpus.sentence_tokens(sid)
         labels = corpus.sentence_labels(sid)
         assert labels == {name: table[name].tolist() for name in ("token", "pos", "dep", "ent")}
+
+
+def test_batches_run_side_by_side_keep_every_token_at_its_row(minilm, corpus, book, monkeypatch):
+    """With two model threads (forced here: spaCy reported done from the start) and batches of
+    two sentences, every index position still holds its own token's vectors and norms."""
+    from exbert_widget.corpus import build, spacy_feed
+
+    monkeypatch.setattr(spacy_feed.SpacyFeed, "producing", property(lambda self: False))
+    seen = []
+    inner = build._process_window
+
+    def spy(*args):
+        seen.append(args[-1])  # workers
+        return inner(*args)
+
+    monkeypatch.setattr(build, "_process_window", spy)
+    out = corpus.root.parent / "side-by-side"
+    two = ew.build_corpus(book, minilm, out, batch_size=2, progress=False)
+    assert 2 in seen
+    assert two.tokens.equals(corpus.tokens)
+    encs = [minilm.encode(s) for s in two.sentences[:]]
+    results = minilm.forward(encs, attentions=False)
+    layer, rows = 3, two._index_rows
+    for kind, vectors in (
+        ("embedding", np.concatenate([r.hidden_states[layer + 1] for r in results])),
+        ("context", np.concatenate([r.contexts[layer] for r in results])),
+    ):
+        x = vectors[rows] / np.linalg.norm(vectors[rows], axis=1, keepdims=True)
+        decoded = two._index(kind, layer).reconstruct_batch(np.arange(len(rows)))
+        cosines = np.einsum("ij,ij->i", decoded, x)
+        assert cosines.min() > 0.95 and np.median(cosines) > 0.99, kind
+    x = np.concatenate([r.contexts[layer] for r in results])[rows]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    per_head = np.linalg.norm(x.reshape(len(x), minilm.num_heads, -1), axis=2)
+    np.testing.assert_allclose(two._head_norms(layer), per_head, atol=2e-3)

