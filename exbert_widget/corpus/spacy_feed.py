@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,7 +91,11 @@ class _Producer:
                     args=(paragraphs, nlp, min_chars, chunk, small_first, self.queue, self.done),
                     daemon=True,
                 )
-                self.process.start()
+                with warnings.catch_warnings():
+                    # Python >= 3.12 warns about forking a process with threads (torch's,
+                    # Jupyter's): the child touches none of their locks, it only runs spaCy
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self.process.start()
                 return
             except (OSError, ValueError, RuntimeError):
                 self.process = None
@@ -153,8 +158,8 @@ class SpacyFeed:
 
     ``processes`` forked children (Linux) each annotate a contiguous part of the paragraphs;
     elsewhere one thread does it all. Use as a context manager; leaving the block stops the
-    producers. ``in_process`` says whether spaCy runs in child processes, ``producing`` whether
-    any of them is still at work (and so takes a core).
+    producers. ``producing`` says whether spaCy is still at work in a child process (and so
+    takes a core).
     """
 
     def __init__(
@@ -172,7 +177,6 @@ class SpacyFeed:
             _Producer(part, nlp, min_chars, chunk, ahead, fork, small_first=i == 0)
             for i, part in enumerate(parts)
         ]
-        self.in_process = any(p.process is not None for p in self._producers)
 
     @property
     def producing(self) -> bool:
