@@ -34,6 +34,7 @@ from common import ROOT
 import exbert_widget as ew
 from exbert_widget.corpus.store import CorpusError
 from tests import tiny_models
+from tests.e2e.jupyter import CHROMIUM, CHROMIUM_ARGS
 
 BOOK = ROOT.parent / "shared" / "data" / "dorothy-and-the-wizard-in-oz.txt"
 OUT = ROOT / "bench" / "out" / "dorothy-minilm"
@@ -199,7 +200,7 @@ class Browser:
     """Headless Chromium with the plain page of bench_widget.py serving the built bundle."""
 
     def __init__(self):
-        from bench_widget import CHROMIUM, STATIC
+        from bench_widget import STATIC
 
         self.static = STATIC
         self.chromium = CHROMIUM
@@ -217,16 +218,7 @@ class Browser:
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()
-        self._browser = self._pw.chromium.launch(
-            executable_path=self.chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        self._browser = self._pw.chromium.launch(executable_path=self.chromium, args=CHROMIUM_ARGS)
         return self
 
     def __exit__(self, *exc):

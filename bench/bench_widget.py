@@ -24,7 +24,6 @@ import argparse
 import base64
 import gc
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,8 +36,8 @@ from common import ROOT, interleaved, sentence_of_length
 from ipywidgets.widgets.widget import _remove_buffers
 
 import exbert_widget as ew
+from tests.e2e.jupyter import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("EXBERT_E2E_CHROMIUM", "/usr/bin/chromium")
 STATIC = ROOT / "exbert_widget" / "static"
 BUNDLE_TRAITS = ("_esm", "_css")
 
@@ -307,16 +306,7 @@ def bench_browser(lm) -> None:
         route.fulfill(status=200 if path in files else 404, content_type=kind, body=body)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for n in (128, 512):
                 state, payloads = browser_state(lm, n)

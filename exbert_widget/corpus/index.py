@@ -20,7 +20,6 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-_BITS = {"SQ8": 8, "SQ6": 6, "SQ4": 4}
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
 RERANK = 4  # candidates per wanted hit, re-ranked by renormalised decoded cosine
 TRAIN_MAX = 65_536  # most vectors per index used to train the quantiser / the inverted file
@@ -121,11 +120,18 @@ def _ivf(index: faiss.Index):
         return None
 
 
+def _rotated(index: faiss.Index) -> tuple[faiss.VectorTransform, faiss.Index] | None:
+    """(the transform, the index behind it) of an index with one transform in front, else None."""
+    outer = faiss.downcast_index(index)
+    if isinstance(outer, faiss.IndexPreTransform) and outer.chain.size() == 1:
+        return faiss.downcast_VectorTransform(outer.chain.at(0)), faiss.downcast_index(outer.index)
+    return None
+
+
 def _sq(index: faiss.Index):
-    """The ScalarQuantizer inside an index (through a pre-transform and/or an IVF), or None."""
-    inner = faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
+    """The ScalarQuantizer inside an index (through a rotation and/or an IVF), or None."""
+    rotated = _rotated(index)
+    inner = rotated[1] if rotated else faiss.downcast_index(index)
     return getattr(inner, "sq", None)
 
 
@@ -152,7 +158,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def finalize(index: faiss.Index) -> None:
-    """Before saving: give an inverted file a direct map, so vectors decode by id."""
+    """Give an inverted file a direct map, so vectors decode by id (saved with the index)."""
     ivf = _ivf(index)
     if ivf is not None and not ivf.direct_map.type:
         ivf.make_direct_map()
@@ -162,13 +168,13 @@ def save(index: faiss.Index, path: Path) -> None:
     """Write an index (with its direct map) to ``path``. A rotation in front of it is written
     once per directory and dimension (``rotation_<d>.faiss``), not into every index file."""
     finalize(index)
-    outer = faiss.downcast_index(index)
-    if isinstance(outer, faiss.IndexPreTransform) and outer.chain.size() == 1:
-        vt = faiss.downcast_VectorTransform(outer.chain.at(0))
+    rotated = _rotated(index)
+    if rotated:
+        vt, inner = rotated
         rot = _rotation_path(Path(path), index.d)
         if not rot.exists():
             faiss.write_VectorTransform(vt, str(rot))
-        faiss.write_index(outer.index, str(path))
+        faiss.write_index(inner, str(path))
         return
     faiss.write_index(index, str(path))
 
@@ -193,16 +199,14 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.zeros((0, index.d), np.float32)
-    outer = faiss.downcast_index(index)
-    if isinstance(outer, faiss.IndexPreTransform) and outer.chain.size() == 1:
+    rotated = _rotated(index)
+    if rotated:
         # rotate back with one small matmul: FAISS's own reverse transform is ~10x slower
-        vt = faiss.downcast_VectorTransform(outer.chain.at(0))
+        vt, inner = rotated
         if isinstance(vt, faiss.LinearTransform) and vt.is_orthonormal and not vt.have_bias:
             a = faiss.vector_to_array(vt.A).reshape(vt.d_out, vt.d_in)
-            return reconstruct(outer.index, ids) @ a
-    ivf = _ivf(index)
-    if ivf is not None and not ivf.direct_map.type:
-        ivf.make_direct_map()
+            return reconstruct(inner, ids) @ a
+    finalize(index)  # an inverted file decodes by id through its direct map
     return index.reconstruct_batch(ids)
 
 

@@ -7,7 +7,6 @@ connection file is found and read from the test, to check and set traits in the 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,17 +14,9 @@ from typing import Any
 
 import pytest
 
-from .jupyter import NOTEBOOKS, JupyterServer, open_and_run
+from .jupyter import CHROMIUM, CHROMIUM_ARGS, NOTEBOOKS, JupyterServer, open_and_run
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = os.environ.get("EXBERT_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("EXBERT_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [  # Debian's Chromium offline, in a container (also used by bench/)
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NOTEBOOKS = ROOT / "notebooks"
 SERVER_START_S = 120
 KERNEL_READY_MS = 120_000

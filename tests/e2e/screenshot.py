@@ -9,8 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS
-from .jupyter import ROOT, WIDGET, JupyterServer, find, open_and_run
+from .jupyter import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDGET, JupyterServer, find, open_and_run
 
 STATE = """
 view.sentence = "The girl ran to a local pub to escape the din of her city."
