@@ -212,3 +212,44 @@ def test_training_is_deterministic_and_per_dimension():
     trained = np.frombuffer(runs.pop(), dtype=np.float32)
     np.testing.assert_allclose(trained[:96], x.min(axis=0))  # 600 vectors: Q(0.0005) = min
     np.testing.assert_allclose(trained[96:], x.max(axis=0) - x.min(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("dim", "block"), [(384, 128), (768, 128), (312, 104), (96, 96), (131, 131)]
+)
+def test_block_rotation_is_orthogonal_and_the_build_applies_it_as_faiss_does(dim, block):
+    """The rotation is block-diagonal (blocks of up to 128 dimensions, one dense block where
+    the dimension has no divisor from 32 to 128) and orthogonal; the build's batched-block
+    matmul gives what FAISS's transform gives."""
+    import torch
+
+    from exbert_widget.corpus.build import _rotate
+
+    blocks = ix.rotation_blocks(dim)
+    assert blocks.shape == (dim // block, block, block)
+    a = ix.rotation_matrix(dim)
+    np.testing.assert_allclose(a @ a.T, np.eye(dim), atol=1e-5)
+    mask = np.kron(np.eye(dim // block), np.ones((block, block))) > 0
+    assert not a[~mask].any() and np.count_nonzero(a[mask]) == mask.sum()
+    x = np.random.default_rng(1).standard_normal((2, 7, dim)).astype(np.float32)
+    ours = _rotate(torch.from_numpy(x), torch.from_numpy(blocks.transpose(0, 2, 1).copy()))
+    faiss_rotated = ix.rotation(dim).apply(x.reshape(-1, dim)).reshape(x.shape)
+    np.testing.assert_allclose(ours.numpy(), faiss_rotated, atol=1e-5)
+    np.testing.assert_allclose(faiss_rotated, x @ a.T, atol=1e-5)
+
+
+def test_rotated_index_saves_and_loads_its_block_rotation(tmp_path):
+    x = _clustered(2_000, 64)
+    index = ix.IndexSpec.parse("RR,SQ6").make(64)
+    ix.train(index, x)
+    index.add(x)
+    ix.save(index, tmp_path / "embedding_0.faiss")
+    loaded = ix.load(tmp_path / "embedding_0.faiss", nprobe=1)
+    vt, _ = ix._rotated(loaded)
+    np.testing.assert_array_equal(
+        faiss.vector_to_array(vt.A).reshape(64, 64), ix.rotation_matrix(64)
+    )
+    assert vt.is_orthonormal
+    ids = np.array([0, 9, 1_999])
+    np.testing.assert_array_equal(ix.reconstruct(loaded, ids), ix.reconstruct(index, ids))
+    np.testing.assert_array_equal(ix.search(loaded, x[9], 5)[0], ix.search(index, x[9], 5)[0])

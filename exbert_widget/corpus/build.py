@@ -48,7 +48,7 @@ CHUNK = 256  # sentences per chunk from spaCy
 TOKENS_PER_SENTENCE = 16  # padded-token budget of a batch, per sentence it may hold
 SIDE_BY_SIDE = 2  # model batches run at once on CPU when two or more cores are free
 WINDOW = 4096  # most sentences sorted by length together (more = less padding, later start)
-TRAIN_VECTORS = 20_000  # vectors per index used to train the quantiser
+TRAIN_VECTORS = 8_000  # vectors per index that train the quantiser (20 000: same recall)
 
 
 class _IndexWriter:
@@ -73,8 +73,11 @@ class _IndexWriter:
         # in index order: per batch, [layers, tokens, heads] float16, and token-table rows
         self.head_norms: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
+        # per kind, the rotation's diagonal blocks transposed (rotated = x @ block.T, per block)
         self.rotations = {
-            k: torch.from_numpy(ix.rotation_matrix(d).T.copy()) if spec.rotate else None
+            k: torch.from_numpy(ix.rotation_blocks(d).transpose(0, 2, 1).copy())
+            if spec.rotate
+            else None
             for k, d in dims.items()
         }
         self._lock = threading.Lock()  # add() may be called from several model threads
@@ -93,7 +96,7 @@ class _IndexWriter:
         for kind, x in (("embedding", emb), ("context", ctx)):
             rot = self.rotations[kind]
             if rot is not None:
-                x = x @ rot.to(x.device)
+                x = _rotate(x, rot.to(x.device))
             vectors[kind] = x.cpu().numpy()
         with self._lock:  # rows, norms and vectors in the same order
             self.head_norms.append(norms)
@@ -169,6 +172,14 @@ class _IndexWriter:
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _rotate(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """``x`` [..., d] times the block-diagonal matrix of ``blocks`` [k, b, b]: one batched matmul
+    over the blocks, a third of a dense d x d matmul's time at d = 384."""
+    k, b, _ = blocks.shape
+    y = torch.bmm(x.reshape(-1, k, b).transpose(0, 1), blocks)
+    return y.transpose(0, 1).reshape(x.shape)
 
 
 def _rows(sentence: AnnotatedSentence, encoding: Encoding, sid: int) -> dict[str, list]:
