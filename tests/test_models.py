@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer
+import transformers
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+)
 
 import exbert_widget as ew
+from exbert_widget.models import contexts, loading
 from tests import tiny_models
 
 SENTENCE = "The keeper of the lighthouse, Mrs. Okafor, didn't sleep in 1998."
 ATOL = 1e-5
+ALL_FAMILIES = tiny_models.FAMILIES + tiny_models.EXTRA_FAMILIES
+CAUSAL_FAMILIES = ("gpt2", "llama")
+# The class transformers itself maps each family's config to, for the head it was saved with.
+EXPECTED_HEAD = {
+    "bert": "BertForMaskedLM",
+    "roberta": "RobertaForMaskedLM",
+    "distilbert": "DistilBertForMaskedLM",
+    "albert": "AlbertForMaskedLM",
+    "electra": "ElectraForMaskedLM",
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+    "data2vec-text": "Data2VecTextForMaskedLM",
+    "megatron-bert": "MegatronBertForMaskedLM",
+    "deberta-v2": "DebertaV2ForMaskedLM",
+}
 
 
 def _layers(model):
     """The transformer blocks of a model, one per layer (ALBERT: the shared block, repeated)."""
     base = model.base_model
     t = model.config.model_type
-    if t in ("bert", "roberta", "electra"):
+    if t in ("bert", "roberta", "electra", "data2vec-text", "megatron-bert", "deberta-v2"):
         return list(base.encoder.layer)
     if t == "distilbert":
         return list(base.transformer.layer)
@@ -36,8 +63,12 @@ def _values(model, layer, h: torch.Tensor) -> torch.Tensor:
     """Value vectors [heads, n, head_dim] from the layer input, computed by hand."""
     t = model.config.model_type
     heads = model.config.num_attention_heads
-    if t in ("bert", "roberta", "electra"):
+    if t in ("bert", "roberta", "electra", "data2vec-text"):
         v = layer.attention.self.value(h)
+    elif t == "megatron-bert":  # pre-LayerNorm
+        v = layer.attention.self.value(layer.attention.ln(h))
+    elif t == "deberta-v2":
+        v = layer.attention.self.value_proj(h)
     elif t == "distilbert":
         v = layer.attention.v_lin(h)
     elif t == "albert":
@@ -54,21 +85,50 @@ def _values(model, layer, h: torch.Tensor) -> torch.Tensor:
     return v.view(h.shape[0], heads, -1).transpose(0, 1)
 
 
-def _reference(lm: ew.LanguageModel, ids: list[int]):
-    """The model's own outputs for these ids, called directly."""
+def _reference(model, ids: list[int]):
+    """A reference model's outputs for these ids, called directly."""
     inputs = {"input_ids": torch.tensor([ids])}
     with torch.no_grad():
-        return lm.model(**inputs, output_attentions=True, output_hidden_states=True)
+        return model(**inputs, output_attentions=True, output_hidden_states=True)
 
 
 @pytest.fixture(scope="module")
-def lms(tiny_dirs) -> dict[str, ew.LanguageModel]:
-    return {family: ew.load_model(path) for family, path in tiny_dirs.items()}
+def dirs(tiny_dirs, tmp_path_factory) -> dict[str, str]:
+    """Saved tiny models of every family, the table's and those only the fallback finds."""
+    root = tmp_path_factory.mktemp("extra-models")
+    extra = {f: str(tiny_models.save(f, root / f)) for f in tiny_models.EXTRA_FAMILIES}
+    return {**tiny_dirs, **extra}
 
 
-@pytest.mark.parametrize("family", tiny_models.FAMILIES)
-def test_attentions_hidden_states_and_contexts_match_the_model(lms, family):
-    lm = lms[family]
+@pytest.fixture(scope="module")
+def lms(dirs) -> dict[str, ew.LanguageModel]:
+    return {family: ew.load_model(path) for family, path in dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def refs(dirs) -> dict[str, nn.Module]:
+    """Each saved model loaded again by transformers itself, independently of the engine."""
+    out = {}
+    for family, path in dirs.items():
+        auto = AutoModelForCausalLM if family in CAUSAL_FAMILIES else AutoModelForMaskedLM
+        out[family] = auto.from_pretrained(path, attn_implementation="eager").eval()
+    return out
+
+
+def _top_k_of(probs: torch.Tensor, k: int, tokenizer) -> tuple[list[str], np.ndarray]:
+    values, ids = probs.topk(k)
+    return tokenizer.convert_ids_to_tokens(ids.tolist()), values.numpy()
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_attentions_hidden_states_and_contexts_match_the_model(lms, refs, family):
+    lm, ref_model = lms[family], refs[family]
+    # The head transformers picks for the saved model, loaded here by both, separately.
+    assert type(lm.model).__name__ == EXPECTED_HEAD[family] == type(ref_model).__name__
+    assert lm.model is not ref_model and lm.has_lm_head
+    assert lm.model.config._attn_implementation == "eager"
+    if family in tiny_models.EXTRA_FAMILIES:  # found by the generic fallback, not the table
+        assert lm.config.model_type not in contexts.PROJECTION_PATTERNS
     a = lm.analyze(SENTENCE, top_k=3)
     n = len(a.tokens)
     assert a.attentions.shape == (lm.num_layers, lm.num_heads, n, n)
@@ -76,7 +136,7 @@ def test_attentions_hidden_states_and_contexts_match_the_model(lms, family):
     assert a.contexts.shape == (lm.num_layers, n, lm.context_size)
     np.testing.assert_allclose(a.attentions.sum(-1), 1.0, atol=1e-5)
 
-    ref = _reference(lm, a.input_ids)
+    ref = _reference(ref_model, a.input_ids)
     for layer in range(lm.num_layers):
         np.testing.assert_allclose(a.attentions[layer], ref.attentions[layer][0].numpy(), atol=ATOL)
     for layer in range(lm.num_layers + 1):
@@ -86,16 +146,16 @@ def test_attentions_hidden_states_and_contexts_match_the_model(lms, family):
 
     # Contexts = A · V per head, with V from the layer's input through its value projection.
     with torch.no_grad():
-        for index, block in enumerate(_layers(lm.model)):
+        for index, block in enumerate(_layers(ref_model)):
             h = torch.from_numpy(a.hidden_states[index])
-            v = _values(lm.model, block, h)
+            v = _values(ref_model, block, h)
             att = torch.from_numpy(a.attentions[index])
             expected = torch.einsum("hij,hjd->ihd", att, v).reshape(n, -1).numpy()
             np.testing.assert_allclose(a.contexts[index], expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert", "electra"])
-def test_masked_top_k_is_softmax_of_the_logits_at_the_mask(lms, family):
+@pytest.mark.parametrize("family", [f for f in ALL_FAMILIES if f not in CAUSAL_FAMILIES])
+def test_masked_top_k_is_softmax_of_the_logits_at_the_mask(lms, refs, family):
     lm = lms[family]
     plain = lm.encode(SENTENCE)
     target = next(i for i, s in enumerate(plain.special) if not s) + 2
@@ -104,7 +164,7 @@ def test_masked_top_k_is_softmax_of_the_logits_at_the_mask(lms, family):
     assert a.input_ids[target] == lm.tokenizer.mask_token_id
     assert a.masked == (target,)
     with torch.no_grad():
-        logits = lm.model(input_ids=torch.tensor([a.input_ids])).logits[0, target]
+        logits = refs[family](input_ids=torch.tensor([a.input_ids])).logits[0, target]
     probs = torch.softmax(logits, -1)
     values, ids = probs.topk(5)
     assert [t for t, _ in a.top_k[target]] == lm.tokenizer.convert_ids_to_tokens(ids.tolist())
@@ -114,15 +174,15 @@ def test_masked_top_k_is_softmax_of_the_logits_at_the_mask(lms, family):
     assert not np.allclose(unmasked.hidden_states[-1], a.hidden_states[-1])
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
-def test_autoregressive_top_k_predicts_the_next_token(lms, family):
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
+def test_autoregressive_top_k_predicts_the_next_token(lms, refs, family):
     lm = lms[family]
     assert lm.kind == "autoregressive"
     a = lm.analyze(SENTENCE, top_k=4)
     assert a.special[0] and a.input_ids[0] == (lm.tokenizer.bos_token_id)
     assert a.input_ids.count(lm.tokenizer.bos_token_id) == 1  # prepended once, or added once
     with torch.no_grad():
-        logits = lm.model(input_ids=torch.tensor([a.input_ids])).logits[0]
+        logits = refs[family](input_ids=torch.tensor([a.input_ids])).logits[0]
     probs = torch.softmax(logits, -1)
     for position in (0, 3, len(a.tokens) - 1):
         values, ids = probs[position].topk(4)
@@ -182,14 +242,90 @@ def test_minilm_real_model_loads_without_a_head(minilm):
             np.testing.assert_allclose(a.contexts[layer], expected.reshape(len(ids), -1), atol=1e-4)
 
 
-def test_loaded_objects_and_forced_kind(tiny_dirs):
+def test_loaded_objects(tiny_dirs):
     model, tok = tiny_models.build("bert")
     lm = ew.load_model(model=model, tokenizer=tok)
-    assert lm.kind == "bidirectional" and lm.has_lm_head
-    forced = ew.load_model(tiny_dirs["gpt2"], kind="bidirectional")
-    assert forced.kind == "bidirectional"
+    assert lm.kind == "bidirectional" and lm.has_lm_head and lm.model is model
     with pytest.raises(ew.ModelLoadError, match="kind must be one of"):
         ew.load_model(tiny_dirs["bert"], kind="sideways")
+
+
+def _causal_reference(path: str, is_decoder: bool):
+    """transformers' own causal-LM / masked-LM class for the saved encoder, with is_decoder set."""
+    config = AutoConfig.from_pretrained(path)
+    config.is_decoder = is_decoder
+    auto = AutoModelForCausalLM if is_decoder else AutoModelForMaskedLM
+    return auto.from_pretrained(path, config=config, attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize(
+    ("family", "head"), [("bert", "BertLMHeadModel"), ("roberta", "RobertaForCausalLM")]
+)
+def test_forcing_autoregressive_makes_an_encoder_causal(tiny_dirs, lms, family, head):
+    lm = ew.load_model(tiny_dirs[family], kind="autoregressive")
+    assert lm.kind == "autoregressive" and lm.has_lm_head
+    assert type(lm.model).__name__ == head and lm.model.config.is_decoder
+    a = lm.analyze(SENTENCE, top_k=4)
+    assert np.abs(np.triu(a.attentions, k=1)).max() <= 1e-7  # no token sees a later one
+    # Causal for real: a prefix's hidden states do not depend on what follows it ...
+    prefix = lm.analyze("The keeper of the lighthouse")
+    shared = len(prefix.tokens) - 1  # all but the final separator
+    assert prefix.input_ids[:shared] == a.input_ids[:shared]
+    np.testing.assert_allclose(
+        prefix.hidden_states[:, :shared], a.hidden_states[:, :shared], atol=1e-5
+    )
+    # ... which is not so for the same weights loaded as the encoder they are.
+    bidi_full, bidi_prefix = (
+        lms[family].analyze(SENTENCE),
+        lms[family].analyze("The keeper of the lighthouse"),
+    )
+    assert not np.allclose(
+        bidi_prefix.hidden_states[-1, :shared], bidi_full.hidden_states[-1, :shared], atol=1e-3
+    )
+    # top_k is the causal-LM class's next-token distribution, computed independently.
+    ref = _causal_reference(tiny_dirs[family], is_decoder=True)
+    out = _reference(ref, a.input_ids)
+    np.testing.assert_allclose(a.attentions, torch.stack(out.attentions)[:, 0].numpy(), atol=ATOL)
+    probs = torch.softmax(out.logits[0], -1)
+    for position in (0, 2, len(a.tokens) - 1):
+        tokens, values = _top_k_of(probs[position], 4, lm.tokenizer)
+        assert [t for t, _ in a.top_k[position]] == tokens
+        np.testing.assert_allclose([p for _, p in a.top_k[position]], values, rtol=1e-5)
+    with pytest.raises(ew.InputError, match="autoregressive"):
+        lm.analyze(SENTENCE, masked=[2])
+
+
+def test_forcing_bidirectional_clears_is_decoder(tmp_path):
+    path = str(tiny_models.save("bert-decoder", tmp_path / "bert-decoder"))
+    detected = ew.load_model(path)
+    assert detected.kind == "autoregressive"
+    assert np.abs(np.triu(detected.analyze(SENTENCE).attentions, k=1)).max() <= 1e-7
+    lm = ew.load_model(path, kind="bidirectional")
+    assert lm.kind == "bidirectional" and type(lm.model).__name__ == "BertForMaskedLM"
+    a = lm.analyze(SENTENCE, masked=[3], top_k=5)
+    assert np.triu(a.attentions, k=1).max() > 1e-3  # tokens now see later ones
+    ref = _causal_reference(path, is_decoder=False)
+    out = _reference(ref, a.input_ids)
+    np.testing.assert_allclose(a.attentions, torch.stack(out.attentions)[:, 0].numpy(), atol=ATOL)
+    tokens, values = _top_k_of(torch.softmax(out.logits[0, 3], -1), 5, lm.tokenizer)
+    assert [t for t, _ in a.top_k[3]] == tokens
+    np.testing.assert_allclose([p for _, p in a.top_k[3]], values, rtol=1e-5)
+
+
+def test_a_kind_the_architecture_cannot_run_is_refused(tiny_dirs):
+    for family in ("gpt2", "llama"):  # causal by construction, no masked-LM head
+        with pytest.raises(ew.ModelLoadError, match="causal by construction"):
+            ew.load_model(tiny_dirs[family], kind="bidirectional")
+    for family in ("distilbert", "albert"):  # no causal-LM class in transformers
+        with pytest.raises(ew.ModelLoadError, match="no causal-LM class"):
+            ew.load_model(tiny_dirs[family], kind="autoregressive")
+    # Loaded objects cannot be re-classed: the probe pass checks the attention agrees.
+    model, tok = tiny_models.build("bert")
+    with pytest.raises(ew.ModelLoadError, match="attend to later tokens"):
+        ew.load_model(model=model, tokenizer=tok, kind="autoregressive")
+    model, tok = tiny_models.build("gpt2")
+    with pytest.raises(ew.ModelLoadError, match="only to earlier tokens"):
+        ew.load_model(model=model, tokenizer=tok, kind="bidirectional")
 
 
 def test_batched_forward_equals_single_passes(lms):
@@ -205,7 +341,7 @@ def test_batched_forward_equals_single_passes(lms):
 
 def test_truncation_is_flagged_and_warned(lms):
     lm = lms["bert"]
-    long_text = " ".join(["lighthouse"] * 400)
+    long_text = " ".join(["lighthouse"] * 600)
     with pytest.warns(UserWarning, match="truncated"):
         a = lm.analyze(long_text)
     assert a.truncated and len(a.tokens) == lm.max_length
@@ -240,8 +376,6 @@ def test_unknown_models_raise_one_clear_error(tmp_path):
 
 
 def test_a_model_without_attention_is_refused():
-    import transformers
-
     config = transformers.MambaConfig(
         vocab_size=64, hidden_size=16, num_hidden_layers=2, state_size=4
     )
@@ -261,3 +395,201 @@ def test_one_layer_attention_pass_equals_the_full_pass(lms, family):
         got = lm.layer_attentions(encodings, layer, batch_size=2)
         for g, f in zip(got, full, strict=True):
             np.testing.assert_allclose(g, f.attentions[layer], atol=1e-5)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_truncation_warns_once_ours_not_transformers(tiny_dirs):
+    lm = ew.load_model(tiny_dirs["bert"])  # fresh tokenizer: transformers logs once per tokenizer
+    long_text = " ".join(["lighthouse"] * 600)
+    fresh = AutoTokenizer.from_pretrained(tiny_dirs["bert"])
+    assert len(fresh(long_text, verbose=False)["input_ids"]) > fresh.model_max_length
+    records = _Records()
+    logger = logging.getLogger("transformers")
+    logger.addHandler(records)
+    try:
+        with pytest.warns(UserWarning, match="truncated") as caught:
+            lm.analyze(long_text)
+        assert not [m for m in records.messages if "longer than the specified maximum" in m]
+        # The handler does see transformers' log when a tokenizer call is left verbose.
+        fresh(long_text)
+    finally:
+        logger.removeHandler(records)
+    assert [m for m in records.messages if "longer than the specified maximum" in m]
+    assert len([w for w in caught if "truncated" in str(w.message)]) == 1
+
+
+def test_a_directory_without_tokenizer_files_is_refused(tmp_path):
+    model, tok = tiny_models.build("bert")
+    path = tmp_path / "weights-only"
+    model.save_pretrained(path)
+    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"]
+    # What transformers does on its own: a near-empty tokenizer, every word unknown.
+    assert len(AutoTokenizer.from_pretrained(path)) < 10
+    with pytest.raises(ew.ModelLoadError, match="no tokenizer files") as info:
+        ew.load_model(path)
+    assert "tokenizer=" in str(info.value) and str(path) in str(info.value)
+    # The remedy the message gives works: the model's own tokenizer, passed in.
+    lm = ew.load_model(path, tokenizer=tok)
+    assert lm.tokenizer is tok
+    a = lm.analyze(SENTENCE)
+    assert a.input_ids == tok(SENTENCE)["input_ids"]
+    assert tok.unk_token_id not in a.input_ids
+    # A tokenizer far smaller than the embedding matrix is not the model's, given or saved.
+    with pytest.raises(ew.ModelLoadError, match="not this model's tokenizer"):
+        ew.load_model(path, tokenizer=tiny_models.gpt2_tokenizer())
+    tiny_models.gpt2_tokenizer().save_pretrained(path)
+    with pytest.raises(ew.ModelLoadError, match="800 tokens"):
+        ew.load_model(path)
+
+
+@pytest.mark.parametrize("family", tiny_models.FAMILIES)
+def test_generic_fallback_finds_the_table_modules(lms, family):
+    lm = lms[family]
+    assert lm.config.model_type in contexts.PROJECTION_PATTERNS
+    table = contexts.find_projections(
+        lm.model, lm.config.model_type, lm.context_size, lm.hidden_size
+    )
+    assert len(table) == (1 if family == "albert" else lm.num_layers)
+    for probe in (lm._probe_pass, None):  # the call order observed, or registration order
+        found = contexts.find_projections(
+            lm.model, "not-a-known-family", lm.context_size, lm.hidden_size, probe=probe
+        )
+        assert len(found) == len(table) and all(f is t for f, t in zip(found, table, strict=True))
+
+
+class _OddAttention(nn.Module):
+    """An attention block that registers its output projection before Q, K and V."""
+
+    def __init__(self, width: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.out = nn.Linear(width, width)
+        self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n, width = h.shape
+        q, k, v = (
+            p(h).view(n, self.heads, -1).transpose(0, 1) for p in (self.query, self.key, self.value)
+        )
+        weights = torch.softmax(q @ k.transpose(1, 2) / (width // self.heads) ** 0.5, -1)
+        return self.out((weights @ v).transpose(0, 1).reshape(n, width))
+
+
+def test_fallback_prefers_the_projection_that_runs_last():
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"attention": _OddAttention()})
+    h = torch.randn(5, 8)
+    found = contexts.find_projections(model, "odd", 8, 8, probe=lambda: model["attention"](h))
+    assert found == [model["attention"].out]
+    with contexts.capture_contexts(found) as captured:
+        model["attention"](h)
+    block = model["attention"]
+    q, k, v = (p(h).view(5, 2, 4).transpose(0, 1) for p in (block.query, block.key, block.value))
+    expected = (torch.softmax(q @ k.transpose(1, 2) / 2.0, -1) @ v).transpose(0, 1).reshape(5, 8)
+    torch.testing.assert_close(captured[0], expected)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_top_k_larger_than_the_vocabulary_gives_all_of_it(lms, refs, family):
+    lm = lms[family]
+    masked = [2] if family == "bert" else []
+    a = lm.analyze("Two words here", masked=masked, top_k=10**7)
+    with torch.no_grad():
+        logits = refs[family](input_ids=torch.tensor([a.input_ids])).logits[0]
+    vocab = logits.shape[-1]
+    assert vocab < 10**7
+    for position in (0, 2):
+        got = a.top_k[position]
+        assert len(got) == vocab
+        expected = torch.softmax(logits[position], -1).sort(descending=True).values.numpy()
+        np.testing.assert_allclose([p for _, p in got], expected, atol=1e-6)
+    np.testing.assert_allclose(sum(p for _, p in a.top_k[1]), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "deberta-v2"])
+def test_one_analyze_is_one_forward_pass(lms, family):
+    lm = lms[family]
+    calls = {"model": 0, "embeddings": 0}
+
+    def count(key):
+        def hook(*_):
+            calls[key] += 1
+
+        return hook
+
+    handles = [
+        lm.model.register_forward_hook(count("model")),
+        lm.model.get_input_embeddings().register_forward_hook(count("embeddings")),
+    ]
+    try:
+        lm.analyze(SENTENCE, masked=[2] if lm.kind == "bidirectional" else [], top_k=5)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == {"model": 1, "embeddings": 1}
+
+
+class _Spy:
+    """Stands in for a transformers Auto class and records the trust_remote_code it is given."""
+
+    def __init__(self, real, calls: list) -> None:
+        self.real, self.calls = real, calls
+
+    def from_pretrained(self, *args, **kwargs):
+        self.calls.append((self.real.__name__, kwargs.get("trust_remote_code", "not passed")))
+        return self.real.from_pretrained(*args, **kwargs)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_trust_remote_code_is_off_unless_asked(tiny_dirs, monkeypatch, family):
+    calls: list = []
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForMaskedLM"):
+        monkeypatch.setattr(loading, name, _Spy(getattr(loading, name), calls))
+    monkeypatch.setattr(loading, "AutoModelForCausalLM", _Spy(AutoModelForCausalLM, calls))
+    ew.load_model(tiny_dirs[family])
+    head = "AutoModelForMaskedLM" if family == "bert" else "AutoModelForCausalLM"
+    assert calls == [("AutoConfig", False), ("AutoTokenizer", False), (head, False)]
+    calls.clear()
+    ew.load_model(tiny_dirs[family], trust_remote_code=True)
+    assert calls == [("AutoConfig", True), ("AutoTokenizer", True), (head, True)]
+
+
+def _agree(cpu: ew.Analysis, gpu: ew.Analysis, atol: float = 1e-4) -> None:
+    assert cpu.tokens == gpu.tokens and cpu.input_ids == gpu.input_ids
+    for name in ("attentions", "hidden_states", "contexts"):
+        np.testing.assert_allclose(getattr(gpu, name), getattr(cpu, name), atol=atol, rtol=1e-3)
+    for c_row, g_row in zip(cpu.top_k, gpu.top_k, strict=True):
+        assert len(c_row) == len(g_row)
+        if not c_row:
+            continue
+        np.testing.assert_allclose([p for _, p in g_row], [p for _, p in c_row], rtol=1e-3)
+        # The same tokens with the same probabilities, except near-ties at the k-th place,
+        # which float noise may swap with the (k+1)-th.
+        kth = c_row[-1][1]
+        g_tokens = dict(g_row)
+        for token, p in c_row:
+            if p - kth > 1e-3 * kth:
+                assert token in g_tokens
+                np.testing.assert_allclose(g_tokens[token], p, rtol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_agrees_with_cpu(tiny_dirs, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # float32 both sides
+    for path in (str(tiny_models.MINILM), tiny_dirs["llama"]):
+        cpu, gpu = ew.load_model(path), ew.load_model(path, device="cuda")
+        assert next(gpu.model.parameters()).device.type == "cuda"
+        assert gpu.has_lm_head == cpu.has_lm_head
+        masked = [3] if cpu.kind == "bidirectional" else []
+        a_cpu = cpu.analyze(SENTENCE, masked=masked, top_k=5)
+        a_gpu = gpu.analyze(SENTENCE, masked=masked, top_k=5)
+        assert a_gpu.attentions.dtype == np.float32
+        _agree(a_cpu, a_gpu)

@@ -153,6 +153,44 @@ def build(family: str, max_positions: int = 128):
             **SMALL,
         )
         model = t.LlamaForCausalLM(config)
+    elif family in EXTRA_FAMILIES or family == "bert-decoder":
+        return _build_extra(family, max_positions)
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    return model.eval(), tok
+
+
+def _build_extra(family: str, max_positions: int):
+    """Families outside the projection table (found by the generic fallback), and a BERT
+    saved as a decoder (``is_decoder=True``)."""
+    t = transformers
+    if family == "data2vec-text":
+        tok = roberta_tokenizer()
+        config = t.Data2VecTextConfig(
+            vocab_size=len(tok),
+            max_position_embeddings=max_positions + 2,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            **SMALL,
+        )
+        return t.Data2VecTextForMaskedLM(config).eval(), tok
+    tok = minilm_tokenizer()
+    common = {"vocab_size": len(tok), "max_position_embeddings": max_positions, **SMALL}
+    if family == "megatron-bert":  # pre-LayerNorm: the attention block starts with its own LN
+        model = t.MegatronBertForMaskedLM(t.MegatronBertConfig(**common))
+    elif family == "deberta-v2":  # disentangled relative attention, as DeBERTa-v3 uses
+        config = t.DebertaV2Config(
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            position_buckets=16,
+            max_relative_positions=-1,
+            norm_rel_ebd="layer_norm",
+            **common,
+        )
+        model = t.DebertaV2ForMaskedLM(config)
+    elif family == "bert-decoder":
+        model = t.BertLMHeadModel(t.BertConfig(is_decoder=True, **common))
     else:
         raise ValueError(f"unknown family {family!r}")
     return model.eval(), tok
@@ -168,3 +206,5 @@ def save(family: str, directory: Path, max_positions: int = 128) -> Path:
 
 
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "gpt2", "llama")
+# Families absent from exbert_widget.models.contexts.PROJECTION_PATTERNS.
+EXTRA_FAMILIES = ("data2vec-text", "megatron-bert", "deberta-v2")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -49,30 +49,79 @@ def _in_out(module: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-def _by_shape(model: nn.Module, context_size: int, hidden_size: int) -> list[nn.Module]:
-    """Generic fallback: in each attention module, the last projection from contexts to hidden.
-
-    Q/K/V projections go hidden -> context; when both widths are equal the output projection is
-    told apart by being registered last in its attention block, as in every family we know.
-    """
-    found: list[nn.Module] = []
+def _attention_blocks(model: nn.Module) -> list[nn.Module]:
+    """The outermost modules named like attention blocks (attn, self_attn, attention, ...)."""
+    names: list[str] = []
+    blocks: list[nn.Module] = []
     for name, module in model.named_modules():
-        if not _ATTENTION_NAME.search(name.rsplit(".", 1)[-1]):
+        if not name or not _ATTENTION_NAME.search(name.rsplit(".", 1)[-1]):
             continue
-        last = None
-        for child in module.children():
-            if _in_out(child) == (context_size, hidden_size):
-                last = child
-        if last is not None and all(last is not f for f in found):
-            found.append(last)
+        if any(name.startswith(outer + ".") for outer in names):
+            continue  # e.g. MPNet's attention.attn, GPT-Neo's attn.attention
+        names.append(name)
+        blocks.append(module)
+    return blocks
+
+
+def _by_shape(
+    model: nn.Module,
+    context_size: int,
+    hidden_size: int,
+    probe: Callable[[], object] | None = None,
+) -> list[nn.Module]:
+    """Generic fallback: in each attention block, the projection from contexts to hidden that
+    runs last, at any depth (BERT-derived families nest it as ``attention.output.dense``).
+
+    Q/K/V projections go hidden -> context too, but run on the block's input before the weights
+    are applied; the output projection runs on their result, so it is the last of them called.
+    ``probe`` runs one forward pass to observe that order; without one (or for a block the probe
+    did not run) the last registered candidate is taken, which is the output projection in every
+    family we know.
+    """
+    blocks = _attention_blocks(model)
+    candidates = [
+        [m for m in block.modules() if _in_out(m) == (context_size, hidden_size)]
+        for block in blocks
+    ]
+    last_call: dict[int, int] = {}
+    if probe is not None:
+        calls: list[nn.Module] = []
+        unique = {id(m): m for group in candidates for m in group}.values()
+        handles = [
+            m.register_forward_hook(lambda module, _args, _out: calls.append(module))
+            for m in unique
+        ]
+        try:
+            probe()
+        finally:
+            for handle in handles:
+                handle.remove()
+        last_call = {id(m): i for i, m in enumerate(calls)}
+    found: list[nn.Module] = []
+    for group in candidates:
+        called = [m for m in group if id(m) in last_call]
+        if called:
+            pick = max(called, key=lambda m: last_call[id(m)])
+        elif group and not last_call:
+            pick = group[-1]
+        else:
+            continue  # no candidate, or a block the forward pass never used (cross-attention)
+        if all(pick is not f for f in found):
+            found.append(pick)
     return found
 
 
 def find_projections(
-    model: nn.Module, model_type: str, context_size: int, hidden_size: int
+    model: nn.Module,
+    model_type: str,
+    context_size: int,
+    hidden_size: int,
+    probe: Callable[[], object] | None = None,
 ) -> list[nn.Module]:
-    """The modules whose input is each layer's context, unique and in call order.
+    """The modules whose input is each layer's context, unique and in layer order.
 
+    Families in :data:`PROJECTION_PATTERNS` are looked up by name; any other is searched by
+    shape (see :func:`_by_shape`, which uses ``probe``, a callable running one forward pass).
     ALBERT shares one layer across depth, so it yields a single module called once per layer.
     """
     pattern = PROJECTION_PATTERNS.get(model_type)
@@ -81,7 +130,7 @@ def find_projections(
         modules = [m for name, m in model.named_modules() if regex.search(name)]
         if modules:
             return modules
-    return _by_shape(model, context_size, hidden_size)
+    return _by_shape(model, context_size, hidden_size, probe)
 
 
 @contextmanager

@@ -77,10 +77,14 @@ class LanguageModel:
         self.head_dim: int = int(head_dim)
         self.context_size: int = self.num_heads * self.head_dim
         self.max_length: int = self._max_length()
-        self._projections = find_projections(
-            self.model, text_config.model_type, self.context_size, self.hidden_size
-        )
         self._bos_id = self._missing_bos_id()
+        self._projections = find_projections(
+            self.model,
+            text_config.model_type,
+            self.context_size,
+            self.hidden_size,
+            probe=self._probe_pass,
+        )
         self._check_capture()
 
     def __repr__(self) -> str:
@@ -116,8 +120,14 @@ class LanguageModel:
         ids = tok("a", add_special_tokens=True)["input_ids"]
         return None if ids and ids[0] == bos else bos
 
+    @torch.no_grad()
+    def _probe_pass(self) -> None:
+        """One forward pass on a short sentence, for setup code that watches modules run."""
+        self.model(**self._batch_inputs([self.encode(_PROBE)]), output_attentions=True)
+
     def _check_capture(self) -> None:
-        """One tiny probe pass: attention weights and one context per layer must come back."""
+        """One tiny probe pass: attention weights and one context per layer must come back, and
+        the attention must be causal exactly when the kind is autoregressive."""
         if not self._projections:
             raise ModelLoadError(
                 f"Could not find the attention output projections of {type(self.model).__name__} "
@@ -132,6 +142,23 @@ class LanguageModel:
             raise ModelLoadError(
                 f"{type(self.model).__name__} returned no attention weights with eager attention; "
                 "it has no attention to explore."
+            )
+        # The kind, forced or detected, must match what the model does: top_k is read as
+        # next-token predictions only if no token sees a later one; masking only helps if they do.
+        causal = float(np.abs(np.triu(probe.attentions, k=1)).max()) <= 1e-6
+        name = type(self.model).__name__
+        if self.kind == "autoregressive" and not causal:
+            raise ModelLoadError(
+                f"kind='autoregressive', but {name} lets tokens attend to later tokens, so its "
+                "predictions would not be next-token ones. Load it from its directory or hub name "
+                "with kind='autoregressive' (which sets is_decoder=True where the family allows "
+                "it), pass a model built with is_decoder=True, or leave kind= out."
+            )
+        if self.kind == "bidirectional" and causal:
+            raise ModelLoadError(
+                f"kind='bidirectional', but {name} attends only to earlier tokens (causal "
+                "attention), so it cannot fill in a masked token. Use kind='autoregressive' or "
+                "leave kind= out."
             )
 
     @cached_property
@@ -171,6 +198,7 @@ class LanguageModel:
             add_special_tokens=True,
             return_offsets_mapping=True,
             return_special_tokens_mask=True,
+            verbose=False,  # transformers' own too-long log; ours below says what was done
         )
         truncated = len(enc["input_ids"]) > limit
         if truncated:
@@ -302,6 +330,7 @@ class LanguageModel:
         if k <= 0 or not self.has_lm_head or logits is None:
             return []
         logits = logits.float()
+        k = min(k, logits.shape[-1])  # asking for more than the vocabulary gives all of it
         # top-k of the logits, then their softmax probabilities: no [n, vocab] softmax kept
         top, indices = logits.topk(k, dim=-1)
         values = (top - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()
@@ -427,7 +456,7 @@ class LanguageModel:
             sentence: the text; longer input is truncated to the model's maximum (with a warning).
             masked: token indices (specials included in the count) to replace by the mask token;
                 bidirectional models only.
-            top_k: how many predictions to keep per position.
+            top_k: how many predictions to keep per position (at most the vocabulary size).
         """
         if top_k < 0:
             raise InputError(f"top_k must be 0 or more, got {top_k}.")
@@ -461,8 +490,14 @@ def load_model(
 
     Args:
         name_or_path: a Hugging Face hub name (``"bert-base-cased"``) or a local directory.
-        model, tokenizer: already-loaded transformers objects, instead of a name.
-        kind: force ``"bidirectional"`` or ``"autoregressive"`` instead of detecting it.
+        model, tokenizer: already-loaded transformers objects, instead of a name; or
+            ``tokenizer`` alone with a name, for a checkpoint saved without its tokenizer.
+        kind: force ``"bidirectional"`` or ``"autoregressive"`` instead of detecting it. Forcing
+            ``"autoregressive"`` on an encoder family that has a causal-LM class (BERT, RoBERTa,
+            ELECTRA, ...) loads it with ``is_decoder=True``: causal attention, and its head read
+            as next-token predictions. A kind the architecture cannot run as (GPT-2 as a masked
+            LM, DistilBERT as a decoder, a given model whose attention does not match) raises
+            ModelLoadError; the engine checks causality on a probe sentence.
         device: ``"cpu"`` (default) or ``"cuda"``.
         trust_remote_code: allow model code from the checkpoint (off by default).
 
@@ -472,18 +507,18 @@ def load_model(
     if kind is not None and kind not in KINDS:
         raise ModelLoadError(f"kind must be one of {KINDS}, got {kind!r}.")
     dev = pick_device(device)
-    if model is not None or tokenizer is not None:
-        if model is None or tokenizer is None:
+    if model is not None:
+        if tokenizer is None:
             raise ModelLoadError("Pass both model= and tokenizer=, or a name_or_path.")
         if name_or_path is not None:
-            raise ModelLoadError("Pass either name_or_path or model=/tokenizer=, not both.")
+            raise ModelLoadError("Pass either name_or_path or model=, not both.")
         model, detected, has_head = prepare_given(model, kind)
         name = getattr(model.config, "_name_or_path", "") or type(model).__name__
     elif name_or_path is None:
-        raise ModelLoadError("Give a hub name or local directory, or model= and tokenizer=.")
+        raise ModelLoadError("Give a hub name or local directory, or both model= and tokenizer=.")
     else:
         model, tokenizer, detected, has_head = load_pretrained(
-            str(name_or_path), kind, trust_remote_code
+            str(name_or_path), kind, trust_remote_code, tokenizer=tokenizer
         )
         name = str(name_or_path)
     return LanguageModel(

@@ -59,6 +59,42 @@ def detect_kind(config: PretrainedConfig) -> Kind:
     return "bidirectional"
 
 
+def resolve_kind(config: PretrainedConfig, kind: Kind | None) -> Kind:
+    """The kind to explore a checkpoint as; a forced kind adapts ``config`` or is refused.
+
+    ``"autoregressive"`` on an encoder whose family has a causal-LM class (BERT, RoBERTa, ELECTRA,
+    ...) sets ``is_decoder=True``: attention becomes causal and the causal-LM class is loaded, its
+    head reading the same weights as next-token predictions. ``"bidirectional"`` on such an
+    encoder saved as a decoder clears ``is_decoder``. Families that cannot run the other way
+    (DistilBERT or ALBERT as decoders; GPT-2 or Llama as masked LMs) raise ModelLoadError.
+    """
+    detected = detect_kind(config)
+    if kind is None or kind == detected:
+        return detected
+    model_type = config.model_type
+    if kind == "autoregressive":
+        if (
+            model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+            and model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        ):
+            raise ModelLoadError(
+                f"kind='autoregressive' cannot be forced on {model_type!r}: transformers has no "
+                "causal-LM class for it, so its attention cannot be made causal. Leave kind= out "
+                "to explore it as the bidirectional encoder it is."
+            )
+        # Unknown families load bare; the engine's probe pass then checks attention is causal.
+        config.is_decoder = True
+    else:
+        if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+            raise ModelLoadError(
+                f"kind='bidirectional' cannot be forced on {model_type!r}: it is a decoder whose "
+                "attention is causal by construction, with no masked-LM head to predict a masked "
+                "token. Leave kind= out to explore it as autoregressive (top_k = next token)."
+            )
+        config.is_decoder = False
+    return kind
+
+
 def _head_missing(model: PreTrainedModel, missing_keys: set[str] | list[str]) -> bool:
     """True when weights outside the base model (i.e. the LM head) were not in the checkpoint."""
     prefix = model.base_model_prefix
@@ -71,16 +107,59 @@ def _describe_source(name_or_path: str) -> str:
     return f"{name_or_path!r} (not a local directory, so tried as a Hugging Face hub name)"
 
 
+def _check_tokenizer(
+    tokenizer, config: PretrainedConfig, name_or_path: str, source: str, given: bool
+) -> None:
+    """Refuse a tokenizer that cannot be the model's own.
+
+    transformers 5 builds a near-empty tokenizer (BERT: 5 tokens) from a directory that holds a
+    config and weights but no tokenizer files, and then every word becomes [UNK], silently.
+    """
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = getattr(text_config, "vocab_size", None) or 0
+    size = len(tokenizer)
+    wanted = [str(f) for f in getattr(tokenizer, "vocab_files_names", {}).values()]
+    directory = Path(name_or_path)
+    files_missing = (
+        not given
+        and directory.is_dir()
+        and bool(wanted)  # byte-level tokenizers need no files
+        and not any((directory / f).exists() for f in wanted)
+    )
+    too_small = size < vocab / 2  # models pad their embeddings a little, never by half
+    if not (files_missing or too_small):
+        return
+    what = (
+        f"no tokenizer files there (looked for {', '.join(sorted(set(wanted)))})"
+        if files_missing
+        else f"a tokenizer of {size} tokens for a model whose embeddings have {vocab} rows"
+    )
+    if given:
+        raise ModelLoadError(
+            f"The tokenizer= given for {source} has {size} tokens, but the model's embedding "
+            f"matrix has {vocab} rows: it is not this model's tokenizer. Pass the tokenizer the "
+            "model was trained with."
+        )
+    raise ModelLoadError(
+        f"Found a {config.model_type!r} model in {source} but {what}, so every word would be "
+        "an unknown token. Save the tokenizer next to the model "
+        "(tokenizer.save_pretrained(dir)) or pass it: load_model(path, "
+        "tokenizer=AutoTokenizer.from_pretrained('<the name the model came from>'))."
+    )
+
+
 def load_pretrained(
     name_or_path: str,
     kind: Kind | None,
     trust_remote_code: bool,
+    tokenizer=None,
 ) -> tuple[PreTrainedModel, object, Kind, bool]:
     """Load tokenizer and model from a hub name or directory.
 
-    Returns (model, tokenizer, kind, has_lm_head). The LM-head class is chosen from the config;
-    when the checkpoint has no head weights (e.g. sentence-transformers encoders) the bare
-    model is used instead, so predictions are simply absent rather than random.
+    Returns (model, tokenizer, kind, has_lm_head). The LM-head class is chosen from the config
+    (and a forced ``kind``, see :func:`resolve_kind`); when the checkpoint has no head weights
+    (e.g. sentence-transformers encoders) the bare model is used instead, so predictions are
+    simply absent rather than random. A ``tokenizer`` given is used instead of the saved one.
     """
     name_or_path = os.fspath(name_or_path)
     source = _describe_source(name_or_path)
@@ -93,18 +172,27 @@ def load_pretrained(
             "Pass a directory holding config.json and the weights, a hub name that is cached or "
             "reachable (e.g. 'bert-base-cased', 'gpt2'), or load_model(model=..., tokenizer=...)."
         ) from exc
-    detected = detect_kind(config) if kind is None else kind
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelLoadError(
-            f"Found a {config.model_type!r} config in {source} but no usable tokenizer: {exc}. "
-            "Save the tokenizer next to the model (tokenizer.save_pretrained(dir)) or pass "
-            "load_model(model=..., tokenizer=...)."
-        ) from exc
+    detected = resolve_kind(config, kind)
+    given = tokenizer is not None
+    if not given:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                name_or_path, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelLoadError(
+                f"Found a {config.model_type!r} config in {source} but no usable tokenizer: "
+                f"{exc}. Save the tokenizer next to the model (tokenizer.save_pretrained(dir)) or "
+                "pass load_model(path, tokenizer=...)."
+            ) from exc
+    _check_tokenizer(tokenizer, config, name_or_path, source, given)
 
     head_class = AutoModelForMaskedLM if detected == "bidirectional" else AutoModelForCausalLM
-    common = {"attn_implementation": "eager", "trust_remote_code": trust_remote_code}
+    common = {
+        "config": config,  # carries is_decoder where a kind was forced
+        "attn_implementation": "eager",
+        "trust_remote_code": trust_remote_code,
+    }
     try:
         with _quiet_transformers():
             model, info = head_class.from_pretrained(
