@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -11,6 +12,9 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 import exbert_widget as ew
 from exbert_widget.widget.arrays import array_from_json, array_to_json
+from tests import tiny_models
+
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "01_quickstart.ipynb"
 
 
 @pytest.fixture()
@@ -62,6 +66,46 @@ def test_sentence_and_mask_changes_run_exactly_one_forward_pass(view, minilm, mo
     assert view.tokens == minilm.analyze("A cat sat on the mat.").tokens
 
 
+CAT = "A cat sat on the mat."
+
+
+@pytest.mark.parametrize("sentence_first", [True, False])
+def test_constructor_traits_all_take_effect_with_a_sentence(minilm, monkeypatch, sentence_first):
+    calls = _count_forward(minilm, monkeypatch)
+    others = {"masked": [3], "selected": 4, "layer": 2, "heads": [1, 5], "threshold": 0.5}
+    traits = {"sentence": CAT, **others} if sentence_first else {**others, "sentence": CAT}
+    view = ew.ExBertView(minilm, **traits)
+    assert len(calls) == 1  # one forward pass, with the mask already in
+    assert view.sentence == CAT and view.masked == [3] and view.selected == 4
+    assert (view.layer, view.heads, view.threshold) == (2, [1, 5], 0.5)
+    assert view.tokens[3] == "[MASK]" and view.analysis.masked == (3,)
+    np.testing.assert_allclose(view.attention, view.analysis.attentions[2], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("traits", "message"),
+    [
+        ({"selected": 500}, r"selected token 500 is out of range: tokens are 0\.\.\d+"),
+        ({"sentence": CAT, "selected": 9}, r"tokens are 0\.\.8"),
+        ({"sentence": CAT, "masked": [40]}, "out of range"),
+        ({"layer": 6}, "layers 0..5"),
+    ],
+    ids=["selected-no-sentence", "selected", "masked", "layer"],
+)
+def test_constructor_refuses_out_of_range_traits(minilm, traits, message):
+    with pytest.raises(traitlets.TraitError, match=message):
+        ew.ExBertView(minilm, **traits)
+
+
+def test_refusals_name_the_model_by_its_short_label(view, minilm):
+    label = view.model_name
+    assert label != minilm.name and minilm.name.endswith(label)  # a local path, shortened
+    for trait, value in (("layer", 9), ("heads", [40])):
+        with pytest.raises(traitlets.TraitError) as info:
+            setattr(view, trait, value)
+        assert label in str(info.value) and minilm.name not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("trait", "value", "message"),
     [
@@ -104,8 +148,6 @@ def test_autoregressive_view_refuses_masks(tiny_dirs):
 
 
 def test_model_may_be_a_path_or_objects(tiny_dirs):
-    from tests import tiny_models
-
     assert ew.ExBertView(tiny_dirs["roberta"]).num_layers == 2
     model, tok = tiny_models.build("distilbert")
     assert ew.ExBertView((model, tok)).kind == "bidirectional"
@@ -155,3 +197,15 @@ def test_truncation_is_reported(tiny_dirs):
 def test_search_without_corpus_or_selection_is_refused(view):
     with pytest.raises(ValueError, match="no corpus"):
         view.search()
+
+
+def test_quickstart_table_uses_the_current_analysis(minilm, monkeypatch):
+    """The notebook's last cell tabulates the analysis the view shows, masked token included."""
+    monkeypatch.setattr(ew, "load_model", lambda *_args, **_kw: minilm)  # the session's copy
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    namespace: dict = {}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]), namespace)
+    view, a = namespace["view"], namespace["a"]
+    assert view.masked == [9] and a is view.analysis and a.tokens[9] == "[MASK]"

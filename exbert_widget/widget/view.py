@@ -107,13 +107,15 @@ class ExBertView(anywidget.AnyWidget):
     hits_attention = t.Any(None).tag(sync=True, **array_serialization)
     summaries = t.Dict().tag(sync=True)
 
+    _building = False
+
     def __init__(self, model: Any, corpus: Any = None, **traits: Any) -> None:
         lm = _as_model(model)
         self.lm = lm
         self.corpus = self._open_corpus(corpus, lm)
         self.analysis: Analysis | None = None
         self.hits: pd.DataFrame | None = None
-        heads = traits.pop("heads", list(range(lm.num_heads)))
+        self._building = True  # no forward pass until every constructor trait is in
         super().__init__(
             model_name=_label(lm.name),
             kind=lm.kind,
@@ -122,14 +124,25 @@ class ExBertView(anywidget.AnyWidget):
             has_lm_head=lm.has_lm_head,
             has_corpus=self.corpus is not None,
         )
-        with self.hold_trait_notifications():
-            self.heads = heads
-            for name, value in traits.items():
-                if not self.has_trait(name):
-                    raise TypeError(f"ExBertView has no trait {name!r}.")
-                setattr(self, name, value)
-        self._reanalyze()
+        self._apply_initial(lm, traits)
         self.on_msg(self._on_message)
+
+    def _apply_initial(self, lm: LanguageModel, traits: dict[str, Any]) -> None:
+        """Constructor traits, each validated as if set later. The sentence goes first (its
+        observer resets masked and selected), and selected last, once there are tokens to check
+        it against."""
+        unknown = [name for name in traits if not self.has_trait(name)]
+        if unknown:
+            raise TypeError(f"ExBertView has no trait {unknown[0]!r}.")
+        self.heads = traits.pop("heads", list(range(lm.num_heads)))
+        if "sentence" in traits:
+            self.sentence = traits.pop("sentence")
+        selected = traits.pop("selected", None)
+        for name, value in traits.items():
+            setattr(self, name, value)
+        self._building = False
+        self._reanalyze()
+        self.selected = selected
 
     @staticmethod
     def _open_corpus(corpus: Any, lm: LanguageModel):
@@ -156,7 +169,7 @@ class ExBertView(anywidget.AnyWidget):
         layer = proposal["value"]
         if not 0 <= layer < self.lm.num_layers:
             raise t.TraitError(
-                f"layer {layer} is out of range: {self.lm.name} has layers "
+                f"layer {layer} is out of range: {_label(self.lm.name)} has layers "
                 f"0..{self.lm.num_layers - 1}."
             )
         return layer
@@ -167,7 +180,8 @@ class ExBertView(anywidget.AnyWidget):
         bad = [h for h in heads if not 0 <= h < self.lm.num_heads]
         if bad:
             raise t.TraitError(
-                f"head(s) {bad} out of range: {self.lm.name} has heads 0..{self.lm.num_heads - 1}."
+                f"head(s) {bad} out of range: {_label(self.lm.name)} has heads "
+                f"0..{self.lm.num_heads - 1}."
             )
         return heads
 
@@ -195,7 +209,7 @@ class ExBertView(anywidget.AnyWidget):
     def _valid_selected(self, proposal):
         index = proposal["value"]
         n = len(self.tokens)
-        if index is not None and n and not 0 <= index < n:
+        if index is not None and not 0 <= index < n:
             raise t.TraitError(f"selected token {index} is out of range: tokens are 0..{n - 1}.")
         return index
 
@@ -242,6 +256,8 @@ class ExBertView(anywidget.AnyWidget):
             self.attention = _half(self.analysis.attentions[self.layer])
 
     def _reanalyze(self) -> None:
+        if self._building:
+            return
         a = self.analysis
         if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
             return  # one forward pass per (sentence, mask), however many observers fire

@@ -19,8 +19,9 @@ import {
   thresholdEdges,
   visibleMask,
 } from "./attention";
+import { ClickSelection } from "./clicks";
 import { Controls } from "./controls";
-import { LinesCanvas } from "./curves";
+import { CurvePick, LinesCanvas } from "./curves";
 import { frameScheduler, h, percent } from "./dom";
 import { HeadsGrid } from "./headsGrid";
 import { Layout, makeLayout } from "./layout";
@@ -48,6 +49,8 @@ export class AttentionView {
   private leftGrid: HeadsGrid;
   private rightGrid: HeadsGrid;
   private lines: LinesCanvas;
+  private cappedNote: HTMLDivElement;
+  private selection: ClickSelection;
   private scroll: HTMLDivElement;
   private linesCol: HTMLDivElement;
   private resize: ResizeObserver | null = null;
@@ -86,12 +89,17 @@ export class AttentionView {
       hideSpecial: (on) => commit(model, { hide_special: on }),
     });
 
+    this.selection = new ClickSelection({
+      read: () => {
+        const sel = model.get("selected");
+        return typeof sel === "number" ? sel : null;
+      },
+      write: (selected) => commit(model, { selected }),
+      changed: () => this.markTokens(),
+    });
     const tokenHandlers = {
       hover: (side: Side, token: number | null, el: HTMLElement | null) => this.onTokenHover(side, token, el),
-      click: (_side: Side, token: number) => {
-        const sel = model.get("selected");
-        commit(model, { selected: sel === token ? null : token });
-      },
+      click: (_side: Side, token: number, detail: number) => this.selection.click(token, detail),
       dblclick: (_side: Side, token: number) => this.toggleMask(token),
     };
     const headHandlers = {
@@ -103,13 +111,22 @@ export class AttentionView {
     this.leftGrid = new HeadsGrid("left", headHandlers, true);
     this.rightGrid = new HeadsGrid("right", headHandlers, false);
     this.lines = new LinesCanvas();
+    this.cappedNote = h("div", {
+      cls: "exbert-col-label exbert-col-label-mid exbert-lines-note",
+      testid: "lines-capped-note",
+      attrs: {
+        title: "Too many lines in view to draw them all: the faintest are left out. " +
+          "Hover a token to see all of its lines, or lower the threshold.",
+      },
+    });
+    this.cappedNote.style.visibility = "hidden"; // hidden, not removed: it holds a grid column
 
     this.linesCol = h("div", { cls: "exbert-lines-col" }, [this.lines.canvas]);
     const linesCol = this.linesCol;
     const header = h("div", { cls: "exbert-attn-grid exbert-attn-header" }, [
       this.leftGrid.header,
       h("div", { cls: "exbert-col-label", text: "attending from" }),
-      h("div", { cls: "exbert-col-label exbert-col-label-mid" }),
+      this.cappedNote,
       h("div", { cls: "exbert-col-label", text: "attended to" }),
       this.rightGrid.header,
     ]);
@@ -131,6 +148,7 @@ export class AttentionView {
   }
 
   dispose(): void {
+    this.selection.flush(); // a click the user made still reaches the kernel
     this.resize?.disconnect();
   }
 
@@ -146,6 +164,9 @@ export class AttentionView {
     const hideSpecial = !!m.get("hide_special");
     const payload = m.get("attention");
     this.layer = Number(m.get("layer")) || 0;
+
+    // A click waiting to be sent points at the old tokens.
+    if (tokens !== this.tokens) this.selection.cancel();
 
     // Decode attention; accept it only when it matches the tokens.
     let attChanged = false;
@@ -241,9 +262,8 @@ export class AttentionView {
 
   private markTokens(): void {
     const masked = new Set<number>((this.model.get("masked") as number[] | null) ?? []);
-    const sel = this.model.get("selected");
     const marks = {
-      selected: typeof sel === "number" ? sel : null,
+      selected: this.selection.current(),
       masked,
       special: this.special,
       autoregressive: this.model.get("kind") === "autoregressive",
@@ -346,7 +366,7 @@ export class AttentionView {
       ids = hv.side === "left" ? this.full.index.outgoing[hv.token] : this.full.index.incoming[hv.token];
       mode = `token-${hv.side}-${hv.token}`;
     }
-    this.lines.draw({
+    const pick = this.lines.draw({
       edges: set.edges,
       ids,
       maxWeight: set.index.maxWeight,
@@ -356,7 +376,20 @@ export class AttentionView {
       viewportHeight: this.scroll.clientHeight,
       mode,
     });
+    this.showCapped(pick);
   }
+
+  /** Say so when the curves in view were too many to draw them all. */
+  private showCapped(pick: CurvePick): void {
+    const capped = pick.drawn < pick.inView;
+    const text = capped ? `showing the ${count(pick.drawn)} strongest of ${count(pick.inView)} lines` : "";
+    if (this.cappedNote.textContent !== text) this.cappedNote.textContent = text;
+    this.cappedNote.style.visibility = capped ? "" : "hidden";
+  }
+}
+
+function count(n: number): string {
+  return n.toLocaleString("en-US");
 }
 
 export function range(n: number): number[] {

@@ -11,7 +11,7 @@ const BUCKETS = 16;
 const CHUNK = 256;
 const MARGIN = 40; // px beyond the viewport still counted as visible
 const DENSE = 2000; // above this many drawn curves, thinner lines
-const MAX_DRAWN = 6000;
+export const MAX_DRAWN = 6000; // curves per frame, past which the faintest are left out
 
 export interface DrawRequest {
   edges: readonly Edge[];
@@ -22,6 +22,55 @@ export interface DrawRequest {
   scrollTop: number;
   viewportHeight: number;
   mode: string; // "all" | "token-left-3" | "head-2" ...: for tests and debugging
+}
+
+/** The curves one frame draws, by opacity bucket, and how many were left out. */
+export interface CurvePick {
+  buckets: number[][]; // edge ids per bucket, faintest bucket first
+  drawn: number;
+  inView: number; // curves with an end in (or near) the visible rows
+}
+
+/**
+ * Which curves to draw for the rows between `top` and `bottom`. Only edges with
+ * an end in (or near) the visible rows count: curves that merely pass through
+ * the view from far above to far below are noise at n = 512 and would multiply
+ * the raster work. Raster cost, not JS, dominates (about 50 us per long AA
+ * curve in software canvas): past `cap` curves, the faintest buckets are
+ * dropped (so "strongest" holds to a bucket's width, 1/16 of the top weight).
+ */
+export function pickCurves(
+  edges: readonly Edge[],
+  ids: readonly number[] | null,
+  maxWeight: number,
+  layout: Layout,
+  top: number,
+  bottom: number,
+  cap = MAX_DRAWN,
+): CurvePick {
+  const count = ids ? ids.length : edges.length;
+  const maxW = maxWeight > 0 ? maxWeight : 1;
+  const buckets: number[][] = Array.from({ length: BUCKETS }, () => []);
+  let inView = 0;
+  for (let k = 0; k < count; k++) {
+    const id = ids ? ids[k] : k;
+    const e = edges[id];
+    const ya = rowCenter(layout, e.from);
+    const yb = rowCenter(layout, e.to);
+    if (Number.isNaN(ya) || Number.isNaN(yb)) continue;
+    const aIn = ya >= top - MARGIN && ya <= bottom + MARGIN;
+    const bIn = yb >= top - MARGIN && yb <= bottom + MARGIN;
+    if (!aIn && !bIn) continue;
+    buckets[Math.min(BUCKETS - 1, Math.floor((e.w / maxW) * BUCKETS))].push(id);
+    inView++;
+  }
+  let drawn = 0;
+  for (let b = BUCKETS - 1; b >= 0; b--) {
+    if (drawn >= cap) buckets[b] = [];
+    else if (drawn + buckets[b].length > cap) buckets[b] = buckets[b].slice(0, cap - drawn);
+    drawn += buckets[b].length;
+  }
+  return { buckets, drawn, inView };
 }
 
 export class LinesCanvas {
@@ -36,14 +85,16 @@ export class LinesCanvas {
     this.canvas.setAttribute("data-signature", "");
   }
 
-  draw(req: DrawRequest): void {
+  /** Draw one frame; returns what was drawn so the view can say when curves were left out. */
+  draw(req: DrawRequest): CurvePick {
     const t0 = typeof performance !== "undefined" ? performance.now() : 0;
-    this.paint(req);
+    const pick = this.paint(req);
     // Drawing cost (ms, CPU side) for benchmarks and debugging.
     if (t0) this.canvas.setAttribute("data-draw-ms", (performance.now() - t0).toFixed(1));
+    return pick;
   }
 
-  private paint(req: DrawRequest): void {
+  private paint(req: DrawRequest): CurvePick {
     const { edges, ids, layout } = req;
     const count = ids ? ids.length : edges.length;
     const sig = edgeSignature(edges, ids, `L${req.layer}`);
@@ -56,6 +107,12 @@ export class LinesCanvas {
     const cssWidth = this.canvas.clientWidth || parseFloat(getComputedStyle(this.canvas).width) || 200;
     const cssHeight = Math.max(0, Math.min(req.viewportHeight || layout.height, layout.height));
     this.canvas.style.height = `${cssHeight}px`;
+    const top = req.scrollTop;
+    // Picked before the context is known, so the count (and the view's note) does not
+    // depend on canvas support.
+    const pick = pickCurves(edges, ids, req.maxWeight, layout, top, top + cssHeight);
+    this.canvas.setAttribute("data-drawn-count", String(pick.drawn));
+
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
     const pw = Math.max(1, Math.round(cssWidth * dpr));
     const ph = Math.max(1, Math.round(cssHeight * dpr));
@@ -68,50 +125,20 @@ export class LinesCanvas {
     } catch {
       ctx = null; // e.g. jsdom without canvas support
     }
-    if (!ctx) return;
+    if (!ctx) return pick;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, cssWidth, cssHeight);
-    if (count === 0) return;
+    if (pick.drawn === 0) return pick;
 
     const color = getComputedStyle(this.canvas).getPropertyValue("--exbert-line-color").trim() || "#2f6fbf";
-    const top = req.scrollTop;
-    const bottom = top + cssHeight;
     const x0 = 1;
     const x1 = cssWidth - 1;
     const xm = (x0 + x1) / 2;
-    const maxW = req.maxWeight > 0 ? req.maxWeight : 1;
-
-    const buckets: number[][] = Array.from({ length: BUCKETS }, () => []);
-    for (let k = 0; k < count; k++) {
-      const id = ids ? ids[k] : k;
-      const e = edges[id];
-      const ya = rowCenter(layout, e.from);
-      const yb = rowCenter(layout, e.to);
-      if (Number.isNaN(ya) || Number.isNaN(yb)) continue;
-      // Draw only edges with an end in (or near) the visible rows: curves that
-      // merely pass through the view from far above to far below are noise at
-      // n = 512 and would multiply the raster work.
-      const aIn = ya >= top - MARGIN && ya <= bottom + MARGIN;
-      const bIn = yb >= top - MARGIN && yb <= bottom + MARGIN;
-      if (!aIn && !bIn) continue;
-      const b = Math.min(BUCKETS - 1, Math.floor((e.w / maxW) * BUCKETS));
-      buckets[b].push(id);
-    }
-    // Raster cost, not JS, dominates (about 50 us per long AA curve in software
-    // canvas): past MAX_DRAWN curves in view, drop the faintest buckets. Hover
-    // still shows a token's full edge list.
-    let drawn = 0;
-    for (let b = BUCKETS - 1; b >= 0; b--) {
-      if (drawn >= MAX_DRAWN) buckets[b] = [];
-      else if (drawn + buckets[b].length > MAX_DRAWN) buckets[b] = buckets[b].slice(0, MAX_DRAWN - drawn);
-      drawn += buckets[b].length;
-    }
-    this.canvas.setAttribute("data-drawn-count", String(drawn));
-    const dense = drawn > DENSE;
+    const dense = pick.drawn > DENSE;
     ctx.strokeStyle = color;
     ctx.lineCap = "round";
     for (let b = 0; b < BUCKETS; b++) {
-      const list = buckets[b];
+      const list = pick.buckets[b];
       if (list.length === 0) continue;
       const level = (b + 1) / BUCKETS; // opacity and width linear in weight
       ctx.globalAlpha = Math.max(0.06, level);
@@ -132,6 +159,7 @@ export class LinesCanvas {
       }
     }
     ctx.globalAlpha = 1;
+    return pick;
   }
 
   get signature(): string {

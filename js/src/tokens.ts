@@ -8,7 +8,7 @@ export type Side = "left" | "right";
 
 export interface TokenHandlers {
   hover(side: Side, token: number | null, el: HTMLElement | null): void;
-  click(side: Side, token: number): void;
+  click(side: Side, token: number, detail: number): void; // detail: the click count (2 in a double-click)
   dblclick(side: Side, token: number): void;
 }
 
@@ -39,7 +39,7 @@ export class TokenColumn {
     this.el.addEventListener("mouseleave", () => handlers.hover(side, null, null));
     this.el.addEventListener("click", (ev) => {
       const hit = tokenOf(ev);
-      if (hit) handlers.click(side, hit[0]);
+      if (hit) handlers.click(side, hit[0], (ev as MouseEvent).detail);
     });
     this.el.addEventListener("dblclick", (ev) => {
       const hit = tokenOf(ev);

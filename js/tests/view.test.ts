@@ -1,5 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SELECT_DELAY_MS } from "../src/clicks";
+import { MAX_DRAWN } from "../src/curves";
 import widget from "../src/index";
 import { FakeModel, f32Payload, makeAttention } from "./fakeModel";
 
@@ -22,9 +24,15 @@ function initial(over: Record<string, unknown> = {}) {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 80));
+const settle = () => new Promise((r) => setTimeout(r, SELECT_DELAY_MS + 50)); // a click's selection is sent
 let el: HTMLElement;
 let cleanup: (() => void) | undefined;
 const q = (id: string) => el.querySelector(`[data-testid="${id.replace(/["\\]/g, "\\$&")}"]`) as HTMLElement | null;
+
+/** A real click: `detail` counts the clicks of a double-click (1, then 2). */
+function click(id: string, detail: number) {
+  q(id)!.dispatchEvent(new MouseEvent("click", { bubbles: true, detail }));
+}
 
 async function mount(over: Record<string, unknown> = {}) {
   const model = new FakeModel(initial(over));
@@ -87,6 +95,26 @@ describe("attention view", () => {
     expect(lines.getAttribute("data-layer")).toBe("1");
   });
 
+  it("says when the lines in view are too many to draw them all", async () => {
+    const m = 80; // 6,400 pairs at threshold 1: more than MAX_DRAWN
+    const toks = Array.from({ length: m }, (_, i) => `w${i}`);
+    const model = await mount({
+      tokens: toks, special: toks.map(() => false), top_k: [], threshold: 1,
+      attention: f32Payload(makeAttention(H, m), [H, m, m]),
+    });
+    const note = q("lines-capped-note")!;
+    const lines = q("attention-lines")!;
+    expect(MAX_DRAWN).toBe(6000);
+    expect(lines.getAttribute("data-drawn-count")).toBe("6000");
+    expect(note.style.visibility).not.toBe("hidden");
+    expect(note.textContent).toBe("showing the 6,000 strongest of 6,400 lines");
+    expect(note.title).toContain("faintest are left out");
+    model.update({ threshold: 0.5 });
+    await tick();
+    expect(note.style.visibility).toBe("hidden");
+    expect(note.textContent).toBe("");
+  });
+
   it("hover shows a token's lines only and the top-k tooltip", async () => {
     const model = await mount({ threshold: 1 });
     const lines = q("attention-lines")!;
@@ -128,23 +156,49 @@ describe("attention view", () => {
     expect(lines.getAttribute("data-mode")).toBe("all");
   });
 
-  it("click selects / unselects, double-click masks (not specials)", async () => {
+  it("click selects / unselects: shown at once, sent after the double-click time", async () => {
     const model = await mount({ hide_special: false });
-    q("token-left-2")!.click();
-    expect(model.get("selected")).toBe(2);
-    await tick();
+    click("token-left-2", 1);
     expect(q("token-left-2")!.classList.contains("selected")).toBe(true);
-    q("token-right-2")!.click();
-    expect(model.get("selected")).toBe(null);
-    q("token-left-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(model.get("selected")).toBe(null); // not yet: this may be half a double-click
+    await settle();
+    expect(model.get("selected")).toBe(2);
+    expect(model.saves).toBe(1);
+    click("token-right-2", 1);
+    click("token-left-3", 0); // keyboard / synthetic clicks (detail 0) are single clicks
+    await settle();
+    expect(model.get("selected")).toBe(3); // the first click was sent when the second came
+    expect(q("token-right-3")!.classList.contains("selected")).toBe(true);
+    expect(q("token-right-2")!.classList.contains("selected")).toBe(false);
+  });
+
+  it("double-click masks (not specials) and leaves the selection as it was", async () => {
+    const model = await mount({ hide_special: false, selected: 1 });
+    const doubleClick = (id: string) => {
+      click(id, 1);
+      click(id, 2);
+      q(id)!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true, detail: 2 }));
+    };
+    doubleClick("token-left-3");
     expect(model.get("masked")).toEqual([3]);
-    await tick();
+    await settle();
+    expect(model.get("selected")).toBe(1);
+    expect(model.saves).toBe(1); // the mask only: no selection messages
     expect(q("token-left-3")!.classList.contains("masked")).toBe(true);
-    q("token-left-0")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    expect(q("token-left-1")!.classList.contains("selected")).toBe(true);
+    expect(q("token-left-3")!.classList.contains("selected")).toBe(false);
+    doubleClick("token-left-0"); // special: never masked
     expect(model.get("masked")).toEqual([3]);
-    q("token-left-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+    // A slow double-click: the first click's selection was already sent; the second sends it back.
+    click("token-right-3", 1);
+    await settle();
+    expect(model.get("selected")).toBe(3);
+    click("token-right-3", 2);
+    q("token-right-3")!.dispatchEvent(new MouseEvent("dblclick", { bubbles: true, detail: 2 }));
+    expect(model.get("selected")).toBe(1);
     expect(model.get("masked")).toEqual([]);
-    expect(model.saves).toBeGreaterThanOrEqual(4);
+    await settle();
+    expect(model.get("selected")).toBe(1);
   });
 
   it("autoregressive: no masking; greyed after the selection, next marked", async () => {

@@ -7,12 +7,16 @@ kernel state, set from Python.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from .jupyter import WIDGET, find, has
 
 pytestmark = pytest.mark.e2e
+SELECT_DELAY_MS = 250  # js/src/clicks.ts: a single click is sent after this (double-click time)
+POSITIVE = re.compile(r"^[1-9]\d*$")
 NOTEBOOK = "01_quickstart.ipynb"
 SENTENCE = "The girl ran to a local pub to escape the din of her city."
 RESET = f"""
@@ -88,16 +92,30 @@ def test_head_toggle_and_head_cell_edit_heads(page, kernel):
     kernel.wait_for("view.heads", all_heads)
 
 
-def test_double_click_masks_token(page, kernel):
+def selection_stays(page, kernel, token: int) -> None:
+    """`selected` is still ``token`` once a click would have been sent (the view holds a single
+    click back for the double-click time), in the kernel and in the drawing."""
+    page.wait_for_timeout(SELECT_DELAY_MS + 250)
+    kernel.wait_for("view.selected", token)
+    expect(page.locator(f"{WIDGET} .exbert-tokens-left .exbert-token.selected")).to_have_count(1)
+    expect(find(page, f"token-left-{token}")).to_have_class(has("selected"))
+
+
+def test_double_click_masks_token_and_keeps_the_selection(page, kernel):
     word = kernel.eval("view.tokens[4]")
+    kernel.run("view.selected = 2")
+    expect(find(page, "token-left-2")).to_have_class(has("selected"))
+    # A real double-click: mousedown/up/click twice, then dblclick.
     find(page, "token-left-4").dblclick()
     kernel.wait_for("view.masked", [4])
     kernel.wait_for("view.tokens[4]", "[MASK]")
     expect(find(page, "token-left-4")).to_have_text("[MASK]")
     expect(find(page, "token-left-4")).to_have_class(has("masked"))
+    selection_stays(page, kernel, 2)
     find(page, "token-right-4").dblclick()  # and back
     kernel.wait_for("view.masked", [])
     expect(find(page, "token-left-4")).to_have_text(word)
+    selection_stays(page, kernel, 2)
 
 
 def test_layer_set_in_python_redraws(page, kernel):
@@ -169,7 +187,21 @@ def test_overlong_sentence_is_truncated_with_a_note(page, kernel):
     assert kernel.eval("len(view.tokens)") == 512
     expect(find(page, "truncated-note")).to_be_visible()
     expect(find(page, "token-left-510")).to_have_text("word")
+    # Still usable at 512: hovering a token far down shows its lines and its tooltip.
+    lines, note = find(page, "attention-lines"), find(page, "lines-capped-note")
+    find(page, "token-left-510").hover()
+    expect(lines).to_have_attribute("data-mode", "token-left-510")
+    expect(lines).to_have_attribute("data-drawn-count", POSITIVE)
+    expect(find(page, "tooltip")).to_be_visible()
+    expect(find(page, "tooltip")).to_contain_text("no LM head")
+    expect(note).to_be_hidden()  # one token's lines are all drawn
+    page.mouse.move(5, 5)
+    expect(lines).to_have_attribute("data-mode", "all")
+    # All lines: ~13k have an end in view here; the view says it draws the strongest 6,000.
+    expect(note).to_be_visible()
+    expect(note).to_have_text(re.compile(r"^showing the 6,000 strongest of [\d,]{5,} lines$"))
     kernel.run(RESET)
+    expect(note).to_be_hidden()
     expect(find(page, "truncated-note")).to_be_hidden()
 
 
