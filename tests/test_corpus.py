@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -336,17 +337,17 @@ def test_batches_run_side_by_side_keep_every_token_at_its_row(minilm, corpus, bo
     from exbert_widget.corpus import build, spacy_feed
 
     monkeypatch.setattr(spacy_feed.SpacyFeed, "producing", property(lambda self: False))
-    seen = []
-    inner = build._process_window
+    runners = []
 
-    def spy(*args):
-        seen.append(args[-1])  # workers
-        return inner(*args)
+    class Runner(build._BatchRunner):
+        def __init__(self, most):
+            super().__init__(most)
+            runners.append(self)
 
-    monkeypatch.setattr(build, "_process_window", spy)
+    monkeypatch.setattr(build, "_BatchRunner", Runner)
     out = corpus.root.parent / "side-by-side"
     two = ew.build_corpus(book, minilm, out, batch_size=2, progress=False)
-    assert 2 in seen
+    assert runners[0].peak == 2
     assert two.tokens.equals(corpus.tokens)
     encs = [minilm.encode(s) for s in two.sentences[:]]
     results = minilm.forward(encs, attentions=False)
@@ -363,3 +364,32 @@ def test_batches_run_side_by_side_keep_every_token_at_its_row(minilm, corpus, bo
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     per_head = np.linalg.norm(x.reshape(len(x), minilm.num_heads, -1), axis=2)
     np.testing.assert_allclose(two._head_norms(layer), per_head, atol=2e-3)
+
+
+def test_a_failing_batch_fails_the_build_and_leaves_the_previous_corpus(minilm, corpus, book):
+    """An error in a background model batch reaches the caller; the threads end, no temporary
+    directory stays behind and the corpus already at out_dir is untouched."""
+    import threading
+
+    out = corpus.root.parent / "failing"
+    shutil.copytree(corpus.root, out)
+    before = sorted(p.name for p in out.parent.iterdir())
+    calls = 0
+    real = minilm.token_vectors
+
+    def flaky(encodings):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("batch 3 broke")
+        return real(encodings)
+
+    minilm.token_vectors = flaky
+    try:
+        with pytest.raises(RuntimeError, match="batch 3 broke"):
+            ew.build_corpus(book, minilm, out, batch_size=2, progress=False)
+    finally:
+        del minilm.token_vectors
+    assert sorted(p.name for p in out.parent.iterdir()) == before
+    assert ew.Corpus.open(out).tokens.equals(corpus.tokens)
+    assert not [t for t in threading.enumerate() if t.name.startswith("exbert-")]

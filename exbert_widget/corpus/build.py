@@ -10,6 +10,7 @@ never damages a corpus already at ``out_dir``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import queue
@@ -20,7 +21,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import faiss
@@ -349,7 +350,7 @@ def build_corpus(
             disable=not progress,
         )
         threads = torch.get_num_threads()
-        pool = ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="exbert-model")
+        runner = _BatchRunner(SIDE_BY_SIDE)
         try:
             procs = spacy_processes or _spacy_processes()
             with SpacyFeed(paragraphs, nlp, min_chars, CHUNK, processes=procs) as feed:
@@ -359,14 +360,18 @@ def build_corpus(
                     # torch's threads do on batches this small
                     cores = max(1, threads - procs) if feed.producing else threads
                     workers = SIDE_BY_SIDE if cores >= 2 and lm.device.type == "cpu" else 1
-                    torch.set_num_threads(max(1, cores // workers))
+                    runner.configure(workers, max(1, cores // workers))
                     _process_window(
-                        lm, window, batch_size, writer, sentences, columns, counts, pool, workers
+                        lm, window, batch_size, writer, sentences, columns, counts, runner
                     )
                     bar.update(sum(len(s.text) for s in window))
+                    # the next window is prepared while this one's last batches run, and grows
+                    # meanwhile (a bigger window sorts better)
+                    runner.wait(most_left=SIDE_BY_SIDE)
+            runner.wait()
         finally:
+            runner.close()
             torch.set_num_threads(threads)
-            pool.shutdown()
         bar.update(bar.total - bar.n)  # spaces between sentences were never counted
         bar.close()
         if not sentences:
@@ -407,12 +412,63 @@ def _spacy_processes() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-def _process_window(
-    lm, window, batch_size, writer, sentences, columns, counts, pool, workers
-) -> None:
-    """Add a window of sentences (in source order) to the token table, then run the model on
-    it in length-sorted batches (in ``workers`` threads of ``pool``), handing each batch's
-    vectors to the writer as they come."""
+class _BatchRunner:
+    """Model batches in background threads, at most ``workers`` at once (settable between
+    windows), so that the main thread prepares the next window, and its batches start, while
+    the last batches of the previous one run: no core idles at window boundaries."""
+
+    def __init__(self, most: int) -> None:
+        self._pool = ThreadPoolExecutor(most, thread_name_prefix="exbert-model")
+        self._slots = threading.Condition()
+        self._running = 0
+        self._workers, self._threads = 1, 1
+        self._futures: list = []
+        self.peak = 0  # most batches that ran at once
+
+    def configure(self, workers: int, threads: int) -> None:
+        """Batches started from now on run ``workers`` at a time, on ``threads`` torch threads."""
+        with self._slots:
+            self._workers, self._threads = workers, threads
+            self._slots.notify_all()
+
+    def submit(self, job) -> None:
+        self._futures.append(self._pool.submit(self._run, job))
+
+    def _run(self, job) -> None:
+        with self._slots:
+            self._slots.wait_for(lambda: self._running < self._workers)
+            self._running += 1
+            self.peak = max(self.peak, self._running)
+            threads = self._threads
+        try:
+            torch.set_num_threads(threads)
+            job()
+        finally:
+            with self._slots:
+                self._running -= 1
+                self._slots.notify_all()
+
+    def wait(self, most_left: int = 0) -> None:
+        """Wait until at most ``most_left`` batches are unfinished; raise what a batch raised."""
+        while True:
+            for future in [f for f in self._futures if f.done()]:
+                future.result()  # raises what the batch raised
+                self._futures.remove(future)
+            if len(self._futures) <= most_left:
+                return
+            wait(self._futures, return_when=FIRST_COMPLETED)
+
+    def close(self) -> None:
+        """Drop batches not yet started, wait for the running ones, end the threads."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def _process_window(lm, window, batch_size, writer, sentences, columns, counts, runner) -> None:
+    """Add a window of sentences (in source order) to the token table, then hand the model's
+    length-sorted batches of it to ``runner``, longest first (the shortest fill the gaps at
+    the end); each batch's vectors go to the writer as they come."""
     encodings: list[Encoding] = []
     starts: list[int] = []  # each sentence's first row in the token table
     with warnings.catch_warnings():
@@ -437,13 +493,8 @@ def _process_window(
         rows = np.concatenate([np.arange(starts[i], starts[i] + len(encodings[i])) for i in batch])
         writer.add(embedding, contexts, rows)
 
-    batches = list(_batches(order, [len(e) for e in encodings], batch_size))
-    if workers > 1 and len(batches) > 1:
-        for done in [pool.submit(run, b) for b in batches]:
-            done.result()  # raises what the batch raised
-    else:
-        for batch in batches:
-            run(batch)
+    for batch in reversed(list(_batches(order, [len(e) for e in encodings], batch_size))):
+        runner.submit(functools.partial(run, batch))
 
 
 def _batches(order: list[int], lengths: list[int], most: int) -> Iterator[list[int]]:
