@@ -90,15 +90,16 @@ class _IndexWriter:
     def add(self, embedding: torch.Tensor, contexts: torch.Tensor, rows: np.ndarray) -> None:
         """Vectors [layers, tokens, dim] of one batch, and the token-table row of each token."""
         self._raise()
-        emb, ctx = _unit(embedding), _unit(contexts)
-        # per-head norms of the unit context vectors, for head-restricted search
-        norms = ctx.unflatten(-1, (self.heads, -1)).norm(dim=-1).to(torch.float16).cpu().numpy()
         vectors = {}
-        for kind, x in (("embedding", emb), ("context", ctx)):
+        for kind, x in (("embedding", embedding), ("context", contexts)):
+            length = x.norm(dim=-1, keepdim=True).clamp_min_(1e-12)
+            if kind == "context":  # per-head norms of the unit vectors, for restricted search
+                norms = x.unflatten(-1, (self.heads, -1)).norm(dim=-1).div_(length)
+                norms = norms.to(torch.float16).cpu().numpy()
             rot = self.rotations[kind]
-            if rot is not None:
-                x = _rotate(x, rot.to(x.device))
-            vectors[kind] = x.cpu().numpy()
+            # rotate, then normalise in place: a rotation keeps lengths, and one copy fewer
+            y = _rotate(x, rot.to(x.device)) if rot is not None else x.clone()
+            vectors[kind] = y.div_(length).cpu().numpy()
         with self._lock:  # rows, norms and vectors in the same order
             self.head_norms.append(norms)
             self.rows.append(rows)
@@ -171,16 +172,15 @@ class _IndexWriter:
         return np.concatenate(self.head_norms, axis=1), np.concatenate(self.rows)
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
 def _rotate(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-    """``x`` [..., d] times the block-diagonal matrix of ``blocks`` [k, b, b]: one batched matmul
-    over the blocks, a third of a dense d x d matmul's time at d = 384."""
+    """``x`` [..., d] times the block-diagonal matrix of ``blocks`` [k, b, b] (a new tensor): one
+    matmul per block, each straight into its columns of the result."""
     k, b, _ = blocks.shape
-    y = torch.bmm(x.reshape(-1, k, b).transpose(0, 1), blocks)
-    return y.transpose(0, 1).reshape(x.shape)
+    flat = x.reshape(-1, k * b)
+    out = torch.empty_like(flat)
+    for i in range(k):
+        torch.mm(flat[:, i * b : (i + 1) * b], blocks[i], out=out[:, i * b : (i + 1) * b])
+    return out.reshape(x.shape)
 
 
 def _rows(sentence: AnnotatedSentence, encoding: Encoding, sid: int) -> dict[str, list]:
