@@ -157,12 +157,15 @@ def bench_model(label, lm, sentences_source, batch_size, workdir, n_queries=200,
         f"build (spaCy + model + index + write, whole call) {build_tps:7.0f} tok/s | bare forward: "
         f"unsorted batches {unsorted_tps:7.0f} tok/s, length-sorted {sorted_tps:7.0f} tok/s"
     )
-    for name, base in (("unsorted (DESIGN anchor)", unsorted_tps), ("length-sorted", sorted_tps)):
-        r = build_tps / base
-        print(
-            f"  build / bare forward {name:<25} {r:5.2f}x  (target >= 0.8: "
-            f"{'ok' if r >= 0.8 else 'MISSED'})"
-        )
+    r = build_tps / unsorted_tps
+    print(
+        f"  build / bare forward unsorted (DESIGN anchor) {r:5.2f}x  (target >= 0.8: "
+        f"{'ok' if r >= 0.8 else 'MISSED'})"
+    )
+    print(
+        f"  build / bare forward length-sorted            {build_tps / sorted_tps:5.2f}x  "
+        "(for reference: the model alone at its best, no target)"
+    )
     ours = disk_bytes(out)
     theirs = exbert_bytes(corpus)
     print(
