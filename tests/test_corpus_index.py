@@ -95,6 +95,8 @@ def test_ivf_corpus_builds_opens_and_searches(tiny_dirs, tmp_path):
             # the best hit is (one of) the exactly nearest, and its score is its cosine
             assert exact[got[0]] >= exact.max() - 0.01
             np.testing.assert_allclose(hits.score, exact[got], atol=0.02)
+    # one query at a time: its lists are scanned on all threads, not one
+    assert faiss.extract_index_ivf(corpus._index("embedding", 1)).parallel_mode == 1
 
 
 def test_search_with_another_model_is_refused(tiny_dirs, minilm, tmp_path):

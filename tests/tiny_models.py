@@ -120,16 +120,7 @@ def build(family: str, max_positions: int = 128):
             )
             model = t.ElectraForMaskedLM(config)
     elif family == "roberta":
-        tok = roberta_tokenizer()
-        config = t.RobertaConfig(
-            vocab_size=len(tok),
-            max_position_embeddings=max_positions + 2,
-            pad_token_id=tok.pad_token_id,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            **SMALL,
-        )
-        model = t.RobertaForMaskedLM(config)
+        return _roberta_like(t.RobertaConfig, t.RobertaForMaskedLM, max_positions)
     elif family == "gpt2":
         tok = gpt2_tokenizer()
         config = t.GPT2Config(
@@ -160,21 +151,27 @@ def build(family: str, max_positions: int = 128):
     return model.eval(), tok
 
 
+def _roberta_like(config_class, model_class, max_positions: int):
+    """A RoBERTa-shaped masked LM (positions offset by the padding index) with the byte-level
+    tokenizer."""
+    tok = roberta_tokenizer()
+    config = config_class(
+        vocab_size=len(tok),
+        max_position_embeddings=max_positions + 2,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        **SMALL,
+    )
+    return model_class(config).eval(), tok
+
+
 def _build_extra(family: str, max_positions: int):
     """Families outside the projection table (found by the generic fallback), and a BERT
     saved as a decoder (``is_decoder=True``)."""
     t = transformers
     if family == "data2vec-text":
-        tok = roberta_tokenizer()
-        config = t.Data2VecTextConfig(
-            vocab_size=len(tok),
-            max_position_embeddings=max_positions + 2,
-            pad_token_id=tok.pad_token_id,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            **SMALL,
-        )
-        return t.Data2VecTextForMaskedLM(config).eval(), tok
+        return _roberta_like(t.Data2VecTextConfig, t.Data2VecTextForMaskedLM, max_positions)
     tok = minilm_tokenizer()
     common = {"vocab_size": len(tok), "max_position_embeddings": max_positions, **SMALL}
     if family == "megatron-bert":  # pre-LayerNorm: the attention block starts with its own LN

