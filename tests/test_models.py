@@ -593,3 +593,20 @@ def test_cuda_agrees_with_cpu(tiny_dirs, monkeypatch):
         a_gpu = gpu.analyze(SENTENCE, masked=masked, top_k=5)
         assert a_gpu.attentions.dtype == np.float32
         _agree(a_cpu, a_gpu)
+
+
+def test_a_half_precision_checkpoint_runs_in_float32(tmp_path):
+    """A checkpoint saved in float16 (as many hub models are, or bfloat16) loads as float32:
+    transformers 5 would keep the saved dtype, slow and imprecise on CPU."""
+    model, tok = tiny_models.build("bert")
+    model.half().save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm = ew.load_model(tmp_path)
+    assert {p.dtype for p in lm.model.parameters()} == {torch.float32}
+    ref = AutoModelForMaskedLM.from_pretrained(tmp_path, attn_implementation="eager").float()
+    a = lm.analyze(SENTENCE)
+    inputs = lm._batch_inputs([lm.encode(SENTENCE)])
+    with torch.no_grad():
+        out = ref(**inputs, output_attentions=True, output_hidden_states=True)
+    np.testing.assert_allclose(a.attentions, torch.cat(out.attentions).numpy(), atol=ATOL)
+    np.testing.assert_allclose(a.hidden_states[-1], out.hidden_states[-1][0].numpy(), atol=1e-4)

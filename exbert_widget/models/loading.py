@@ -95,6 +95,14 @@ def resolve_kind(config: PretrainedConfig, kind: Kind | None) -> Kind:
     return kind
 
 
+# transformers renamed from_pretrained's torch_dtype= to dtype= in 4.56
+_DTYPE_KWARG = (
+    "dtype"
+    if tuple(int(p) for p in transformers.__version__.split(".")[:2]) >= (4, 56)
+    else "torch_dtype"
+)
+
+
 def _head_missing(model: PreTrainedModel, missing_keys: set[str] | list[str]) -> bool:
     """True when weights outside the base model (i.e. the LM head) were not in the checkpoint."""
     prefix = model.base_model_prefix
@@ -192,6 +200,9 @@ def load_pretrained(
         "config": config,  # carries is_decoder where a kind was forced
         "attn_implementation": "eager",
         "trust_remote_code": trust_remote_code,
+        # float32 whatever the checkpoint was saved in (transformers 5 would keep a float16 or
+        # bfloat16 checkpoint as it is): exBERT's numbers, and half precision is slow on CPU
+        _DTYPE_KWARG: torch.float32,
     }
     try:
         with _quiet_transformers():
