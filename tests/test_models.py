@@ -605,8 +605,6 @@ def test_a_half_precision_checkpoint_runs_in_float32(tmp_path):
     assert {p.dtype for p in lm.model.parameters()} == {torch.float32}
     ref = AutoModelForMaskedLM.from_pretrained(tmp_path, attn_implementation="eager").float()
     a = lm.analyze(SENTENCE)
-    inputs = lm._batch_inputs([lm.encode(SENTENCE)])
-    with torch.no_grad():
-        out = ref(**inputs, output_attentions=True, output_hidden_states=True)
+    out = _reference(ref, a.input_ids)
     np.testing.assert_allclose(a.attentions, torch.cat(out.attentions).numpy(), atol=ATOL)
     np.testing.assert_allclose(a.hidden_states[-1], out.hidden_states[-1][0].numpy(), atol=1e-4)
