@@ -1,17 +1,28 @@
 """exbert-widget: exBERT's transformer explorer as a Jupyter widget."""
 
-from .corpus import Corpus, CorpusError, build_corpus, demo_corpus
-from .models import Analysis, InputError, LanguageModel, ModelLoadError, load_model
+from .corpus import Corpus, build_corpus, demo_corpus
+from .errors import (
+    CorpusError,
+    CorpusSourceError,
+    ExbertError,
+    InputError,
+    ModelLoadError,
+    SpacyModelError,
+)
+from .models import Analysis, LanguageModel, load_model
 from .widget import ExBertView
 
 __all__ = [
     "Analysis",
     "Corpus",
     "CorpusError",
+    "CorpusSourceError",
     "ExBertView",
+    "ExbertError",
     "InputError",
     "LanguageModel",
     "ModelLoadError",
+    "SpacyModelError",
     "build_corpus",
     "demo_corpus",
     "load_model",

