@@ -8,6 +8,7 @@ from .errors import (
     InputError,
     ModelLoadError,
     SpacyModelError,
+    StateError,
 )
 from .models import Analysis, LanguageModel, load_model
 from .widget import ExBertView
@@ -23,6 +24,7 @@ __all__ = [
     "LanguageModel",
     "ModelLoadError",
     "SpacyModelError",
+    "StateError",
     "build_corpus",
     "demo_corpus",
     "load_model",

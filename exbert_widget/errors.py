@@ -6,6 +6,8 @@ existing ``except ValueError`` code keeps working.
 
 from __future__ import annotations
 
+from traitlets import TraitError
+
 
 class ExbertError(Exception):
     """Base of every error exbert-widget raises on purpose; the message says what to do."""
@@ -17,6 +19,14 @@ class ModelLoadError(ExbertError, ValueError):
 
 class InputError(ExbertError, ValueError):
     """A sentence, mask or argument the model cannot analyse; the message says what is allowed."""
+
+
+class StateError(InputError, TraitError):
+    """A value the view refuses for one of its traits (wrong type, out of range, not valid for
+    the sentence); the view keeps its last good state.
+
+    Also a ``traitlets.TraitError``: traitlets rolls a batch of trait changes back on it.
+    """
 
 
 class CorpusError(ExbertError, ValueError):
@@ -38,4 +48,5 @@ __all__ = [
     "InputError",
     "ModelLoadError",
     "SpacyModelError",
+    "StateError",
 ]

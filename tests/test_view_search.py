@@ -28,6 +28,21 @@ def view(minilm, minilm_corpus) -> ew.ExBertView:
     return ew.ExBertView(minilm, corpus=minilm_corpus)
 
 
+def command(view, name: str, args) -> dict:
+    """Send one command as the view does; return the kernel's reply."""
+    sent: list[dict] = []
+    original = view.send
+    view.send = lambda content, buffers=None: sent.append(content)
+    try:
+        view._on_message(
+            view, {"kind": "exbert-command", "id": "r1", "name": name, "args": args}, []
+        )
+    finally:
+        view.send = original
+    assert len(sent) == 1
+    return sent[0]
+
+
 def _first_word(view) -> int:
     return next(i for i, s in enumerate(view.special) if not s) + 1
 
@@ -107,7 +122,7 @@ def test_summaries_count_what_the_hits_say(view, minilm_corpus):
     offsets = view.summary("offset", of="max_att")
     assert sum(offsets.to_dict().values()) == 15
     assert view.summaries["max_att"]["dep"] == dep.to_dict()
-    with pytest.raises(ValueError, match="field"):
+    with pytest.raises(ew.InputError, match="field"):
         view.summary("colour")
 
 
@@ -118,23 +133,45 @@ def test_load_hit_puts_its_sentence_in_the_view(view, minilm_corpus):
     view.load_hit(2)
     assert view.sentence == hits.sentence[2]
     assert view.selected == hits.token_index[2]
-    view._on_message(view, {"type": "load_hit", "index": 1}, [])
+    reply = command(view, "load_hit", {"index": 1})
+    assert reply["ok"] and view.sentence == hits.sentence[1] == reply["result"]["sentence"]
+    assert view.selected == reply["result"]["selected"] == hits.token_index[1]
+    assert view.masked == [] and view.analysis.text == view.sentence
+    for bad in (5, -1):
+        reply = command(view, "load_hit", {"index": bad})
+        assert not reply["ok"] and reply["error"]["type"] == "InputError"
+        assert "between 0 and 4" in reply["error"]["message"]
     assert view.sentence == hits.sentence[1]
 
 
+def test_search_command_replies_and_a_failure_keeps_the_last_hits(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[6]
+    view.selected = _first_word(view)
+    reply = command(view, "search", {"by": "embedding", "k": 7})
+    assert reply == {"kind": "exbert-reply", "id": "r1", "ok": True, "result": {"count": 7}}
+    rows = view.hit_list
+    assert len(rows) == 7 and rows[0]["sentence"] == minilm_corpus.sentences[6]
+    view.heads = []
+    reply = command(view, "search", {"by": "context", "k": 7})
+    assert not reply["ok"] and "at least one selected head" in reply["error"]["message"]
+    assert view.hit_list is rows and len(view.hits) == 7
+
+
 def test_refusals(view, minilm, minilm_corpus, tiny_dirs):
-    with pytest.raises(ValueError, match="Select a token"):
+    with pytest.raises(ew.InputError, match="Select a token"):
         view.search()
     view.selected = 1
-    with pytest.raises(ValueError, match="by must be"):
+    with pytest.raises(ew.InputError, match="by must be"):
         view.search(by="colour")
+    with pytest.raises(ew.InputError, match="between 1 and 1000"):
+        view.search(k=10**7)
     view.heads = []
-    with pytest.raises(ValueError, match="at least one selected head"):
+    with pytest.raises(ew.InputError, match="at least one selected head"):
         view.search(by="context")
-    view._on_message(view, {"type": "search", "by": "context", "k": 5}, [])
-    assert "head" in view.search_error and not view.search_busy
+    reply = command(view, "search", {"by": "context", "k": 5})
+    assert not reply["ok"] and "head" in reply["error"]["message"]
     other = ew.load_model(tiny_dirs["bert"])
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ew.ExbertError) as info:
         ew.ExBertView(other, corpus=minilm_corpus)
     assert "MiniLM" in str(info.value) or "minilm" in str(info.value).lower()
 

@@ -195,7 +195,7 @@ def test_truncation_is_reported(tiny_dirs):
 
 
 def test_search_without_corpus_or_selection_is_refused(view):
-    with pytest.raises(ValueError, match="no corpus"):
+    with pytest.raises(ew.InputError, match="no corpus"):
         view.search()
 
 
@@ -209,3 +209,204 @@ def test_quickstart_table_uses_the_current_analysis(minilm, monkeypatch):
             exec("".join(cell["source"]), namespace)
     view, a = namespace["view"], namespace["a"]
     assert view.masked == [9] and a is view.analysis and a.tokens[9] == "[MASK]"
+
+
+# -- the contract's bad input (issue 10): each found by a probe of the first view -----------------
+
+
+def _replies(view, monkeypatch) -> list[dict]:
+    sent: list[dict] = []
+    monkeypatch.setattr(view, "send", lambda content, buffers=None: sent.append(content))
+    return sent
+
+
+def _resent(view, monkeypatch) -> list[list[str]]:
+    """The trait names the kernel sends back to the view (to undo a refused edit there)."""
+    calls: list[list[str]] = []
+    original = view.send_state
+
+    def recording(key=None):
+        calls.append(sorted([key] if isinstance(key, str) else key or []))
+        return original(key)
+
+    monkeypatch.setattr(view, "send_state", recording)
+    return calls
+
+
+def command(view, monkeypatch, name, args, request_id="r1") -> dict:
+    sent = _replies(view, monkeypatch)
+    view._on_message(
+        view, {"kind": "exbert-command", "id": request_id, "name": name, "args": args}, []
+    )
+    assert len(sent) == 1 and sent[0]["kind"] == "exbert-reply" and sent[0]["id"] == request_id
+    return sent[0]
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"layer": "3"}, "expected an int"),
+        ({"layer": True}, "not a bool"),
+        ({"selected": True}, "not a bool"),
+        ({"layer": 2.5}, "expected an int"),
+        ({"heads": [[1]]}, "expected an int"),
+        ({"heads": [1, True]}, "not a bool"),
+        ({"head_weights": [1.0, 2.0]}, "one per head"),
+        ({"threshold": "high"}, "a number"),
+        ({"hide_special": 1}, "boolean"),
+        ({"masked": [1, 99]}, "out of range"),
+        ({"search_k": 10**7}, "between 1 and 1000"),
+        ({"colour": "red"}, "no trait 'colour'"),
+    ],
+)
+def test_browser_edits_of_the_wrong_type_or_shape_are_refused_and_shown(
+    view, monkeypatch, update, message
+):
+    before = {k: v for k, v in view.get_state().items() if k != "error"}
+    resent = _resent(view, monkeypatch)
+    view.set_state({"layer": 1, **update} if "layer" not in update else update)
+    assert message in view.error
+    after = {k: v for k, v in view.get_state().items() if k != "error"}
+    assert after == before  # all or nothing: layer 1 came with it and was undone too
+    assert resent and set(resent[-1]) <= set(view.keys) and resent[-1]
+
+
+@pytest.mark.parametrize(
+    "trait", ["tokens", "special", "num_layers", "attention", "top_k", "has_corpus", "error"]
+)
+def test_computed_traits_are_read_only_from_the_browser(view, monkeypatch, trait):
+    resent = _resent(view, monkeypatch)
+    view.set_state({trait: ["x"]})
+    assert f"{trait!r} is computed by the kernel" in view.error
+    assert view.tokens == view.analysis.tokens and view.num_layers == 6
+    assert resent[-1] == [trait]
+    with pytest.raises(traitlets.TraitError, match="read-only"):
+        setattr(view, trait, ["x"])
+
+
+def test_a_bool_is_not_an_index(view):
+    view.layer = 2
+    for trait in ("layer", "selected"):
+        with pytest.raises(ew.StateError, match="not a bool"):
+            setattr(view, trait, True)
+    assert view.layer == 2 and view.selected is None
+    assert view.attention.shape == (12, len(view.tokens), len(view.tokens))  # one layer, not six
+
+
+def test_refusals_are_exbert_errors_and_trait_errors(view):
+    with pytest.raises(ew.ExbertError) as info:
+        view.layer = 40
+    assert isinstance(info.value, ew.InputError) and isinstance(info.value, traitlets.TraitError)
+
+
+LONE = "\ud800 lone"
+
+
+def test_a_lone_surrogate_is_an_input_error_and_the_state_stays_consistent(view, minilm):
+    with pytest.raises(ew.InputError, match="not valid Unicode"):
+        view.sentence = LONE
+    with pytest.raises(ew.InputError, match="not valid Unicode"):
+        view.apply({"sentence": LONE, "masked": []})
+    assert view.sentence == view.analysis.text == DEFAULT
+    view.set_state({"sentence": LONE})  # from the browser: refused, shown, nothing changes
+    assert "not valid Unicode" in view.error and view.sentence == view.analysis.text == DEFAULT
+    view.set_state({"sentence": CAT})  # and later updates still work
+    assert (
+        view.error == "" and view.analysis.text == CAT and view.tokens == minilm.analyze(CAT).tokens
+    )
+
+
+DEFAULT = "The girl ran to a local pub to escape the din of her city."
+
+
+def test_sentence_and_mask_in_one_update_are_applied_together(view, minilm, monkeypatch):
+    calls = _count_forward(minilm, monkeypatch)
+    view.set_state({"sentence": CAT, "masked": [2]})
+    assert view.error == "" and len(calls) == 1
+    assert view.sentence == CAT and view.masked == [2] and view.analysis.masked == (2,)
+    expected = minilm.analyze(CAT, [2])
+    assert view.tokens == expected.tokens and view.tokens[2] == "[MASK]"
+    np.testing.assert_allclose(view.attention, expected.attentions[0], atol=1e-3)
+    # The mask is checked against the new sentence, not the old one: 11 fits the default
+    # sentence's 16 tokens but not CAT's 9, so the update is refused whole.
+    view.set_state({"sentence": DEFAULT, "masked": []})
+    view.set_state({"sentence": CAT, "masked": [11]})
+    assert "out of range" in view.error
+    assert view.sentence == view.analysis.text == DEFAULT and view.masked == []
+
+
+def test_a_sentence_alone_clears_mask_and_selection_but_keeps_what_comes_with_it(view):
+    view.apply({"masked": [3], "selected": 2})
+    view.set_state({"sentence": CAT})
+    assert (view.masked, view.selected) == ([], None)
+    view.set_state({"sentence": DEFAULT, "selected": 4, "masked": [5]})
+    assert (view.masked, view.selected, view.analysis.masked) == ([5], 4, (5,))
+
+
+def test_concurrent_updates_are_serialised(view):
+    import threading
+
+    sentences = [f"{name} walked to the river at dawn." for name in ("Anna", "Bob", "Cleo", "Dan")]
+    for trial in range(12):
+        barrier = threading.Barrier(3)
+        updates = [{"sentence": sentences[trial % 4]}, {"masked": [2]}, {"layer": trial % 6}]
+
+        def send(update, barrier=barrier):
+            barrier.wait()
+            view.set_state(update)
+
+        threads = [threading.Thread(target=send, args=(u,)) for u in updates]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        a = view.analysis
+        assert view.error == ""
+        assert view.sentence == a.text == sentences[trial % 4], trial
+        assert tuple(view.masked) == a.masked and view.masked in ([], [2]), trial
+        assert view.tokens == a.tokens and view.layer == trial % 6
+        np.testing.assert_array_equal(view.attention, a.attentions[view.layer].astype(np.float16))
+
+
+def test_unknown_commands_and_malformed_messages_get_error_replies(view, monkeypatch):
+    reply = command(view, monkeypatch, "explode", {})
+    assert reply["ok"] is False and reply["error"]["type"] == "InputError"
+    assert "Unknown command 'explode'" in reply["error"]["message"]
+    assert "load_hit, search" in reply["error"]["message"]
+    sent = _replies(view, monkeypatch)
+    view._on_message(view, {"type": "search", "by": "embedding"}, [])  # the first draft's shape
+    assert sent == []  # not a command: logged, not answered (there is no id to answer)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"by": "embedding", "k": 10**7}, "between 1 and 1000"),
+        ({"by": "embedding", "k": 0}, "between 1 and 1000"),
+        ({"by": "embedding", "k": True}, "must be an integer"),
+        ({"by": "embedding", "k": 5.5}, "must be an integer"),
+        ({"by": "colour", "k": 5}, "'embedding' or 'context'"),
+        ({"by": "embedding"}, "needs the field 'k'"),
+        ({"by": "embedding", "k": 5, "extra": 1}, "no field 'extra'"),
+        ([], "must be an object"),
+    ],
+)
+def test_search_command_arguments_are_checked(view, monkeypatch, args, message):
+    reply = command(view, monkeypatch, "search", args)
+    assert reply["ok"] is False and reply["error"]["type"] == "InputError"
+    assert message in reply["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"index": "2"}, "must be an integer"),
+        ({}, "needs the field 'index'"),
+        ({"index": None}, "must be an integer"),
+        ({"index": 0}, "No search yet"),
+    ],
+)
+def test_load_hit_command_arguments_are_checked(view, monkeypatch, args, message):
+    reply = command(view, monkeypatch, "load_hit", args)
+    assert reply["ok"] is False and reply["error"]["type"] == "InputError"
+    assert message in reply["error"]["message"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import CorpusError, InputError
 from ..models import Analysis, LanguageModel
 
 FIELDS = ("pos", "dep", "ent", "offset")
@@ -71,7 +72,7 @@ def search_hits(
         labels = corpus.sentence_labels(sid)
         encoding, attention = by_sentence[sid]
         if len(labels["token"]) != len(encoding):
-            raise ValueError(
+            raise CorpusError(
                 f"Corpus sentence {sid} has {len(labels['token'])} stored tokens but {lm.name} "
                 f"gives {len(encoding)}: the corpus was built with another tokenizer."
             )
@@ -150,9 +151,9 @@ def summarize(frame: pd.DataFrame, field: str, of: str) -> pd.Series:
     ``field="offset"`` counts positions relative to the match.
     """
     if field not in FIELDS:
-        raise ValueError(f"field must be one of {FIELDS}, got {field!r}.")
+        raise InputError(f"field must be one of {FIELDS}, got {field!r}.")
     if of not in OF:
-        raise ValueError(f"of must be one of {OF}, got {of!r}.")
+        raise InputError(f"of must be one of {OF}, got {of!r}.")
     next_token = bool(len(frame)) and bool(frame["describes_next"].iloc[0])
     if of == "max_att":
         column = frame[f"max_att_{field}"]

@@ -1,10 +1,17 @@
-"""ExBertView: exBERT's explorer as an anywidget. The kernel computes; the bundled view draws."""
+"""ExBertView: exBERT's explorer as an anywidget. The kernel computes; the bundled view draws.
+
+The synced state is declared in :mod:`.state`; this module validates it, keeps the analysis in
+step with it, and answers the view's commands (:mod:`.commands`).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import anywidget
@@ -13,11 +20,22 @@ import pandas as pd
 import torch
 import traitlets as t
 
-from ..models import Analysis, InputError, LanguageModel, load_model
-from .arrays import array_serialization
+from ..errors import InputError, StateError
+from ..models import Analysis, LanguageModel, load_model
+from .commands import Dispatcher
+from .state import (
+    SEARCH_K_MAX,
+    LoadHitArgs,
+    LoadHitResult,
+    SearchArgs,
+    SearchResult,
+    ViewState,
+    computed_traits,
+    user_traits,
+)
 
 STATIC = pathlib.Path(__file__).resolve().parents[1] / "static"
-DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
+_log = logging.getLogger(__name__)
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
@@ -49,65 +67,63 @@ def _as_model(model: Any) -> LanguageModel:
     if isinstance(model, tuple) and len(model) == 2:
         return load_model(model=model[0], tokenizer=model[1])
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        return load_model(os.fspath(model))
     raise TypeError(
         "ExBertView takes a load_model() result, a hub name or directory, or (model, tokenizer); "
         f"got {type(model).__name__}."
     )
 
 
-class ExBertView(anywidget.AnyWidget):
+def _check_text(text: object) -> None:
+    """Refuse text the tokenizer cannot take, before it reaches the tokenizer or the wire."""
+    if not isinstance(text, str):
+        return  # the trait's own type check says so
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StateError(
+            f"The sentence is not valid Unicode text: {exc.reason} at character {exc.start} "
+            f"({text[exc.start]!a}). Type or paste the text again."
+        ) from None
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise InputError(f"{name} must be an integer, got {value!r}.")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low} and {high}, got {value}.")
+    return int(value)
+
+
+class ExBertView(anywidget.AnyWidget, ViewState):
     """exBERT's attention explorer for one model, with optional corpus search.
 
     Args:
         model: a :func:`load_model` result, a hub name or local directory, or
             ``(model, tokenizer)`` objects.
         corpus: ``None``, a corpus directory, or an opened :class:`Corpus`.
-        **traits: initial values of the synced traits (``sentence``, ``layer``, ``heads``, ...).
+        **traits: initial values of the traits the user controls (``sentence``, ``layer``,
+            ``heads``, ``head_weights``, ``masked``, ``hide_special``, ``threshold``,
+            ``selected``, ``search_k``), applied together and checked against each other.
+
+    Raises:
+        TypeError: ``model`` is none of the above, or a trait name is unknown or computed.
+        ModelLoadError: the model cannot be loaded.
+        CorpusError: the corpus cannot be opened or was built for another model.
+        StateError: an initial trait value is refused (out of range, wrong type).
 
     What the user does in the view comes back in the traits, and setting a trait from Python
     redraws the view. A forward pass runs only when ``sentence`` or ``masked`` change; the other
-    traits re-slice what is already computed. ``hide_special`` drops special tokens' rows and
-    columns from the drawing and renormalises each remaining row; ``view.analysis`` keeps the raw
-    values.
+    traits re-slice what is already computed. Setting ``sentence`` alone clears ``masked`` and
+    ``selected``; the view can send a sentence with its mask in one update. ``hide_special``
+    drops special tokens' rows and columns from the drawing and renormalises each remaining row;
+    ``view.analysis`` keeps the raw values. A refused value raises :class:`StateError` (an
+    ``ExbertError`` and a ``TraitError``) and keeps the last good state; a value refused from the
+    browser is shown in the view instead.
     """
 
     _esm = _asset("widget.js", _MISSING_BUNDLE)
     _css = _asset("widget.css", "")
-
-    # What the user controls.
-    sentence = t.Unicode(DEFAULT_SENTENCE).tag(sync=True)
-    layer = t.Int(0).tag(sync=True)
-    heads = t.List(t.Int()).tag(sync=True)
-    head_weights = t.List(t.Float(), default_value=None, allow_none=True).tag(sync=True)
-    masked = t.List(t.Int()).tag(sync=True)
-    hide_special = t.Bool(True).tag(sync=True)
-    threshold = t.Float(0.7).tag(sync=True)
-    selected = t.Int(None, allow_none=True).tag(sync=True)
-
-    # What the kernel computed, for drawing.
-    model_name = t.Unicode("").tag(sync=True)
-    kind = t.Unicode("bidirectional").tag(sync=True)
-    num_layers = t.Int(0).tag(sync=True)
-    num_heads = t.Int(0).tag(sync=True)
-    has_lm_head = t.Bool(False).tag(sync=True)
-    tokens = t.List(t.Unicode()).tag(sync=True)
-    special = t.List(t.Bool()).tag(sync=True)
-    top_k = t.List().tag(sync=True)
-    truncated = t.Bool(False).tag(sync=True)
-    attention = t.Any(None).tag(sync=True, **array_serialization)
-    error = t.Unicode("").tag(sync=True)
-
-    # Corpus search.
-    has_corpus = t.Bool(False).tag(sync=True)
-    search_k = t.Int(50).tag(sync=True)
-    search_busy = t.Bool(False).tag(sync=True)
-    search_error = t.Unicode("").tag(sync=True)
-    hit_list = t.List().tag(sync=True)
-    hits_attention = t.Any(None).tag(sync=True, **array_serialization)
-    summaries = t.Dict().tag(sync=True)
-
-    _building = False
 
     def __init__(self, model: Any, corpus: Any = None, **traits: Any) -> None:
         lm = _as_model(model)
@@ -115,37 +131,38 @@ class ExBertView(anywidget.AnyWidget):
         self.corpus = self._open_corpus(corpus, lm)
         self.analysis: Analysis | None = None
         self.hits: pd.DataFrame | None = None
-        self._building = True  # no forward pass until every constructor trait is in
-        super().__init__(
-            model_name=_label(lm.name),
-            kind=lm.kind,
-            num_layers=lm.num_layers,
-            num_heads=lm.num_heads,
-            has_lm_head=lm.has_lm_head,
-            has_corpus=self.corpus is not None,
-        )
+        # One update of the analysis at a time, whichever thread sends it.
+        self._lock = threading.RLock()
+        self._batch: frozenset[str] = frozenset()
+        super().__init__()
+        with self.hold_sync():
+            self.set_trait("model_name", _label(lm.name))
+            self.set_trait("kind", lm.kind)
+            self.set_trait("num_layers", lm.num_layers)
+            self.set_trait("num_heads", lm.num_heads)
+            self.set_trait("has_lm_head", lm.has_lm_head)
+            self.set_trait("has_corpus", self.corpus is not None)
         self._apply_initial(lm, traits)
+        self._commands = Dispatcher(
+            {"search": self._search_command, "load_hit": self._load_hit_command},
+            send=lambda reply: self.send(reply),
+        )
         self.on_msg(self._on_message)
 
     def _apply_initial(self, lm: LanguageModel, traits: dict[str, Any]) -> None:
-        """Constructor traits, each validated as if set later. The sentence goes first (its
-        observer resets masked and selected), and selected last, once there are tokens to check
-        it against."""
-        unknown = [name for name in traits if not self.has_trait(name)]
-        if unknown:
-            raise TypeError(f"ExBertView has no trait {unknown[0]!r}.")
-        self.heads = traits.pop("heads", list(range(lm.num_heads)))
-        if "sentence" in traits:
-            self.sentence = traits.pop("sentence")
-        selected = traits.pop("selected", None)
-        for name, value in traits.items():
-            setattr(self, name, value)
-        self._building = False
+        """Constructor traits as one update, then the first analysis (one forward pass)."""
+        for name in traits:
+            if name in computed_traits():
+                raise TypeError(
+                    f"ExBertView's {name!r} is computed from the model: not an argument."
+                )
+            if name not in user_traits():
+                raise TypeError(f"ExBertView has no trait {name!r}.")
+        self.apply({"heads": list(range(lm.num_heads)), **traits})
         self._reanalyze()
-        self.selected = selected
 
     @staticmethod
-    def _open_corpus(corpus: Any, lm: LanguageModel):
+    def _open_corpus(corpus: Any, lm: LanguageModel) -> Any:
         if corpus is None:
             return None
         from ..corpus import Corpus
@@ -154,121 +171,188 @@ class ExBertView(anywidget.AnyWidget):
         opened.check_model(lm)
         return opened
 
+    # -- updates: several traits at once, checked together, all or none ------------------------
+
+    @contextmanager
+    def _batched(self, names: Sequence[str] | Mapping[str, Any]) -> Iterator[None]:
+        """Mark ``names`` as set together: the sentence observer then keeps a mask sent with it."""
+        with self._lock:
+            outer = self._batch
+            self._batch = outer | frozenset(names)
+            try:
+                yield
+            finally:
+                self._batch = outer
+
+    def apply(self, values: Mapping[str, Any]) -> None:
+        """Set several traits as one update: checked against each other, applied all or none.
+
+        ``view.apply({"sentence": s, "masked": [3]})`` masks token 3 of the new sentence (setting
+        ``view.sentence`` alone would clear the mask).
+
+        Raises:
+            StateError: a value is refused; no trait changes.
+        """
+        if "sentence" in values:
+            _check_text(values["sentence"])
+        with self._batched(values), self.hold_trait_notifications():
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """State from the browser: a refused update changes nothing, says why in the view, and
+        puts the view's copy of the refused traits back."""
+        ours = [name for name in sync_data if self.has_trait(name)]
+        try:
+            with self._lock:
+                self._check_browser_keys(sync_data)
+                if "sentence" in sync_data:  # before the echo: a lone surrogate cannot be sent
+                    _check_text(sync_data["sentence"])
+                with self._batched(sync_data):
+                    super().set_state(sync_data)
+        except t.TraitError as exc:
+            self.set_trait("error", str(exc))
+            self.send_state([name for name in ours if name in self.keys])
+        else:
+            if self.error:
+                self.set_trait("error", "")
+
+    def _check_browser_keys(self, sync_data: Mapping[str, Any]) -> None:
+        computed = set(computed_traits())
+        for name in sync_data:
+            if name in computed:
+                raise StateError(f"{name!r} is computed by the kernel; the view cannot set it.")
+            if not self.has_trait(name):
+                raise StateError(f"ExBertView has no trait {name!r}.")
+
     # -- validation: refuse what does not fit, keep the last good state ----------------------
 
     @t.validate("sentence")
-    def _valid_sentence(self, proposal):
+    def _valid_sentence(self, proposal: t.Bunch) -> str:
+        text = proposal["value"]
+        _check_text(text)
         try:
-            self.lm.encode(proposal["value"])
+            self.lm.encode(text)
         except InputError as exc:
-            raise t.TraitError(str(exc)) from None
-        return proposal["value"]
+            raise StateError(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # the tokenizer's own refusals
+            raise StateError(
+                f"The tokenizer of {self.model_name} refused the sentence: {exc}"
+            ) from None
+        return str(text)
 
     @t.validate("layer")
-    def _valid_layer(self, proposal):
-        layer = proposal["value"]
+    def _valid_layer(self, proposal: t.Bunch) -> int:
+        layer = int(proposal["value"])
         if not 0 <= layer < self.lm.num_layers:
-            raise t.TraitError(
-                f"layer {layer} is out of range: {_label(self.lm.name)} has layers "
+            raise StateError(
+                f"layer {layer} is out of range: {self.model_name} has layers "
                 f"0..{self.lm.num_layers - 1}."
             )
         return layer
 
     @t.validate("heads")
-    def _valid_heads(self, proposal):
-        heads = sorted({int(h) for h in proposal["value"]})
+    def _valid_heads(self, proposal: t.Bunch) -> list[int]:
+        heads = sorted(set(proposal["value"]))
         bad = [h for h in heads if not 0 <= h < self.lm.num_heads]
         if bad:
-            raise t.TraitError(
-                f"head(s) {bad} out of range: {_label(self.lm.name)} has heads "
+            raise StateError(
+                f"head(s) {bad} out of range: {self.model_name} has heads "
                 f"0..{self.lm.num_heads - 1}."
             )
         return heads
 
     @t.validate("head_weights")
-    def _valid_weights(self, proposal):
+    def _valid_weights(self, proposal: t.Bunch) -> list[float] | None:
         weights = proposal["value"]
         if weights is None:
             return None
         if len(weights) != self.lm.num_heads or not np.all(np.isfinite(weights)):
-            raise t.TraitError(
+            raise StateError(
                 f"head_weights needs {self.lm.num_heads} finite numbers (one per head), or None."
             )
         return [float(w) for w in weights]
 
     @t.validate("masked")
-    def _valid_masked(self, proposal):
-        masked = sorted({int(i) for i in proposal["value"]})
+    def _valid_masked(self, proposal: t.Bunch) -> list[int]:
+        masked = sorted(set(proposal["value"]))
         try:
             self.lm.encode(self.sentence, masked)
         except InputError as exc:
-            raise t.TraitError(str(exc)) from None
+            raise StateError(str(exc)) from None
         return masked
 
     @t.validate("selected")
-    def _valid_selected(self, proposal):
+    def _valid_selected(self, proposal: t.Bunch) -> int | None:
         index = proposal["value"]
-        n = len(self.tokens)
-        if index is not None and not 0 <= index < n:
-            raise t.TraitError(f"selected token {index} is out of range: tokens are 0..{n - 1}.")
+        n = self._token_count()
+        if index is not None and n is not None and not 0 <= index < n:
+            raise StateError(f"selected token {index} is out of range: tokens are 0..{n - 1}.")
         return index
 
+    def _token_count(self) -> int | None:
+        """Tokens of the current sentence and mask (new ones included, mid-update)."""
+        a = self.analysis
+        if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
+            return len(a.tokens)
+        try:
+            return len(self.lm.encode(self.sentence, self.masked))
+        except InputError:
+            return None  # the sentence or mask is refused on its own
+
     @t.validate("threshold")
-    def _valid_threshold(self, proposal):
+    def _valid_threshold(self, proposal: t.Bunch) -> float:
         value = proposal["value"]
         if not 0.0 < value <= 1.0:
-            raise t.TraitError(f"threshold must be in (0, 1], got {value}.")
-        return value
+            raise StateError(f"threshold must be in (0, 1], got {value}.")
+        return float(value)
 
     @t.validate("search_k")
-    def _valid_k(self, proposal):
-        if not 1 <= proposal["value"] <= 1000:
-            raise t.TraitError(f"search_k must be between 1 and 1000, got {proposal['value']}.")
-        return proposal["value"]
-
-    def set_state(self, sync_data: dict) -> None:
-        """Browser state: a refused value keeps the kernel as it was and resets the view."""
+    def _valid_k(self, proposal: t.Bunch) -> int:
         try:
-            super().set_state(sync_data)
-        except t.TraitError as exc:
-            self.error = str(exc)
-            self.send_state(list(sync_data))
-        else:
-            if self.error:
-                self.error = ""
+            return _check_int("search_k", proposal["value"], 1, SEARCH_K_MAX)
+        except InputError as exc:
+            raise StateError(str(exc)) from None
 
     # -- computing -------------------------------------------------------------------------------
 
     @t.observe("sentence")
-    def _sentence_changed(self, _change) -> None:
+    def _sentence_changed(self, _change: t.Bunch) -> None:
         with self.hold_trait_notifications():
-            self.masked = []
-            self.selected = None
+            if "masked" not in self._batch:
+                self.masked = []
+            if "selected" not in self._batch:
+                self.selected = None
         self._reanalyze()
 
     @t.observe("masked")
-    def _masked_changed(self, _change) -> None:
+    def _masked_changed(self, _change: t.Bunch) -> None:
         self._reanalyze()
 
     @t.observe("layer")
-    def _layer_changed(self, _change) -> None:
-        if self.analysis is not None:
-            self.attention = _half(self.analysis.attentions[self.layer])
+    def _layer_changed(self, _change: t.Bunch) -> None:
+        with self._lock:
+            if self.analysis is not None:
+                self.set_trait("attention", _half(self.analysis.attentions[self.layer]))
 
     def _reanalyze(self) -> None:
-        if self._building:
-            return
-        a = self.analysis
-        if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
-            return  # one forward pass per (sentence, mask), however many observers fire
-        analysis = self.lm.analyze(self.sentence, self.masked, top_k=5)
-        self.analysis = analysis
+        """Bring the analysis in line with (sentence, masked); one forward pass per change."""
+        with self._lock:
+            a = self.analysis
+            if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
+                return
+            analysis = self.lm.analyze(self.sentence, self.masked, top_k=5)
+            self.analysis = analysis
+            self._publish(analysis)
+
+    def _publish(self, analysis: Analysis) -> None:
         with self.hold_sync():
-            self.tokens = analysis.tokens
-            self.special = analysis.special
-            self.top_k = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
-            self.truncated = analysis.truncated
-            self.attention = _half(analysis.attentions[self.layer])
+            self.set_trait("tokens", analysis.tokens)
+            self.set_trait("special", analysis.special)
+            top_k = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
+            self.set_trait("top_k", top_k)
+            self.set_trait("truncated", analysis.truncated)
+            self.set_trait("attention", _half(analysis.attentions[self.layer]))
             if self.selected is not None and self.selected >= len(analysis.tokens):
                 self.selected = None
 
@@ -281,34 +365,44 @@ class ExBertView(anywidget.AnyWidget):
         ``by="context"`` uses ``contexts[layer]`` restricted to the selected heads. Each hit also
         gets what the matched token attends to most in its own sentence (``max_att_*``),
         recomputed in one batched forward pass. The result is kept as ``view.hits``.
+
+        Args:
+            by: ``"embedding"`` or ``"context"``.
+            k: hits to return, 1..1000 (default ``view.search_k``).
+
+        Raises:
+            InputError: no corpus, no selected token, an unknown ``by``, ``k`` out of range, or a
+                context search with no head selected.
+            CorpusError: the corpus does not match the model's tokens.
         """
-        if self.corpus is None:
-            raise ValueError("This view has no corpus: pass corpus=DIR (or ew.demo_corpus(lm)).")
-        if self.selected is None:
-            raise ValueError("Select a token first (click it, or set view.selected = index).")
         if by not in ("embedding", "context"):
-            raise ValueError(f"by must be 'embedding' or 'context', got {by!r}.")
-        if by == "context" and not self.heads:
-            raise ValueError("Search by context needs at least one selected head.")
+            raise InputError(f"by must be 'embedding' or 'context', got {by!r}.")
+        k = _check_int("k", self.search_k if k is None else k, 1, SEARCH_K_MAX)
+        if self.corpus is None:
+            raise InputError("This view has no corpus: pass corpus=DIR (or ew.demo_corpus(lm)).")
         from .hits import search_hits
 
-        k = self.search_k if k is None else k
-        result = search_hits(
-            self.lm,
-            self.corpus,
-            self.analysis,
-            layer=self.layer,
-            heads=self.heads or list(range(self.lm.num_heads)),
-            selected=self.selected,
-            by=by,
-            k=k,
-            hide_special=self.hide_special,
-        )
-        self.hits = result.frame
-        with self.hold_sync():
-            self.hit_list = result.rows
-            self.hits_attention = result.attention
-            self.summaries = result.summaries
+        with self._lock:
+            if self.selected is None or self.analysis is None:
+                raise InputError("Select a token first (click it, or set view.selected = index).")
+            if by == "context" and not self.heads:
+                raise InputError("Search by context needs at least one selected head.")
+            result = search_hits(
+                self.lm,
+                self.corpus,
+                self.analysis,
+                layer=self.layer,
+                heads=self.heads or list(range(self.lm.num_heads)),
+                selected=self.selected,
+                by=by,
+                k=k,
+                hide_special=self.hide_special,
+            )
+            self.hits = result.frame
+            with self.hold_sync():
+                self.set_trait("hit_list", result.rows)
+                self.set_trait("hits_attention", result.attention)
+                self.set_trait("summaries", result.summaries)
         return result.frame
 
     def summary(self, field: str = "pos", of: str = "match") -> pd.Series:
@@ -317,32 +411,40 @@ class ExBertView(anywidget.AnyWidget):
         Args:
             field: ``"pos"``, ``"dep"``, ``"ent"`` or ``"offset"``.
             of: ``"match"`` (the matched tokens) or ``"max_att"`` (what they attend to most).
+
+        Raises:
+            InputError: no search yet, or an unknown ``field`` or ``of``.
         """
         from .hits import summarize
 
         if self.hits is None:
-            raise ValueError("No search yet: call view.search() first.")
+            raise InputError("No search yet: call view.search() first.")
         return summarize(self.hits, field, of)
 
-    def _on_message(self, _widget, content: dict, _buffers: Sequence) -> None:
-        kind = content.get("type")
-        if kind == "search":
-            self.search_busy = True
-            self.search_error = ""
-            try:
-                self.search(by=content.get("by", "embedding"), k=int(content.get("k", 50)))
-            except (ValueError, InputError) as exc:
-                self.search_error = str(exc)
-            finally:
-                self.search_busy = False
-        elif kind == "load_hit":
-            self.load_hit(int(content["index"]))
-
     def load_hit(self, index: int) -> None:
-        """Load hit ``index``'s sentence into the view and select its matched token."""
-        if self.hits is None or not 0 <= index < len(self.hits):
-            raise IndexError(f"No hit {index}.")
+        """Load hit ``index``'s sentence into the view, clear the mask, select its matched token.
+
+        Raises:
+            InputError: no search yet, or ``index`` is not a hit's index.
+        """
+        if self.hits is None:
+            raise InputError("No search yet: there is no hit to load.")
+        index = _check_int("hit index", index, 0, len(self.hits) - 1)
         row = self.hits.iloc[index]
-        self.sentence = str(row["sentence"])
-        if int(row["token_index"]) < len(self.tokens):
-            self.selected = int(row["token_index"])
+        sentence, token = str(row["sentence"]), int(row["token_index"])
+        n = len(self.lm.encode(sentence))
+        self.apply({"sentence": sentence, "masked": [], "selected": token if token < n else None})
+
+    # -- commands from the view ------------------------------------------------------------------
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
+        if not self._commands.handle(content):
+            _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
+
+    def _search_command(self, args: SearchArgs) -> SearchResult:
+        frame = self.search(by=args["by"], k=args["k"])
+        return {"count": len(frame)}
+
+    def _load_hit_command(self, args: LoadHitArgs) -> LoadHitResult:
+        self.load_hit(args["index"])
+        return {"sentence": self.sentence, "selected": self.selected}

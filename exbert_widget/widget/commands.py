@@ -1,0 +1,150 @@
+"""Commands from the view: one request/reply channel with ids, over the widget's custom messages.
+
+The view sends ``{"kind": "exbert-command", "id": ..., "name": ..., "args": {...}}``; the kernel
+answers ``{"kind": "exbert-reply", "id": ..., "ok": true, "result": {...}}`` or
+``{"kind": "exbert-reply", "id": ..., "ok": false, "error": {"type": ..., "message": ...}}``.
+Arguments are checked against the command's ``TypedDict`` in :mod:`.state` before the handler
+runs, so a handler only sees well-typed arguments (ranges are the handler's to check).
+
+anywidget 0.11's experimental ``@command`` has the same shape but no error reply (a failing
+handler leaves the view's promise waiting until it times out, an unknown name raises
+``KeyError`` in the kernel) and no way to drop a superseded request; the view side of this
+channel (``js/src/core/commands.ts``) sends one request per command at a time and keeps only
+the newest waiting, so superseded requests never reach the kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ExbertError, InputError
+from .state import COMMANDS
+
+REQUEST = "exbert-command"
+REPLY = "exbert-reply"
+
+Handler = Callable[[Any], Mapping[str, Any]]
+Send = Callable[[dict[str, Any]], None]
+_log = logging.getLogger(__name__)
+
+
+def check_json(value: object, tp: object, path: str) -> None:
+    """Raise :class:`InputError` unless ``value`` (decoded JSON) fits the Python type ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if typing.is_typeddict(tp):
+        _check_typeddict(value, typing.cast(type, tp), path)
+    elif origin is typing.Literal:
+        if value not in args:
+            _refuse(path, " or ".join(repr(a) for a in args), value)
+    elif origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                check_json(value, option, path)
+                return
+            except InputError:
+                continue
+        _refuse(path, " or ".join(_name(a) for a in args), value)
+    elif origin is list:
+        if not isinstance(value, list):
+            _refuse(path, "a list", value)
+        for i, item in enumerate(value):
+            check_json(item, args[0], f"{path}[{i}]")
+    elif not _is_scalar(value, tp):
+        _refuse(path, _name(tp), value)
+
+
+def _is_scalar(value: object, tp: object) -> bool:
+    if tp is None or tp is type(None):
+        return value is None
+    if tp is int:  # JSON true is not a number here
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp in (str, bool):
+        return isinstance(value, typing.cast(type, tp))
+    raise TypeError(f"check_json cannot check {tp!r}")
+
+
+def _check_typeddict(value: object, cls: type, path: str) -> None:
+    if not isinstance(value, dict):
+        _refuse(path, "an object", value)
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(value) - set(hints))
+    if unknown:
+        raise InputError(f"{path} has no field {unknown[0]!r} (fields: {', '.join(hints)}).")
+    required: frozenset[str] = getattr(cls, "__required_keys__", frozenset(hints))
+    for key, tp in hints.items():
+        if key in value:
+            check_json(value[key], tp, f"{path}.{key}")
+        elif key in required:
+            raise InputError(f"{path} needs the field {key!r}.")
+
+
+def _name(tp: object) -> str:
+    if tp is None or tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        typing.cast(type, tp), str(tp)
+    )
+
+
+def _refuse(path: str, expected: str, value: object) -> typing.NoReturn:
+    shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+    raise InputError(f"{path} must be {expected}, not {shown}.")
+
+
+class Dispatcher:
+    """Runs the view's commands with ``handlers`` and sends each reply with ``send``."""
+
+    def __init__(self, handlers: Mapping[str, Handler], send: Send) -> None:
+        missing = set(COMMANDS) - set(handlers)
+        if missing:
+            raise TypeError(f"no handler for command(s) {sorted(missing)}")
+        self.handlers = dict(handlers)
+        self.send = send
+
+    def run(self, name: object, args: object) -> Mapping[str, Any]:
+        """Check ``args`` against command ``name``'s declaration and run it.
+
+        Raises:
+            InputError: an unknown command, or arguments that do not fit its declaration.
+            ExbertError: whatever the command itself refuses.
+        """
+        if not isinstance(name, str) or name not in COMMANDS:
+            known = ", ".join(sorted(COMMANDS))
+            raise InputError(f"Unknown command {name!r} (commands: {known}).")
+        check_json(args, COMMANDS[name].args, f"{name} args")
+        return self.handlers[name](args)
+
+    def handle(self, content: object) -> bool:
+        """Answer one custom message if it is a command; returns whether it was one."""
+        if not isinstance(content, dict) or content.get("kind") != REQUEST:
+            return False
+        request_id = content.get("id")
+        try:
+            result = self.run(content.get("name"), content.get("args", {}))
+        except ExbertError as exc:
+            self._reply(request_id, error=exc)
+        except Exception as exc:  # a bug: the view still gets its reply, the log the traceback
+            _log.exception("exbert-widget: command %r failed", content.get("name"))
+            self._reply(request_id, error=exc)
+        else:
+            self._reply(request_id, result=dict(result))
+        return True
+
+    def _reply(
+        self,
+        request_id: object,
+        result: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        reply: dict[str, Any] = {"kind": REPLY, "id": request_id}
+        if error is None:
+            reply.update(ok=True, result=result)
+        else:
+            reply.update(ok=False, error={"type": type(error).__name__, "message": str(error)})
+        self.send(reply)

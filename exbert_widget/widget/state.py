@@ -1,0 +1,211 @@
+"""The contract between the kernel and the view, declared once.
+
+Synced state comes in slices, one ``HasTraits`` class per part of the view; :class:`ViewState`
+joins them and ``ExBertView`` inherits it. A trait the user controls is writable from the
+browser; a trait the kernel computes is ``read_only``: Python code sets it with ``set_trait``
+and the browser's attempts are refused. Commands (kernel work started from the view, with a
+reply) are declared here too, their arguments and results as ``TypedDict`` types.
+
+``js/src/generated/contract.ts`` and the tables in ``notes/CONTRACT.md`` are generated from this
+module by ``python -m exbert_widget.widget.contract``; a test fails when they are stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NotRequired, TypedDict
+
+import traitlets as t
+
+from .traits import JSON, Flag, ListOf, NDArray, OptionalInt, StrictFloat, StrictInt, Text
+
+DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
+SEARCH_K_MAX = 1000
+
+Kind = Literal["bidirectional", "autoregressive"]
+SearchBy = Literal["embedding", "context"]
+TopK = list[list[tuple[str, float]]]
+
+
+class Hit(TypedDict):
+    """One corpus hit as the view draws it (``view.hits`` holds the same as a DataFrame)."""
+
+    sentence_id: int
+    token_index: int
+    score: float
+    token: str
+    pos: str
+    dep: str
+    ent: str
+    sentence: str
+    tokens: list[str]
+    token_pos: list[str]
+    token_dep: list[str]
+    token_ent: list[str]
+    special: list[bool]
+    max_att_index: int
+    max_att_token: str
+    max_att_pos: str
+    max_att_dep: str
+    max_att_ent: str
+    max_att_offset: int
+    att_offset: int
+    att_length: int
+    describes_next: bool
+    next_token: NotRequired[str]
+    next_pos: NotRequired[str]
+    next_dep: NotRequired[str]
+    next_ent: NotRequired[str]
+
+
+class Summaries(TypedDict, total=False):
+    """Label counts of the last hits: ``{"match" | "max_att": {field: {label: count}}}``."""
+
+    match: dict[str, dict[str, int]]
+    max_att: dict[str, dict[str, int]]
+
+
+# -- state slices ---------------------------------------------------------------------------------
+
+
+class ControlsState(t.HasTraits):
+    """The control bar: sentence, layer, threshold, special tokens; the model; messages."""
+
+    sentence = Text(DEFAULT_SENTENCE, help="The analysed text.").tag(sync=True)
+    layer = StrictInt(0, help="Layer shown, 0-based.").tag(sync=True)
+    threshold = StrictFloat(
+        0.7, help="Per token, keep its strongest edges up to this share of the row, in (0, 1]."
+    ).tag(sync=True)
+    hide_special = Flag(
+        True, help="Drop special tokens' rows and columns from the drawing, renormalise rows."
+    ).tag(sync=True)
+    model_name = Text("", read_only=True, help="Short label of the model.").tag(sync=True)
+    num_layers = StrictInt(0, read_only=True, help="Layers of the model.").tag(sync=True)
+    truncated = Flag(
+        False, read_only=True, help="The sentence was cut to the model's maximum length."
+    ).tag(sync=True)
+    error = Text("", read_only=True, help='The last refused edit from the view ("" = none).').tag(
+        sync=True
+    )
+
+
+class AttentionState(t.HasTraits):
+    """The attention panel: token columns, heads grids, lines."""
+
+    heads = ListOf(StrictInt(), help="Heads combined by their mean (sorted, unique).").tag(
+        sync=True
+    )
+    head_weights = ListOf(
+        StrictFloat(),
+        default_value=None,
+        allow_none=True,
+        help="One weight per head (any linear combination), or null to use `heads`.",
+    ).tag(sync=True)
+    masked = ListOf(StrictInt(), help="Token indices replaced by the mask token.").tag(sync=True)
+    selected = OptionalInt(help="Selected token index, or null.").tag(sync=True)
+    tokens = ListOf(Text(), read_only=True, help="All tokens, special ones included.").tag(
+        sync=True
+    )
+    special = ListOf(Flag(), read_only=True, help="Which tokens are special.").tag(sync=True)
+    kind = JSON(Kind, "bidirectional", read_only=True, help="How the model reads.").tag(sync=True)
+    num_heads = StrictInt(0, read_only=True, help="Heads per layer.").tag(sync=True)
+    has_lm_head = Flag(False, read_only=True, help="The model predicts tokens.").tag(sync=True)
+    top_k = JSON(
+        TopK, [], read_only=True, help="Per position, [token, probability] pairs, best first."
+    ).tag(sync=True)
+    attention = NDArray(
+        "float16",
+        ("num_heads", "n", "n"),
+        read_only=True,
+        help="Raw attention of `layer`, every head; rows sum to 1 over all tokens.",
+    ).tag(sync=True)
+
+
+class SearchState(t.HasTraits):
+    """The corpus-search panel: hits, their attention, label summaries."""
+
+    search_k = StrictInt(50, help=f"Hits per search, 1..{SEARCH_K_MAX}.").tag(sync=True)
+    has_corpus = Flag(False, read_only=True, help="A corpus is attached.").tag(sync=True)
+    hit_list = JSON(list[Hit], [], read_only=True, help="The last search's hits.").tag(sync=True)
+    hits_attention = NDArray(
+        "float16",
+        ("total",),
+        read_only=True,
+        help="Hit i's attention row is [att_offset, att_offset + att_length).",
+    ).tag(sync=True)
+    summaries = JSON(Summaries, {}, read_only=True, help="Label counts of the hits.").tag(sync=True)
+
+
+SLICES: tuple[type[t.HasTraits], ...] = (ControlsState, AttentionState, SearchState)
+
+
+class ViewState(ControlsState, AttentionState, SearchState):
+    """Every synced trait of the view."""
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+class SearchArgs(TypedDict):
+    by: SearchBy
+    k: int
+
+
+class SearchResult(TypedDict):
+    count: int
+
+
+class LoadHitArgs(TypedDict):
+    index: int
+
+
+class LoadHitResult(TypedDict):
+    sentence: str
+    selected: int | None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A request from the view with a reply: ``args`` and ``result`` are TypedDict types."""
+
+    args: type
+    result: type
+    doc: str
+
+
+COMMANDS: dict[str, Command] = {
+    "search": Command(
+        SearchArgs,
+        SearchResult,
+        f"Search the corpus with the selected token (k in 1..{SEARCH_K_MAX}); sets hit_list.",
+    ),
+    "load_hit": Command(
+        LoadHitArgs,
+        LoadHitResult,
+        "Load hit `index`'s sentence, clear the mask, select the matched token.",
+    ),
+}
+
+
+def slice_traits(cls: type[t.HasTraits]) -> dict[str, t.TraitType[object, object]]:
+    """The synced traits a slice declares itself, in declaration order."""
+    return {
+        name: value
+        for name, value in vars(cls).items()
+        if isinstance(value, t.TraitType) and value.metadata.get("sync")
+    }
+
+
+def synced_traits() -> dict[str, t.TraitType[object, object]]:
+    """Every synced trait of the view, slice by slice, in declaration order."""
+    return {name: trait for cls in SLICES for name, trait in slice_traits(cls).items()}
+
+
+def user_traits() -> list[str]:
+    """Names the browser may set."""
+    return [name for name, trait in synced_traits().items() if not trait.read_only]
+
+
+def computed_traits() -> list[str]:
+    """Names only the kernel sets."""
+    return [name for name, trait in synced_traits().items() if trait.read_only]
