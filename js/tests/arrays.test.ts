@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { decodeArray, decodeFloat, halfToFloat, normaliseDtype } from "../src/arrays";
+import { decodeArray, decodeFloat, halfToFloat, normaliseDtype } from "../src/core/arrays";
 
 function bytesU16(values: number[], pad = 0): DataView {
   // Put the data at a non-zero, odd offset to check byteOffset handling.
   const buf = new ArrayBuffer(pad + values.length * 2);
   const dv = new DataView(buf, pad);
-  values.forEach((v, i) => dv.setUint16(i * 2, v, true));
+  values.forEach((v, i) => {
+    dv.setUint16(i * 2, v, true);
+  });
   return dv;
 }
 
@@ -32,7 +34,11 @@ describe("float16", () => {
     expect(Object.is(halfToFloat(0x8000), -0)).toBe(true);
   });
   it("decodes a float16 payload with shape, at an odd byte offset", () => {
-    const d = decodeArray({ view: bytesU16([0x3c00, 0x3800, 0x3555, 0xc000, 0x0000, 0x7bff], 3), dtype: "float16", shape: [2, 3] });
+    const d = decodeArray({
+      view: bytesU16([0x3c00, 0x3800, 0x3555, 0xc000, 0x0000, 0x7bff], 3),
+      dtype: "float16",
+      shape: [2, 3],
+    });
     expect(d).not.toBeNull();
     expect(d!.shape).toEqual([2, 3]);
     expect(d!.data).toBeInstanceOf(Float32Array);

@@ -7,12 +7,14 @@ import {
   removeHidden,
   thresholdEdges,
   visibleMask,
-} from "../src/attention";
+} from "../src/panels/attention/attention";
 
 const f32 = (xs: number[]) => Float32Array.from(xs);
 const close = (a: ArrayLike<number>, b: number[]) => {
   expect(a.length).toBe(b.length);
-  b.forEach((v, i) => expect(a[i]).toBeCloseTo(v, 6));
+  b.forEach((v, i) => {
+    expect(a[i]).toBeCloseTo(v, 6);
+  });
 };
 const pairs = (edges: { from: number; to: number }[]) => edges.map((e) => [e.from, e.to]);
 
@@ -61,27 +63,63 @@ describe("removeHidden", () => {
 describe("thresholdEdges", () => {
   it("keeps edges by descending weight until the cumulative sum reaches threshold * row sum", () => {
     const m = f32([0.5, 0.3, 0.2, 0.1, 0.1, 0.8, 0.2, 0.7, 0.1]);
-    expect(pairs(thresholdEdges(m, 3, 0.7))).toEqual([[0, 0], [0, 1], [1, 2], [2, 1]]);
+    expect(pairs(thresholdEdges(m, 3, 0.7))).toEqual([
+      [0, 0],
+      [0, 1],
+      [1, 2],
+      [2, 1],
+    ]);
     // exactly reaching the target stops there (0.5 of row 0 is its first edge)
-    expect(pairs(thresholdEdges(m, 3, 0.5))).toEqual([[0, 0], [1, 2], [2, 1]]);
-    expect(pairs(thresholdEdges(m, 3, 0.81))).toEqual([[0, 0], [0, 1], [0, 2], [1, 2], [1, 0], [2, 1], [2, 0]]);
+    expect(pairs(thresholdEdges(m, 3, 0.5))).toEqual([
+      [0, 0],
+      [1, 2],
+      [2, 1],
+    ]);
+    expect(pairs(thresholdEdges(m, 3, 0.81))).toEqual([
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [1, 2],
+      [1, 0],
+      [2, 1],
+      [2, 0],
+    ]);
   });
   it("uses the row sum, not 1 (rows need not be normalised)", () => {
     // row sums to 2: 0.5 * 2 = 1 -> keep 1.0 only; 0.6 * 2 = 1.2 -> keep 1.0, 0.6
     const m = f32([1.0, 0.6, 0.4, 0, 0, 0, 0, 0, 0]);
     expect(pairs(thresholdEdges(m, 3, 0.5))).toEqual([[0, 0]]);
-    expect(pairs(thresholdEdges(m, 3, 0.6))).toEqual([[0, 0], [0, 1]]);
+    expect(pairs(thresholdEdges(m, 3, 0.6))).toEqual([
+      [0, 0],
+      [0, 1],
+    ]);
   });
   it("breaks ties by lower column index", () => {
     const m = f32([0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    expect(pairs(thresholdEdges(m, 4, 0.5))).toEqual([[0, 0], [0, 1]]);
-    expect(pairs(thresholdEdges(m, 4, 0.6))).toEqual([[0, 0], [0, 1], [0, 2]]);
+    expect(pairs(thresholdEdges(m, 4, 0.5))).toEqual([
+      [0, 0],
+      [0, 1],
+    ]);
+    expect(pairs(thresholdEdges(m, 4, 0.6))).toEqual([
+      [0, 0],
+      [0, 1],
+      [0, 2],
+    ]);
     const m2 = f32([0.1, 0.45, 0.45, 0, 0, 0, 0, 0, 0]);
     expect(pairs(thresholdEdges(m2, 3, 0.4))).toEqual([[0, 1]]);
   });
   it("keeps every nonzero edge at threshold 1.0 and none at 0", () => {
     const m = f32([0, 0.6, 0, 0.4, 0.1, 0.1, 0.1, 0.7, 0, 0, 0, 0, 1e-7, 0, 0, 1 - 1e-7]);
-    expect(pairs(thresholdEdges(m, 4, 1.0))).toEqual([[0, 1], [0, 3], [1, 3], [1, 0], [1, 1], [1, 2], [3, 3], [3, 0]]);
+    expect(pairs(thresholdEdges(m, 4, 1.0))).toEqual([
+      [0, 1],
+      [0, 3],
+      [1, 3],
+      [1, 0],
+      [1, 1],
+      [1, 2],
+      [3, 3],
+      [3, 0],
+    ]);
     expect(thresholdEdges(m, 4, 0)).toEqual([]);
   });
   it("carries the weights and skips all-zero rows", () => {
@@ -92,7 +130,11 @@ describe("thresholdEdges", () => {
     // token 0 special; row 2 after removal = [0, 0.75, 0.25]
     const m = f32([0.5, 0.25, 0.25, 0.2, 0.4, 0.4, 0.6, 0.3, 0.1]);
     const shown = removeHidden(m, 3, [false, true, true]);
-    expect(pairs(thresholdEdges(shown, 3, 0.7))).toEqual([[1, 1], [1, 2], [2, 1]]);
+    expect(pairs(thresholdEdges(shown, 3, 0.7))).toEqual([
+      [1, 1],
+      [1, 2],
+      [2, 1],
+    ]);
   });
 });
 

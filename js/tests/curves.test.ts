@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { Edge } from "../src/attention";
-import { pickCurves } from "../src/curves";
-import { makeLayout } from "../src/layout";
+import type { Edge } from "../src/panels/attention/attention";
+import { pickCurves } from "../src/panels/attention/curves";
+import { makeLayout } from "../src/panels/attention/layout";
 
 describe("pickCurves", () => {
   const layout = makeLayout(Array.from({ length: 100 }, () => true)); // rows of 18 px
@@ -17,7 +17,11 @@ describe("pickCurves", () => {
   });
 
   it("leaves out curves with no end near the visible rows", () => {
-    const far: Edge[] = [{ from: 0, to: 1, w: 1 }, { from: 90, to: 99, w: 1 }, { from: 2, to: 95, w: 1 }];
+    const far: Edge[] = [
+      { from: 0, to: 1, w: 1 },
+      { from: 90, to: 99, w: 1 },
+      { from: 2, to: 95, w: 1 },
+    ];
     const pick = pickCurves(far, null, 1, layout, 0, 100);
     expect(pick.inView).toBe(2);
     expect(pick.buckets.flat().sort()).toEqual([0, 2]);

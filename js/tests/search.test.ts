@@ -1,18 +1,40 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { hitAttentionRow, shades } from "../src/search/hitAttention";
-import { sortBars } from "../src/search/histograms";
-import { EMPTY_COLOR, colorFor } from "../src/search/palette";
-import { SearchPanel } from "../src/search/panel";
-import { offsetLabel, stripCell, stripIndex } from "../src/search/strips";
-import { Hit } from "../src/search/types";
-import { FakeModel, f32Payload } from "./fakeModel";
+import { CommandChannel } from "../src/core/commands";
+import { ViewModel } from "../src/core/model";
+import { sortBars } from "../src/panels/search/histograms";
+import { hitAttentionRow, shades } from "../src/panels/search/hitAttention";
+import { colorFor, EMPTY_COLOR } from "../src/panels/search/palette";
+import { SearchPanel } from "../src/panels/search/panel";
+import { offsetLabel, stripCell, stripIndex } from "../src/panels/search/strips";
+import type { Hit } from "../src/panels/search/types";
+import { FakeModel, f16Payload } from "./fakeModel";
 
 function hit(over: Partial<Hit> = {}): Hit {
   return {
-    sentence_id: 0, token_index: 1, score: 0.9, token: "girl", pos: "NOUN", dep: "nsubj", ent: "", sentence: "The girl ran",
-    tokens: ["The", "girl", "ran"], token_pos: ["DET", "NOUN", "VERB"], token_dep: ["det", "nsubj", "ROOT"], token_ent: ["", "", ""],
-    att_offset: 0, att_length: 3, ...over,
+    sentence_id: 0,
+    token_index: 1,
+    score: 0.9,
+    token: "girl",
+    pos: "NOUN",
+    dep: "nsubj",
+    ent: "",
+    sentence: "The girl ran",
+    tokens: ["The", "girl", "ran"],
+    token_pos: ["DET", "NOUN", "VERB"],
+    token_dep: ["det", "nsubj", "ROOT"],
+    token_ent: ["", "", ""],
+    special: [false, false, false],
+    max_att_index: 0,
+    max_att_token: "The",
+    max_att_pos: "DET",
+    max_att_dep: "det",
+    max_att_ent: "",
+    max_att_offset: -1,
+    describes_next: false,
+    att_offset: 0,
+    att_length: 3,
+    ...over,
   };
 }
 
@@ -32,7 +54,9 @@ describe("sortBars", () => {
 describe("hitAttentionRow", () => {
   const data = Float32Array.from([0.1, 0.2, 0.7, 0.5, 0.25, 0.125, 0.125]);
   it("slices [att_offset, att_offset + att_length)", () => {
-    expect(Array.from(hitAttentionRow(data, { att_offset: 0, att_length: 3 }))).toEqual([0.1, 0.2, 0.7].map(Math.fround));
+    expect(Array.from(hitAttentionRow(data, { att_offset: 0, att_length: 3 }))).toEqual(
+      [0.1, 0.2, 0.7].map(Math.fround),
+    );
     expect(Array.from(hitAttentionRow(data, { att_offset: 3, att_length: 4 }))).toEqual([0.5, 0.25, 0.125, 0.125]);
   });
   it("pads with zeros past the end and handles missing data", () => {
@@ -58,7 +82,10 @@ describe("strips and palette", () => {
     expect(stripCell(hit(), 2, "pos")).toBeNull();
     expect(stripCell(hit(), -2, "pos")).toBeNull();
     // a hit that describes the next token centres on token_index + 1
-    expect(stripCell(hit({ token_index: 0, describes_next: true }), 0, "pos")).toEqual({ token: "girl", label: "NOUN" });
+    expect(stripCell(hit({ token_index: 0, describes_next: true }), 0, "pos")).toEqual({
+      token: "girl",
+      label: "NOUN",
+    });
     expect(stripCell(hit({ token_index: 0, describes_next: true }), -1, "pos")).toEqual({ token: "The", label: "DET" });
     expect(offsetLabel(-2)).toBe("-2");
     expect(offsetLabel(0)).toBe("0");
@@ -76,10 +103,18 @@ describe("strips and palette", () => {
 // A BERT-like hit: [CLS] The girl ran [SEP], matched on "The" (index 1).
 function bertHit(over: Partial<Hit> = {}): Hit {
   return hit({
-    token_index: 1, token: "The", pos: "DET", dep: "det",
-    tokens: ["[CLS]", "The", "girl", "ran", "[SEP]"], special: [true, false, false, false, true],
-    token_pos: ["", "DET", "NOUN", "VERB", ""], token_dep: ["", "det", "nsubj", "ROOT", ""], token_ent: ["", "", "", "", ""],
-    att_offset: 0, att_length: 5, ...over,
+    token_index: 1,
+    token: "The",
+    pos: "DET",
+    dep: "det",
+    tokens: ["[CLS]", "The", "girl", "ran", "[SEP]"],
+    special: [true, false, false, false, true],
+    token_pos: ["", "DET", "NOUN", "VERB", ""],
+    token_dep: ["", "det", "nsubj", "ROOT", ""],
+    token_ent: ["", "", "", "", ""],
+    att_offset: 0,
+    att_length: 5,
+    ...over,
   });
 }
 
@@ -99,9 +134,11 @@ describe("strips skip special tokens while hide_special", () => {
   });
   it("steps over special tokens inside a sentence (pairs, added BOS)", () => {
     const h = bertHit({
-      token_index: 2, tokens: ["<s>", "a", "b", "</s>", "</s>", "c", "</s>"],
+      token_index: 2,
+      tokens: ["<s>", "a", "b", "</s>", "</s>", "c", "</s>"],
       special: [true, false, false, true, true, false, true],
-      token_pos: ["", "A", "B", "", "", "C", ""], att_length: 7,
+      token_pos: ["", "A", "B", "", "", "C", ""],
+      att_length: 7,
     });
     expect(stripCell(h, 1, "pos", true)).toEqual({ token: "c", label: "C" });
     expect(stripCell(h, -2, "pos", true)).toBeNull();
@@ -122,26 +159,42 @@ describe("strips skip special tokens while hide_special", () => {
 
 describe("hit list with hide_special", () => {
   const hits = [bertHit(), bertHit({ sentence_id: 1, token_index: 3, att_offset: 5 })];
-  const attention = f32Payload([0.6, 0.2, 0.1, 0.05, 0.05, 0.3, 0.1, 0.1, 0.2, 0.3], [10]);
+  const attention = f16Payload([0.6, 0.2, 0.1, 0.05, 0.05, 0.3, 0.1, 0.1, 0.2, 0.3], [10]);
 
   function mount(over: Record<string, unknown> = {}) {
     const model = new FakeModel({
-      has_corpus: true, selected: 1, heads: [0], head_weights: null, search_k: 50, search_busy: false, search_error: "",
-      hide_special: true, hit_list: hits, hits_attention: attention, summaries: {}, ...over,
+      has_corpus: true,
+      selected: 1,
+      heads: [0],
+      head_weights: null,
+      search_k: 50,
+      search_busy: false,
+      search_error: "",
+      hide_special: true,
+      hit_list: hits,
+      hits_attention: attention,
+      summaries: {},
+      ...over,
     });
     const root = document.createElement("div");
     document.body.appendChild(root);
-    const panel = new SearchPanel(model, root);
+    const view = new ViewModel(model);
+    const panel = new SearchPanel(view, new CommandChannel(model), root);
     root.appendChild(panel.el);
-    panel.update();
+    const update = () => panel.update(view.slice(panel.keys));
+    update();
     const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
-    return { model, panel, root, q };
+    return { model, update, root, q };
   }
 
   it("does not draw special tokens, keeps full-list indices", () => {
     const { q } = mount();
     const row = q("hit-0")!;
-    expect(Array.from(row.querySelectorAll(".exbert-hit-token")).map((t) => t.textContent)).toEqual(["The", "girl", "ran"]);
+    expect(Array.from(row.querySelectorAll(".exbert-hit-token")).map((t) => t.textContent)).toEqual([
+      "The",
+      "girl",
+      "ran",
+    ]);
     expect(row.textContent).not.toContain("[CLS]");
     expect(row.textContent).not.toContain("[SEP]");
     expect(q("hit-token-0-0")).toBeNull();
@@ -164,9 +217,13 @@ describe("hit list with hide_special", () => {
   });
 
   it("draws special tokens when hide_special is false, and follows the trait", () => {
-    const { model, panel, q } = mount({ hide_special: false });
+    const { model, update, q } = mount({ hide_special: false });
     expect(Array.from(q("hit-0")!.querySelectorAll(".exbert-hit-token")).map((t) => t.textContent)).toEqual([
-      "[CLS]", "The", "girl", "ran", "[SEP]",
+      "[CLS]",
+      "The",
+      "girl",
+      "ran",
+      "[SEP]",
     ]);
     expect(q("hit-token-0-0")!.classList.contains("special")).toBe(true);
     expect(q("hit-token-0-0")!.style.getPropertyValue("--a")).toBe("1.000");
@@ -175,12 +232,12 @@ describe("hit list with hide_special", () => {
     expect(q("strip-cell-1-1")!.title).toContain("[SEP]");
 
     model.set("hide_special", true);
-    panel.update();
+    update();
     expect(q("hit-token-0-0")).toBeNull();
     expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
     expect(q("strip-cell--1-0")!.classList.contains("empty")).toBe(true);
     model.set("hide_special", false);
-    panel.update();
+    update();
     expect(q("hit-token-0-0")!.textContent).toBe("[CLS]");
   });
 

@@ -1,9 +1,10 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SELECT_DELAY_MS } from "../src/clicks";
-import { MAX_DRAWN } from "../src/curves";
+import { DEBOUNCE_MS } from "../src/core/model";
 import widget from "../src/index";
-import { FakeModel, f32Payload, makeAttention } from "./fakeModel";
+import { SELECT_DELAY_MS } from "../src/panels/attention/clicks";
+import { MAX_DRAWN } from "../src/panels/attention/curves";
+import { FakeModel, f16Payload, f32Payload, makeAttention } from "./fakeModel";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const TOKENS = ["[CLS]", "The", XSS, "ran", "[SEP]"];
@@ -12,12 +13,34 @@ const H = 3;
 
 function initial(over: Record<string, unknown> = {}) {
   return {
-    sentence: `The ${XSS} ran`, layer: 0, heads: [0, 1, 2], head_weights: null, masked: [], hide_special: true,
-    threshold: 0.7, selected: null, tokens: TOKENS, special: [true, false, false, false, true], kind: "bidirectional",
-    num_layers: 2, num_heads: H, model_name: "tiny-bert", has_lm_head: true, truncated: false, error: "",
-    top_k: TOKENS.map(() => [["dog", 0.125], ["cat", 0.05]]),
-    attention: f32Payload(makeAttention(H, n), [H, n, n]),
-    has_corpus: false, search_k: 50, search_busy: false, search_error: "", hits: [], hits_attention: null,
+    sentence: `The ${XSS} ran`,
+    layer: 0,
+    heads: [0, 1, 2],
+    head_weights: null,
+    masked: [],
+    hide_special: true,
+    threshold: 0.7,
+    selected: null,
+    tokens: TOKENS,
+    special: [true, false, false, false, true],
+    kind: "bidirectional",
+    num_layers: 2,
+    num_heads: H,
+    model_name: "tiny-bert",
+    has_lm_head: true,
+    truncated: false,
+    error: "",
+    top_k: TOKENS.map(() => [
+      ["dog", 0.125],
+      ["cat", 0.05],
+    ]),
+    attention: f16Payload(makeAttention(H, n), [H, n, n]),
+    has_corpus: false,
+    search_k: 50,
+    search_busy: false,
+    search_error: "",
+    hit_list: [],
+    hits_attention: null,
     summaries: {},
     ...over,
   };
@@ -90,7 +113,7 @@ describe("attention view", () => {
     model.update({ threshold: 1 });
     await tick();
     expect(Number(lines.getAttribute("data-edge-count"))).toBe(9); // all visible pairs
-    model.update({ layer: 1, attention: f32Payload(makeAttention(H, n), [H, n, n]) });
+    model.update({ layer: 1, attention: f16Payload(makeAttention(H, n), [H, n, n]) });
     await tick();
     expect(lines.getAttribute("data-layer")).toBe("1");
   });
@@ -99,8 +122,11 @@ describe("attention view", () => {
     const m = 80; // 6,400 pairs at threshold 1: more than MAX_DRAWN
     const toks = Array.from({ length: m }, (_, i) => `w${i}`);
     const model = await mount({
-      tokens: toks, special: toks.map(() => false), top_k: [], threshold: 1,
-      attention: f32Payload(makeAttention(H, m), [H, m, m]),
+      tokens: toks,
+      special: toks.map(() => false),
+      top_k: [],
+      threshold: 1,
+      attention: f16Payload(makeAttention(H, m), [H, m, m]),
     });
     const note = q("lines-capped-note")!;
     const lines = q("attention-lines")!;
@@ -280,21 +306,82 @@ describe("attention view", () => {
     expect(q("token-left-1")!.textContent).toBe("b");
     expect(q("attention-lines")!.getAttribute("data-edge-count")).toBe("0");
   });
+  it("reports an attention payload the contract refuses, and draws no lines from it", async () => {
+    const model = await mount({ attention: f32Payload(makeAttention(H, n), [H, n, n]) });
+    expect(q("error")!.style.display).toBe("");
+    expect(q("error")!.textContent).toBe("the view cannot draw attention: dtype float32 is not float16");
+    expect(q("attention-lines")!.getAttribute("data-edge-count")).toBe("0");
+    model.update({ attention: f16Payload(makeAttention(H, n), [H, n, n]) });
+    await tick();
+    expect(q("error")!.style.display).toBe("none");
+    expect(Number(q("attention-lines")!.getAttribute("data-edge-count"))).toBeGreaterThan(0);
+  });
+
+  it("sends a dragged slider to the kernel once it rests, drawing every step", async () => {
+    const model = await mount({ threshold: 0.7 });
+    const slider = q("threshold-slider") as HTMLInputElement;
+    const lines = q("attention-lines")!;
+    const counts = new Set<string | null>();
+    for (const v of ["0.6", "0.5", "0.4", "0.3", "1"]) {
+      slider.value = v;
+      slider.dispatchEvent(new Event("input"));
+      await tick(); // a frame: the lines follow the slider at once
+      counts.add(lines.getAttribute("data-edge-count"));
+    }
+    expect(counts.size).toBeGreaterThan(1);
+    expect(model.saved).toEqual([]); // nothing sent while the slider moves (ticks < the debounce)
+    await new Promise((r) => setTimeout(r, DEBOUNCE_MS + 20));
+    expect(model.saved).toEqual([{ threshold: 1 }]);
+  });
 });
 
 describe("search panel", () => {
   const hits = [
     {
-      sentence_id: 4, token_index: 1, score: 0.91, token: "girl", pos: "NOUN", dep: "nsubj", ent: "", sentence: "The girl <i>ran</i>",
-      tokens: ["The", "girl", "<i>ran</i>"], token_pos: ["DET", "NOUN", "VERB"], token_dep: ["det", "nsubj", "ROOT"], token_ent: ["", "", ""],
-      max_att_index: 0, max_att_token: "The", max_att_pos: "DET", max_att_dep: "det", max_att_ent: "", max_att_offset: -1,
-      att_offset: 0, att_length: 3, describes_next: false,
+      sentence_id: 4,
+      token_index: 1,
+      score: 0.91,
+      token: "girl",
+      pos: "NOUN",
+      dep: "nsubj",
+      ent: "",
+      sentence: "The girl <i>ran</i>",
+      tokens: ["The", "girl", "<i>ran</i>"],
+      token_pos: ["DET", "NOUN", "VERB"],
+      token_dep: ["det", "nsubj", "ROOT"],
+      token_ent: ["", "", ""],
+      max_att_index: 0,
+      max_att_token: "The",
+      max_att_pos: "DET",
+      max_att_dep: "det",
+      max_att_ent: "",
+      max_att_offset: -1,
+      att_offset: 0,
+      att_length: 3,
+      describes_next: false,
     },
     {
-      sentence_id: 9, token_index: 0, score: 0.5, token: "Dorothy", pos: "PROPN", dep: "nsubj", ent: "PERSON", sentence: "Dorothy smiled",
-      tokens: ["Dorothy", "smiled"], token_pos: ["PROPN", "VERB"], token_dep: ["nsubj", "ROOT"], token_ent: ["PERSON", ""],
-      max_att_index: 1, max_att_token: "smiled", max_att_pos: "VERB", max_att_dep: "ROOT", max_att_ent: "", max_att_offset: 1,
-      att_offset: 3, att_length: 2, describes_next: true,
+      sentence_id: 9,
+      token_index: 0,
+      score: 0.5,
+      token: "Dorothy",
+      pos: "PROPN",
+      dep: "nsubj",
+      ent: "PERSON",
+      sentence: "Dorothy smiled",
+      tokens: ["Dorothy", "smiled"],
+      token_pos: ["PROPN", "VERB"],
+      token_dep: ["nsubj", "ROOT"],
+      token_ent: ["PERSON", ""],
+      max_att_index: 1,
+      max_att_token: "smiled",
+      max_att_pos: "VERB",
+      max_att_dep: "ROOT",
+      max_att_ent: "",
+      max_att_offset: 1,
+      att_offset: 3,
+      att_length: 2,
+      describes_next: true,
     },
   ];
   const summaries = {
@@ -326,18 +413,24 @@ describe("search panel", () => {
     k.dispatchEvent(new Event("change"));
     expect(model.get("search_k")).toBe(7);
     ctx.click();
-    expect(model.sent).toEqual([{ type: "search", by: "context", k: 7 }]);
-    model.update({ search_busy: true, search_error: "index <missing>" });
-    await tick();
-    expect(emb.disabled).toBe(true);
+    expect(model.commands()).toEqual([{ name: "search", args: { by: "context", k: 7 } }]);
+    expect(emb.disabled).toBe(true); // busy until the reply
     expect(q("search-busy")!.style.display).toBe("");
+    model.reply(0, { error: { type: "InputError", message: "index <missing>" } });
+    await tick();
+    expect(emb.disabled).toBe(false);
+    expect(q("search-busy")!.style.display).toBe("none");
     expect(q("search-error")!.textContent).toBe("index <missing>");
+    expect(el.querySelector("missing")).toBeNull();
   });
 
   it("renders hits, shading, strips and histograms", async () => {
     const model = await mount({
-      has_corpus: true, selected: 2, hit_list: hits, summaries,
-      hits_attention: f32Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
+      has_corpus: true,
+      selected: 2,
+      hit_list: hits,
+      summaries,
+      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
     });
     expect(q("hits")!.textContent).toContain("describes the next token");
     expect(q("hit-token-0-2")!.textContent).toBe("<i>ran</i>");
@@ -353,7 +446,7 @@ describe("search panel", () => {
     expect(tip.textContent).toContain("PERSON");
     expect(tip.textContent).toContain("0.2000");
     q("hit-1")!.click();
-    expect(model.sent).toEqual([{ type: "load_hit", index: 1 }]);
+    expect(model.commands()).toEqual([{ name: "load_hit", args: { index: 1 } }]);
 
     // strips: offsets -1..+1 by default, widen / shrink within 0..5
     const strips = q("summary-strips")!;
@@ -389,12 +482,29 @@ describe("search panel", () => {
     expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("PERSON");
     expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("");
   });
-
-  it("still reads the first draft's `hits` trait", async () => {
-    await mount({ has_corpus: true, hits: hits.slice(0, 1) });
-    expect(q("hit-0")).not.toBeNull();
-    expect(q("hit-1")).toBeNull();
-    expect(q("hit-token-0-1")!.classList.contains("match")).toBe(true);
-
+  it("a failed command shows its error and keeps the last hits; superseded clicks never reach the kernel", async () => {
+    const model = await mount({
+      has_corpus: true,
+      selected: 2,
+      hit_list: hits,
+      summaries,
+      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
+    });
+    q("search-embedding")!.click();
+    model.reply(0, { error: { type: "CorpusError", message: "the corpus is gone" } });
+    await tick();
+    expect(q("search-error")!.textContent).toBe("the corpus is gone");
+    expect(q("hit-1")).not.toBeNull(); // the previous result stays
+    q("hit-0")!.click();
+    q("hit-1")!.click(); // supersedes the first while it is in flight
+    q("hit-0")!.click(); // and this one the second, which was waiting
+    expect(model.commands().slice(1)).toEqual([{ name: "load_hit", args: { index: 0 } }]);
+    expect(q("search-busy")!.style.display).toBe("");
+    model.reply(1, { result: { sentence: "The girl <i>ran</i>", selected: 1 } });
+    expect(model.commands().slice(2)).toEqual([{ name: "load_hit", args: { index: 0 } }]);
+    model.reply(2, { result: { sentence: "The girl <i>ran</i>", selected: 1 } });
+    await tick();
+    expect(q("search-busy")!.style.display).toBe("none");
+    expect(q("search-error")!.style.display).toBe("none"); // a success clears the last error
   });
 });

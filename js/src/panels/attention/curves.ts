@@ -4,8 +4,8 @@
 // into a few opacity buckets, one stroke per bucket, so a full 512x512 edge set
 // is a handful of canvas calls rather than 250k.
 
-import { Edge, edgeSignature } from "./attention";
-import { Layout, rowCenter } from "./layout";
+import { type Edge, edgeSignature } from "./attention";
+import { type Layout, rowCenter } from "./layout";
 
 const BUCKETS = 16;
 const CHUNK = 256;

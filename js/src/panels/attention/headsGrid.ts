@@ -3,8 +3,8 @@
 // Clicking a cell or a header toggles the head; hovering a cell shows that
 // head's lines alone. Events are delegated (n * H cells, few listeners).
 
-import { Layout } from "./layout";
-import { Side } from "./tokens";
+import type { Layout } from "./layout";
+import type { Side } from "./tokens";
 
 export interface HeadHandlers {
   hoverHead(h: number | null): void;
@@ -19,7 +19,11 @@ export class HeadsGrid {
   private numHeads = 0;
   private n = 0;
 
-  constructor(readonly side: Side, handlers: HeadHandlers, private withTestIds: boolean) {
+  constructor(
+    readonly side: Side,
+    handlers: HeadHandlers,
+    private withTestIds: boolean,
+  ) {
     this.el = document.createElement("div");
     this.el.className = `exbert-heads exbert-heads-${side}`;
     this.header = document.createElement("div");

@@ -1,18 +1,20 @@
-// The attention explorer: wires model state to the token columns, heads grids
-// and the lines canvas. Work is staged and memoised so each kind of change
-// recomputes only what depends on it:
+// The attention panel: token columns, heads grids and the lines canvas. Work
+// is staged and memoised so each kind of change recomputes only what depends
+// on it:
 //   tokens/special/hide_special/num_heads -> DOM rows
-//   attention payload                     -> decode
-//   + visibility                          -> heads-grid values (per head)
+//   attention (decoded at the boundary)   -> heads-grid values (per head)
 //   + heads/head_weights                  -> displayed matrix
 //   + threshold                           -> kept edges + per-token edge lists
 // Hover only picks a precomputed edge subset and redraws (one rAF per frame).
 
-import { decodeFloat } from "./arrays";
+import { frameScheduler, h, percent } from "../../core/dom";
+import type { Slice, ViewModel } from "../../core/model";
+import { type Panel, range } from "../../core/panel";
+import { Tooltip } from "../../core/tooltip";
 import {
-  Edge,
-  EdgeIndex,
   combineHeads,
+  type Edge,
+  type EdgeIndex,
   headGridValues,
   indexEdges,
   removeHidden,
@@ -20,14 +22,28 @@ import {
   visibleMask,
 } from "./attention";
 import { ClickSelection } from "./clicks";
-import { Controls } from "./controls";
-import { CurvePick, LinesCanvas } from "./curves";
-import { frameScheduler, h, percent } from "./dom";
+import { type CurvePick, LinesCanvas } from "./curves";
 import { HeadsGrid } from "./headsGrid";
-import { Layout, makeLayout } from "./layout";
-import { AnyModel, commit } from "./model";
-import { Side, TokenColumn } from "./tokens";
-import { Tooltip } from "./tooltip";
+import { type Layout, makeLayout } from "./layout";
+import { type Side, TokenColumn } from "./tokens";
+
+const KEYS = [
+  "tokens",
+  "special",
+  "hide_special",
+  "attention",
+  "layer",
+  "heads",
+  "head_weights",
+  "threshold",
+  "masked",
+  "selected",
+  "kind",
+  "top_k",
+  "has_lm_head",
+  "num_heads",
+] as const;
+type K = (typeof KEYS)[number];
 
 type Hover = { kind: "token"; side: Side; token: number } | { kind: "head"; head: number } | null;
 
@@ -40,9 +56,9 @@ function sameJSON(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export class AttentionView {
+export class AttentionPanel implements Panel<K> {
+  readonly keys = KEYS;
   readonly el: HTMLDivElement;
-  readonly controls: Controls;
   private tooltip: Tooltip;
   private left: TokenColumn;
   private right: TokenColumn;
@@ -57,13 +73,14 @@ export class AttentionView {
   private scheduleDraw: () => void;
 
   // Inputs as last seen (for memoisation).
+  private state: Slice<K> | null = null;
   private tokens: string[] = [];
   private special: boolean[] = [];
   private hideSpecial = true;
   private numHeads = 0;
   private attPayload: unknown = undefined;
   private headsKey = "";
-  private threshold = NaN;
+  private threshold = Number.NaN;
 
   // Derived state.
   private n = 0;
@@ -78,23 +95,14 @@ export class AttentionView {
   private hover: Hover = null;
   private layer = 0;
 
-  constructor(private model: AnyModel, root: HTMLElement) {
+  constructor(
+    private model: ViewModel,
+    root: HTMLElement,
+  ) {
     this.tooltip = new Tooltip(root, "tooltip");
-    this.controls = new Controls({
-      apply: (sentence) => commit(model, { sentence }),
-      layer: (layer) => commit(model, { layer }),
-      allHeads: () => commit(model, { heads: range(this.headCount()), head_weights: null }),
-      noHeads: () => commit(model, { heads: [], head_weights: null }),
-      threshold: (threshold) => commit(model, { threshold }),
-      hideSpecial: (on) => commit(model, { hide_special: on }),
-    });
-
     this.selection = new ClickSelection({
-      read: () => {
-        const sel = model.get("selected");
-        return typeof sel === "number" ? sel : null;
-      },
-      write: (selected) => commit(model, { selected }),
+      read: () => model.get("selected"),
+      write: (selected) => model.commit({ selected }),
       changed: () => this.markTokens(),
     });
     const tokenHandlers = {
@@ -115,7 +123,8 @@ export class AttentionView {
       cls: "exbert-col-label exbert-col-label-mid exbert-lines-note",
       testid: "lines-capped-note",
       attrs: {
-        title: "Too many lines in view to draw them all: the faintest are left out. " +
+        title:
+          "Too many lines in view to draw them all: the faintest are left out. " +
           "Hover a token to see all of its lines, or lower the threshold.",
       },
     });
@@ -153,118 +162,99 @@ export class AttentionView {
   }
 
   private headCount(): number {
-    return this.att ? this.attHeads : Number(this.model.get("num_heads")) || 0;
+    return this.att ? this.attHeads : (this.state?.num_heads ?? 0);
   }
 
-  /** Pull the model state and recompute whatever changed. */
-  update(): void {
-    const m = this.model;
-    const tokens: string[] = (m.get("tokens") as string[] | null) ?? [];
-    const special: boolean[] = (m.get("special") as boolean[] | null) ?? [];
-    const hideSpecial = !!m.get("hide_special");
-    const payload = m.get("attention");
-    this.layer = Number(m.get("layer")) || 0;
-
+  /** Recompute, stage by stage, only what depends on what changed. */
+  update(s: Slice<K>): void {
+    this.state = s;
+    this.layer = s.layer;
     // A click waiting to be sent points at the old tokens.
-    if (tokens !== this.tokens) this.selection.cancel();
-
-    // Decode attention; accept it only when it matches the tokens.
-    let attChanged = false;
-    if (payload !== this.attPayload || tokens !== this.tokens) {
-      this.attPayload = payload;
-      attChanged = true;
-      this.att = null;
-      this.attHeads = 0;
-      try {
-        const d = decodeFloat(payload);
-        const n = tokens.length;
-        if (d && d.shape.length === 3 && d.shape[1] === n && d.shape[2] === n && n > 0) {
-          this.att = d.data;
-          this.attHeads = d.shape[0];
-        }
-      } catch (e) {
-        console.error("exbert-widget: cannot decode attention", e);
-      }
-    }
-    const numHeads = this.headCount();
-
-    // Rebuild rows when the token list, visibility or head count changes.
-    let structChanged = false;
-    if (tokens !== this.tokens || special !== this.special || hideSpecial !== this.hideSpecial || numHeads !== this.numHeads) {
-      structChanged = true;
-      this.tokens = tokens;
-      this.special = special;
-      this.hideSpecial = hideSpecial;
-      this.numHeads = numHeads;
-      this.n = tokens.length;
-      this.visible = visibleMask(this.n, special, hideSpecial);
-      this.layout = makeLayout(this.visible);
-      // The lines column spans all rows so the sticky canvas follows the scroll.
-      this.linesCol.style.height = `${this.layout.height}px`;
-      this.left.render(tokens, this.layout);
-      this.right.render(tokens, this.layout);
-      this.leftGrid.render(numHeads, this.layout);
-      this.rightGrid.render(numHeads, this.layout);
-      this.hover = null;
-      this.tooltip.hide();
-    }
-
-    if (attChanged || structChanged) {
-      this.perHead.clear();
-      if (this.att) {
-        const g = headGridValues(this.att, this.attHeads, this.n, this.visible);
-        this.leftGrid.setValues(g.left);
-        this.rightGrid.setValues(g.right);
-      } else {
-        this.leftGrid.setValues(null);
-        this.rightGrid.setValues(null);
-      }
-    }
-
-    const heads: number[] = (m.get("heads") as number[] | null) ?? [];
-    const weights = m.get("head_weights") as number[] | null;
-    const headsKey = JSON.stringify([heads, weights ?? null]);
-    let displayedChanged = false;
-    if (attChanged || structChanged || headsKey !== this.headsKey) {
-      this.headsKey = headsKey;
-      displayedChanged = true;
-      this.displayed = this.att
-        ? removeHidden(combineHeads(this.att, this.attHeads, this.n, heads, weights ?? null), this.n, this.visible)
-        : null;
-      this.active = range(numHeads).map((hd) =>
-        weights && weights.length ? Number(weights[hd] ?? 0) !== 0 : heads.includes(hd),
-      );
-    }
-
-    const threshold = Number(m.get("threshold"));
-    if (displayedChanged || threshold !== this.threshold) {
-      this.threshold = threshold;
-      this.perHead.clear();
-      const edges = this.displayed ? thresholdEdges(this.displayed, this.n, threshold) : [];
-      this.full = { edges, index: indexEdges(edges, this.n) };
-    }
-
+    if (s.tokens !== this.tokens) this.selection.cancel();
+    const attChanged = this.syncAttention(s);
+    const structChanged = this.syncRows(s);
+    if (attChanged || structChanged) this.syncGrids();
+    const displayedChanged = this.syncHeads(s, attChanged || structChanged);
+    this.syncEdges(s.threshold, displayedChanged);
     this.leftGrid.setActive(this.active, this.hoveredHead());
     this.rightGrid.setActive(this.active, this.hoveredHead());
     this.markTokens();
-    this.controls.update({
-      sentence: String(m.get("sentence") ?? ""),
-      modelName: String(m.get("model_name") ?? ""),
-      numLayers: Number(m.get("num_layers")) || 0,
-      layer: this.layer,
-      threshold: Number.isFinite(threshold) ? threshold : 0.7,
-      hideSpecial,
-      truncated: !!m.get("truncated"),
-      error: String(m.get("error") ?? ""),
-    });
     this.scheduleDraw();
   }
 
+  /** The attention, accepted only when its shape matches the tokens. */
+  private syncAttention(s: Slice<K>): boolean {
+    if (s.attention === this.attPayload && s.tokens === this.tokens) return false;
+    this.attPayload = s.attention;
+    const d = s.attention;
+    const n = s.tokens.length;
+    const fits = d !== null && d.shape.length === 3 && d.shape[1] === n && d.shape[2] === n && n > 0;
+    this.att = fits ? d.data : null;
+    this.attHeads = fits ? d.shape[0] : 0;
+    return true;
+  }
+
+  /** Rows, when the token list, visibility or head count change. */
+  private syncRows(s: Slice<K>): boolean {
+    const numHeads = this.headCount();
+    if (
+      s.tokens === this.tokens &&
+      s.special === this.special &&
+      s.hide_special === this.hideSpecial &&
+      numHeads === this.numHeads
+    ) {
+      return false;
+    }
+    this.tokens = s.tokens;
+    this.special = s.special;
+    this.hideSpecial = s.hide_special;
+    this.numHeads = numHeads;
+    this.n = s.tokens.length;
+    this.visible = visibleMask(this.n, s.special, s.hide_special);
+    this.layout = makeLayout(this.visible);
+    // The lines column spans all rows so the sticky canvas follows the scroll.
+    this.linesCol.style.height = `${this.layout.height}px`;
+    this.left.render(s.tokens, this.layout);
+    this.right.render(s.tokens, this.layout);
+    this.leftGrid.render(numHeads, this.layout);
+    this.rightGrid.render(numHeads, this.layout);
+    this.hover = null;
+    this.tooltip.hide();
+    return true;
+  }
+
+  private syncGrids(): void {
+    this.perHead.clear();
+    const g = this.att ? headGridValues(this.att, this.attHeads, this.n, this.visible) : null;
+    this.leftGrid.setValues(g ? g.left : null);
+    this.rightGrid.setValues(g ? g.right : null);
+  }
+
+  /** The combined matrix, when heads, weights or anything before them change. */
+  private syncHeads(s: Slice<K>, before: boolean): boolean {
+    const headsKey = JSON.stringify([s.heads, s.head_weights]);
+    if (!before && headsKey === this.headsKey) return false;
+    this.headsKey = headsKey;
+    const weights = s.head_weights;
+    this.displayed = this.att
+      ? removeHidden(combineHeads(this.att, this.attHeads, this.n, s.heads, weights), this.n, this.visible)
+      : null;
+    this.active = range(this.numHeads).map((hd) => (weights?.length ? (weights[hd] ?? 0) !== 0 : s.heads.includes(hd)));
+    return true;
+  }
+
+  private syncEdges(threshold: number, before: boolean): void {
+    if (!before && threshold === this.threshold) return;
+    this.threshold = threshold;
+    this.perHead.clear();
+    const edges = this.displayed ? thresholdEdges(this.displayed, this.n, threshold) : [];
+    this.full = { edges, index: indexEdges(edges, this.n) };
+  }
+
   private markTokens(): void {
-    const masked = new Set<number>((this.model.get("masked") as number[] | null) ?? []);
     const marks = {
       selected: this.selection.current(),
-      masked,
+      masked: new Set<number>(this.model.get("masked")),
       special: this.special,
       autoregressive: this.model.get("kind") === "autoregressive",
       hovered: this.hover && this.hover.kind === "token" ? this.hover.token : null,
@@ -315,8 +305,7 @@ export class AttentionView {
 
   private showTopK(token: number, el: HTMLElement): void {
     const m = this.model;
-    const topk = (m.get("top_k") as Array<Array<[string, number]>> | null) ?? [];
-    const list = topk[token] ?? [];
+    const list = m.get("top_k")[token] ?? [];
     const phrase = m.get("kind") === "autoregressive" ? "would predict next" : "would predict here";
     if (!m.get("has_lm_head") || list.length === 0) {
       this.tooltip.show(el, "no LM head", []);
@@ -325,17 +314,17 @@ export class AttentionView {
     this.tooltip.show(
       el,
       phrase,
-      list.map(([t, p]) => ({ label: String(t), value: percent(Number(p)) })),
+      list.map(([t, p]) => ({ label: t, value: percent(p) })),
     );
   }
 
   private toggleMask(token: number): void {
     const m = this.model;
     if (m.get("kind") === "autoregressive" || this.special[token]) return;
-    const masked = new Set<number>((m.get("masked") as number[] | null) ?? []);
+    const masked = new Set<number>(m.get("masked"));
     if (masked.has(token)) masked.delete(token);
     else masked.add(token);
-    commit(m, { masked: Array.from(masked).sort((a, b) => a - b) });
+    m.commit({ masked: Array.from(masked).sort((a, b) => a - b) });
   }
 
   private toggleHead(head: number): void {
@@ -343,15 +332,14 @@ export class AttentionView {
     // weights would keep overriding the heads and the click would do nothing.
     // Read the model, not this.active: several clicks can land before the
     // coalesced update() runs.
-    const weights = this.model.get("head_weights") as number[] | null;
-    const current: number[] =
-      weights && weights.length
-        ? range(this.headCount()).filter((hd) => Number(weights[hd] ?? 0) !== 0)
-        : ((this.model.get("heads") as number[] | null) ?? []);
+    const weights = this.model.get("head_weights");
+    const current = weights?.length
+      ? range(this.headCount()).filter((hd) => (weights[hd] ?? 0) !== 0)
+      : this.model.get("heads");
     const heads = new Set<number>(current);
     if (heads.has(head)) heads.delete(head);
     else heads.add(head);
-    commit(this.model, { heads: Array.from(heads).sort((a, b) => a - b), head_weights: null });
+    this.model.commit({ heads: Array.from(heads).sort((a, b) => a - b), head_weights: null });
   }
 
   private draw(): void {
@@ -390,8 +378,4 @@ export class AttentionView {
 
 function count(n: number): string {
   return n.toLocaleString("en-US");
-}
-
-export function range(n: number): number[] {
-  return Array.from({ length: Math.max(0, n) }, (_, i) => i);
 }

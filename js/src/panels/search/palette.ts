@@ -3,17 +3,56 @@
 // fixed, distinct colours; anything else is hashed into the palette.
 
 const PALETTE = [
-  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-  "#9c755f", "#bab0ac", "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a",
-  "#d62728", "#ff9896", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#17becf",
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+  "#1f77b4",
+  "#aec7e8",
+  "#ff7f0e",
+  "#ffbb78",
+  "#2ca02c",
+  "#98df8a",
+  "#d62728",
+  "#ff9896",
+  "#9467bd",
+  "#c5b0d5",
+  "#8c564b",
+  "#c49c94",
+  "#e377c2",
+  "#17becf",
 ];
 
 const FIXED: Record<string, number> = {};
 // Universal POS tags first (the default field), in a fixed order.
 [
-  "NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "AUX", "CCONJ", "SCONJ", "PART", "NUM",
-  "PROPN", "PUNCT", "INTJ", "SYM", "X", "SPACE",
-].forEach((l, i) => (FIXED[l] = i));
+  "NOUN",
+  "VERB",
+  "ADJ",
+  "ADV",
+  "PRON",
+  "DET",
+  "ADP",
+  "AUX",
+  "CCONJ",
+  "SCONJ",
+  "PART",
+  "NUM",
+  "PROPN",
+  "PUNCT",
+  "INTJ",
+  "SYM",
+  "X",
+  "SPACE",
+].forEach((l, i) => {
+  FIXED[l] = i;
+});
 
 export const EMPTY_COLOR = "#d9d9d9";
 export const NONE_LABEL = "(none)";

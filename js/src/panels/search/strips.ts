@@ -2,8 +2,8 @@
 // (-r..+r), one small cell per hit, coloured by the label (POS / DEP / entity)
 // of the token at that offset. Hovering a cell highlights its hit row.
 
-import { EMPTY_COLOR, colorFor } from "./palette";
-import { Field, Hit } from "./types";
+import { colorFor, EMPTY_COLOR } from "./palette";
+import type { Field, Hit } from "./types";
 
 export const MAX_OFFSET = 5;
 
@@ -52,7 +52,7 @@ export function stripCell(hit: Hit, offset: number, field: Field, hideSpecial = 
   if (j === null) return null;
   const toks = hit.tokens ?? [];
   const col = field === "dep" ? hit.token_dep : field === "ent" ? hit.token_ent : hit.token_pos;
-  return { token: toks[j], label: (col && col[j]) ?? "" };
+  return { token: toks[j], label: col?.[j] ?? "" };
 }
 
 export function offsetLabel(o: number): string {
@@ -94,7 +94,7 @@ export class SummaryStrips {
     const f: Field = field === "offset" ? "pos" : field;
     for (let o = -this.radius; o <= this.radius; o++) {
       const col = document.createElement("div");
-      col.className = "exbert-strip" + (o === 0 ? " exbert-strip-match" : "");
+      col.className = `exbert-strip${o === 0 ? " exbert-strip-match" : ""}`;
       col.setAttribute("data-offset", String(o));
       col.setAttribute("data-testid", `strip-${offsetLabel(o)}`);
       const head = document.createElement("div");

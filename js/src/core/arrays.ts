@@ -131,8 +131,14 @@ function checkSize(dv: DataView, count: number, itemSize: number, dtype: string)
   }
 }
 
-/** Decode and require a float result (float16/float32); ints are widened. */
-export function decodeFloat(payload: unknown): Decoded<Float32Array> | null {
+/**
+ * Decode and require a float result (float16/float32); ints are widened. With
+ * `dtype`, a payload of another dtype is refused (an error).
+ */
+export function decodeFloat(payload: unknown, dtype?: string): Decoded<Float32Array> | null {
+  if (dtype !== undefined && isPayload(payload) && normaliseDtype(String(payload.dtype)) !== dtype) {
+    throw new Error(`dtype ${payload.dtype} is not ${dtype}`);
+  }
   const d = decodeArray(payload);
   if (!d) return null;
   if (d.data instanceof Float32Array) return d as Decoded<Float32Array>;

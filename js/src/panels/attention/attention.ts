@@ -47,7 +47,11 @@ export function combineHeads(
     for (let i = 0; i < nn; i++) out[i] += c * att[base + i];
   }
   let anyNegative = false;
-  for (let i = 0; i < nn; i++) if (out[i] < 0) { anyNegative = true; break; }
+  for (let i = 0; i < nn; i++)
+    if (out[i] < 0) {
+      anyNegative = true;
+      break;
+    }
   if (anyNegative) for (let i = 0; i < nn; i++) if (out[i] < 0) out[i] = 0;
   return out;
 }

@@ -9,7 +9,11 @@ export interface TooltipRow {
 export class Tooltip {
   readonly el: HTMLDivElement;
 
-  constructor(private root: HTMLElement, testid: string, cls = "exbert-tooltip") {
+  constructor(
+    private root: HTMLElement,
+    testid: string,
+    cls = "exbert-tooltip",
+  ) {
     this.el = document.createElement("div");
     this.el.className = cls;
     this.el.setAttribute("data-testid", testid);

@@ -1,29 +1,26 @@
 // The control bar: sentence box, layer selector, head buttons, threshold,
-// hide-special; plus the truncation note and the error line.
+// hide-special; plus the truncation note and the error line (the kernel's last
+// refusal and anything the view itself could not read).
 
-import { h, show } from "./dom";
+import { h, show } from "../../core/dom";
+import type { Slice, ViewModel } from "../../core/model";
+import { type Panel, range } from "../../core/panel";
 
-export interface ControlHandlers {
-  apply(sentence: string): void;
-  layer(layer: number): void;
-  allHeads(): void;
-  noHeads(): void;
-  threshold(t: number): void;
-  hideSpecial(on: boolean): void;
-}
+const KEYS = [
+  "sentence",
+  "layer",
+  "threshold",
+  "hide_special",
+  "model_name",
+  "num_layers",
+  "num_heads",
+  "truncated",
+  "error",
+] as const;
+type K = (typeof KEYS)[number];
 
-export interface ControlState {
-  sentence: string;
-  modelName: string;
-  numLayers: number;
-  layer: number;
-  threshold: number;
-  hideSpecial: boolean;
-  truncated: boolean;
-  error: string;
-}
-
-export class Controls {
+export class ControlsPanel implements Panel<K> {
+  readonly keys = KEYS;
   readonly el: HTMLDivElement;
   readonly messages: HTMLDivElement;
   private input: HTMLInputElement;
@@ -37,33 +34,34 @@ export class Controls {
   private lastSentence: string | null = null;
   private numLayers = -1;
 
-  constructor(handlers: ControlHandlers) {
+  constructor(private model: ViewModel) {
     this.input = h("input", {
       cls: "exbert-sentence",
       testid: "sentence-input",
-      attrs: { type: "text", placeholder: "Type a sentence and press Enter", spellcheck: "false", "aria-label": "sentence" },
+      attrs: {
+        type: "text",
+        placeholder: "Type a sentence and press Enter",
+        spellcheck: "false",
+        "aria-label": "sentence",
+      },
     });
     this.input.addEventListener("keydown", (ev) => {
       ev.stopPropagation(); // typing must not trigger notebook shortcuts
       if (ev.key === "Enter") {
         ev.preventDefault();
-        handlers.apply(this.input.value);
+        this.apply();
       }
     });
-    // Keep keystrokes out of Jupyter's command-mode shortcuts.
     this.input.addEventListener("keyup", (ev) => ev.stopPropagation());
-    const apply = h("button", { cls: "exbert-btn", testid: "sentence-apply", text: "Apply", attrs: { type: "button" } });
-    apply.addEventListener("click", () => handlers.apply(this.input.value));
-
+    const apply = this.button("sentence-apply", "Apply", () => this.apply());
     this.modelLabel = h("span", { cls: "exbert-model-name" });
 
     this.layerSelect = h("select", { cls: "exbert-select", testid: "layer-select", attrs: { "aria-label": "layer" } });
-    this.layerSelect.addEventListener("change", () => handlers.layer(Number(this.layerSelect.value)));
-
-    const all = h("button", { cls: "exbert-btn", testid: "heads-all", text: "all heads", attrs: { type: "button" } });
-    all.addEventListener("click", () => handlers.allHeads());
-    const none = h("button", { cls: "exbert-btn", testid: "heads-none", text: "no heads", attrs: { type: "button" } });
-    none.addEventListener("click", () => handlers.noHeads());
+    this.layerSelect.addEventListener("change", () => model.commit({ layer: Number(this.layerSelect.value) }));
+    const all = this.button("heads-all", "all heads", () =>
+      model.commit({ heads: range(model.get("num_heads")), head_weights: null }),
+    );
+    const none = this.button("heads-none", "no heads", () => model.commit({ heads: [], head_weights: null }));
 
     this.slider = h("input", {
       cls: "exbert-slider",
@@ -71,14 +69,10 @@ export class Controls {
       attrs: { type: "range", min: "0.01", max: "1", step: "0.01", "aria-label": "display top % of attention" },
     });
     this.sliderValue = h("span", { cls: "exbert-slider-value" });
-    this.slider.addEventListener("input", () => {
-      const t = Number(this.slider.value);
-      this.sliderValue.textContent = `${Math.round(t * 100)}%`;
-      handlers.threshold(t);
-    });
-
+    // Drawn at once, sent to the kernel once the slider rests.
+    this.slider.addEventListener("input", () => model.commitLater({ threshold: Number(this.slider.value) }));
     this.hide = h("input", { testid: "hide-special", attrs: { type: "checkbox" } });
-    this.hide.addEventListener("change", () => handlers.hideSpecial(this.hide.checked));
+    this.hide.addEventListener("change", () => model.commit({ hide_special: this.hide.checked }));
 
     this.truncatedNote = h("div", {
       cls: "exbert-note",
@@ -92,34 +86,51 @@ export class Controls {
       h("label", { cls: "exbert-field", text: "Layer " }, [this.layerSelect]),
       all,
       none,
-      h("label", { cls: "exbert-field", text: "Display top " }, [this.slider, this.sliderValue, document.createTextNode(" of attention")]),
+      h("label", { cls: "exbert-field", text: "Display top " }, [
+        this.slider,
+        this.sliderValue,
+        document.createTextNode(" of attention"),
+      ]),
       h("label", { cls: "exbert-field" }, [this.hide, document.createTextNode(" Hide special tokens")]),
     ]);
     this.el = h("div", { cls: "exbert-controls" }, [row1, row2]);
     this.messages = h("div", { cls: "exbert-messages" }, [this.truncatedNote, this.errorLine]);
   }
 
-  update(s: ControlState): void {
+  update(s: Slice<K>): void {
     if (s.sentence !== this.lastSentence) {
       this.input.value = s.sentence;
       this.lastSentence = s.sentence;
     }
-    this.modelLabel.textContent = s.modelName;
-    if (s.numLayers !== this.numLayers) {
-      this.numLayers = s.numLayers;
-      this.layerSelect.replaceChildren();
-      for (let l = 0; l < s.numLayers; l++) {
-        // Labels are the 0-based indices of Python's `layer` trait (exBERT showed 1..L):
-        // a label equal to another option's value would make the two ambiguous.
-        this.layerSelect.appendChild(h("option", { text: String(l), attrs: { value: String(l) } }));
-      }
-    }
+    this.modelLabel.textContent = s.model_name;
+    this.renderLayers(s.num_layers);
     this.layerSelect.value = String(s.layer);
     this.slider.value = String(s.threshold);
     this.sliderValue.textContent = `${Math.round(s.threshold * 100)}%`;
-    this.hide.checked = s.hideSpecial;
+    this.hide.checked = s.hide_special;
     show(this.truncatedNote, s.truncated);
     this.errorLine.textContent = s.error;
     show(this.errorLine, !!s.error);
+  }
+
+  private apply(): void {
+    this.model.commit({ sentence: this.input.value });
+  }
+
+  private button(testid: string, text: string, onClick: () => void): HTMLButtonElement {
+    const b = h("button", { cls: "exbert-btn", testid, text, attrs: { type: "button" } });
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  private renderLayers(numLayers: number): void {
+    if (numLayers === this.numLayers) return;
+    this.numLayers = numLayers;
+    this.layerSelect.replaceChildren();
+    for (let l = 0; l < numLayers; l++) {
+      // Labels are the 0-based indices of Python's `layer` trait (exBERT showed 1..L):
+      // a label equal to another option's value would make the two ambiguous.
+      this.layerSelect.appendChild(h("option", { text: String(l), attrs: { value: String(l) } }));
+    }
   }
 }

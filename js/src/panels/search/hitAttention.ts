@@ -1,7 +1,7 @@
 // Slicing the flat hits_attention array: hit i's attention row (matched token
 // -> each token of the hit sentence) is data[att_offset, att_offset + att_length).
 
-import { Hit } from "./types";
+import type { Hit } from "./types";
 
 export function hitAttentionRow(data: Float32Array | null, hit: Pick<Hit, "att_offset" | "att_length">): Float32Array {
   const len = Math.max(0, Number(hit.att_length) || 0);

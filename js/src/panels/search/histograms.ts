@@ -2,7 +2,7 @@
 // coloured by label. Pure sorting is separate from drawing for testing.
 
 import { colorFor } from "./palette";
-import { Counts } from "./types";
+import type { Counts } from "./types";
 
 export interface Bar {
   label: string;

@@ -38,7 +38,7 @@ export function frameScheduler(fn: () => void): () => void {
 export function percent(p: number): string {
   const v = p * 100;
   if (!Number.isFinite(v)) return "–";
-  return (v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3)) + "%";
+  return `${v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3)}%`;
 }
 
 const CONTROL = "input, select, textarea, button, [contenteditable]";
@@ -52,7 +52,7 @@ const CONTROL = "input, select, textarea, button, [contenteditable]";
 export function isolateKeys(root: HTMLElement): () => void {
   const stop = (ev: Event) => {
     const t = ev.target as Element | null;
-    if (t && t.closest?.(CONTROL) && root.contains(t)) ev.stopPropagation();
+    if (t?.closest?.(CONTROL) && root.contains(t)) ev.stopPropagation();
   };
   const types = ["keydown", "keyup", "keypress"];
   for (const type of types) root.addEventListener(type, stop);

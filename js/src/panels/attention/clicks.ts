@@ -20,7 +20,10 @@ export class ClickSelection {
   // The selection before the last single click, to restore on a double-click.
   private series: { token: number; before: number | null; at: number } | null = null;
 
-  constructor(private port: SelectionPort, private delayMs = SELECT_DELAY_MS) {}
+  constructor(
+    private port: SelectionPort,
+    private delayMs = SELECT_DELAY_MS,
+  ) {}
 
   /** The selection to show: a pending click's, else the model's. */
   current(): number | null {

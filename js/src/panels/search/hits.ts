@@ -5,10 +5,10 @@
 // matched token always is); `hit-token-{i}-{j}` keeps j as the index into the
 // hit's full token list.
 
-import { Tooltip } from "../tooltip";
+import type { Tooltip } from "../../core/tooltip";
 import { hitAttentionRow, shades } from "./hitAttention";
 import { hitTokenShown } from "./strips";
-import { Hit } from "./types";
+import type { Hit } from "./types";
 
 export class HitList {
   readonly el: HTMLDivElement; // data-testid hits
@@ -17,7 +17,10 @@ export class HitList {
   private rowsAtt: Float32Array[] = [];
   private highlighted: number | null = null;
 
-  constructor(private tooltip: Tooltip, onLoad: (i: number) => void) {
+  constructor(
+    private tooltip: Tooltip,
+    onLoad: (i: number) => void,
+  ) {
     this.el = document.createElement("div");
     this.el.className = "exbert-hits";
     this.el.setAttribute("data-testid", "hits");
@@ -34,7 +37,7 @@ export class HitList {
     });
     this.el.addEventListener("mouseout", (ev) => {
       const to = (ev as MouseEvent).relatedTarget as HTMLElement | null;
-      if (!to || !to.closest?.("[data-j]")) this.tooltip.hide();
+      if (!to?.closest?.("[data-j]")) this.tooltip.hide();
     });
   }
 
@@ -72,8 +75,7 @@ export class HitList {
       toks.forEach((tok, j) => {
         if (!shown(j)) return;
         const s = document.createElement("span");
-        s.className =
-          "exbert-hit-token" + (j === hit.token_index ? " match" : "") + (hit.special?.[j] ? " special" : "");
+        s.className = `exbert-hit-token${j === hit.token_index ? " match" : ""}${hit.special?.[j] ? " special" : ""}`;
         s.setAttribute("data-testid", `hit-token-${i}-${j}`);
         s.setAttribute("data-j", String(j));
         s.style.setProperty("--a", (sh[j] ?? 0).toFixed(3));

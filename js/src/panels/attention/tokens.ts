@@ -2,7 +2,7 @@
 // DOM elements (text via textContent); events are delegated to the column so a
 // 512-token sentence has four listeners, not two thousand.
 
-import { Layout } from "./layout";
+import type { Layout } from "./layout";
 
 export type Side = "left" | "right";
 
@@ -24,7 +24,10 @@ export class TokenColumn {
   readonly el: HTMLDivElement;
   private items: HTMLDivElement[] = []; // by token index; undefined when hidden
 
-  constructor(readonly side: Side, handlers: TokenHandlers) {
+  constructor(
+    readonly side: Side,
+    handlers: TokenHandlers,
+  ) {
     this.el = document.createElement("div");
     this.el.className = `exbert-tokens exbert-tokens-${side}`;
     const tokenOf = (ev: Event): [number, HTMLElement] | null => {

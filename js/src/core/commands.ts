@@ -1,0 +1,128 @@
+// Commands: kernel work started from the view, over the widget's custom
+// messages, each with an id and a reply or an error (the kernel side is
+// exbert_widget/widget/commands.py). One request per command name is in flight
+// at a time; a newer request supersedes the one waiting and the one in flight:
+// the waiting one is never sent, and the reply of the one in flight is dropped.
+// Both are rejected with `Superseded`, so only the newest result is shown.
+
+import type { AnyModel } from "@anywidget/types";
+import type { CommandName, Commands as Declared, WireState } from "../generated/contract";
+
+export const REQUEST = "exbert-command";
+export const REPLY = "exbert-reply";
+
+export type Args<N extends CommandName> = Declared[N]["args"];
+export type Result<N extends CommandName> = Declared[N]["result"];
+
+export type Reply =
+  | { kind: typeof REPLY; id: string; ok: true; result: unknown }
+  | { kind: typeof REPLY; id: string; ok: false; error: { type: string; message: string } };
+
+/** The kernel refused or failed a command; `type` is the Python exception's class name. */
+export class CommandError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "CommandError";
+  }
+}
+
+/** A newer request of the same command replaced this one. */
+export class Superseded extends Error {
+  constructor(name: string) {
+    super(`${name}: superseded by a newer request`);
+    this.name = "Superseded";
+  }
+}
+
+interface Request {
+  id: string;
+  args: unknown;
+  resolve(result: unknown): void;
+  reject(error: Error): void;
+}
+
+interface Lane {
+  inFlight: Request | null; // sent, no reply yet
+  dropped: boolean; // the one in flight was superseded: its reply is ignored
+  waiting: Request | null; // the newest request, sent when the kernel is free
+}
+
+let counter = 0;
+const session = Math.random().toString(36).slice(2, 10);
+
+export class CommandChannel {
+  private lanes = new Map<CommandName, Lane>();
+  private onMessage = (msg: unknown) => this.receive(msg);
+
+  constructor(private model: Pick<AnyModel<WireState>, "on" | "off" | "send">) {
+    model.on("msg:custom", this.onMessage);
+  }
+
+  /** Run command `name` in the kernel; resolves with its result. */
+  invoke<N extends CommandName>(name: N, args: Args<N>): Promise<Result<N>> {
+    const lane = this.lane(name);
+    return new Promise<Result<N>>((resolve, reject) => {
+      const request: Request = {
+        id: `${session}-${++counter}`,
+        args,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      };
+      lane.waiting?.reject(new Superseded(name));
+      lane.waiting = request;
+      if (lane.inFlight && !lane.dropped) {
+        lane.dropped = true;
+        lane.inFlight.reject(new Superseded(name));
+      }
+      if (!lane.inFlight) this.sendNext(name, lane);
+    });
+  }
+
+  /** Stop listening; whatever is pending is rejected. */
+  dispose(): void {
+    this.model.off("msg:custom", this.onMessage);
+    for (const [name, lane] of this.lanes) {
+      lane.waiting?.reject(new Superseded(name));
+      if (lane.inFlight && !lane.dropped) lane.inFlight.reject(new Superseded(name));
+    }
+    this.lanes.clear();
+  }
+
+  private lane(name: CommandName): Lane {
+    let lane = this.lanes.get(name);
+    if (!lane) {
+      lane = { inFlight: null, dropped: false, waiting: null };
+      this.lanes.set(name, lane);
+    }
+    return lane;
+  }
+
+  private sendNext(name: CommandName, lane: Lane): void {
+    const next = lane.waiting;
+    lane.waiting = null;
+    lane.inFlight = next;
+    lane.dropped = false;
+    if (next) this.model.send({ kind: REQUEST, id: next.id, name, args: next.args });
+  }
+
+  private receive(msg: unknown): void {
+    if (!isReply(msg)) return;
+    for (const [name, lane] of this.lanes) {
+      const request = lane.inFlight;
+      if (!request || request.id !== msg.id) continue;
+      if (!lane.dropped) {
+        if (msg.ok) request.resolve(msg.result);
+        else request.reject(new CommandError(msg.error.type, msg.error.message));
+      }
+      this.sendNext(name, lane);
+      return;
+    }
+  }
+}
+
+function isReply(msg: unknown): msg is Reply {
+  return typeof msg === "object" && msg !== null && (msg as { kind?: unknown }).kind === REPLY;
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { CommandChannel, CommandError, Superseded } from "../src/core/commands";
+import { FakeModel } from "./fakeModel";
+
+const outcome = <T>(p: Promise<T>) =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: Error) => ({ ok: false as const, error }),
+  );
+
+describe("command channel", () => {
+  it("sends one request with an id and resolves with the reply's result", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const reply = channel.invoke("search", { by: "embedding", k: 5 });
+    expect(model.sent).toHaveLength(1);
+    const msg = model.sent[0];
+    expect(msg).toMatchObject({ kind: "exbert-command", name: "search", args: { by: "embedding", k: 5 } });
+    expect(typeof msg.id).toBe("string");
+    model.emitReply({ kind: "exbert-reply", id: "someone-else", ok: true, result: { count: 99 } }); // not ours
+    model.reply(0, { result: { count: 5 } });
+    await expect(reply).resolves.toEqual({ count: 5 });
+  });
+
+  it("rejects with the kernel's error type and message", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const reply = outcome(channel.invoke("load_hit", { index: 7 }));
+    model.reply(0, { error: { type: "InputError", message: "hit index must be between 0 and 4, got 7." } });
+    const r = await reply;
+    expect(r.ok).toBe(false);
+    expect(r.ok || r.error).toBeInstanceOf(CommandError);
+    expect(r.ok || (r.error as CommandError).type).toBe("InputError");
+    expect(r.ok || r.error.message).toBe("hit index must be between 0 and 4, got 7.");
+  });
+
+  it("keeps one request per command in flight; a newer one supersedes the rest", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const first = outcome(channel.invoke("load_hit", { index: 1 }));
+    const second = outcome(channel.invoke("load_hit", { index: 2 }));
+    const third = outcome(channel.invoke("load_hit", { index: 3 }));
+    const search = outcome(channel.invoke("search", { by: "context", k: 3 })); // another lane
+    expect(model.commands()).toEqual([
+      { name: "load_hit", args: { index: 1 } },
+      { name: "search", args: { by: "context", k: 3 } },
+    ]);
+    for (const r of [await first, await second]) expect(r.ok || r.error).toBeInstanceOf(Superseded);
+    model.reply(0, { result: { sentence: "one", selected: 1 } }); // the superseded reply is dropped...
+    expect(model.commands()[2]).toEqual({ name: "load_hit", args: { index: 3 } }); // ...and the newest sent
+    model.reply(2, { result: { sentence: "three", selected: 3 } });
+    expect(await third).toEqual({ ok: true, value: { sentence: "three", selected: 3 } });
+    model.reply(1, { result: { count: 3 } });
+    expect(await search).toEqual({ ok: true, value: { count: 3 } });
+    expect(model.commands()).toHaveLength(3); // index 2 never reached the kernel
+  });
+
+  it("rejects what is pending when disposed, and stops listening", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const reply = outcome(channel.invoke("search", { by: "embedding", k: 1 }));
+    channel.dispose();
+    const r = await reply;
+    expect(r.ok || r.error).toBeInstanceOf(Superseded);
+    expect(model.listeners.get("msg:custom")?.size ?? 0).toBe(0);
+  });
+});
