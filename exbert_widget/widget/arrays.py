@@ -21,7 +21,7 @@ def array_to_json(value: np.ndarray | None, _widget: Any = None) -> dict | None:
     if arr.dtype.name not in WIRE_DTYPES:
         raise TypeError(f"Array traits carry {WIRE_DTYPES}, not {arr.dtype.name}.")
     return {
-        "view": memoryview(arr.reshape(-1).view(np.uint8)),
+        "view": arr.reshape(-1).view(np.uint8).data,
         "dtype": arr.dtype.name,
         "shape": list(arr.shape),
     }

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..errors import CorpusError, InputError
 from ..models import Analysis, LanguageModel
+from .layers import layer_context, layer_output
 
 FIELDS = ("pos", "dep", "ent", "offset")
 OF = ("match", "max_att")
@@ -28,8 +29,8 @@ class HitResult:
 def query_vector(analysis: Analysis, layer: int, selected: int, by: str) -> np.ndarray:
     """exBERT's query: the layer's output (embedding) or its per-head context at the token."""
     if by == "embedding":
-        return analysis.hidden_states[layer + 1][selected]
-    return analysis.contexts[layer][selected]
+        return layer_output(analysis, layer)[selected]
+    return layer_context(analysis, layer)[selected]
 
 
 def search_hits(

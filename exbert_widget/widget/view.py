@@ -23,6 +23,7 @@ import traitlets as t
 from ..errors import InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from .commands import Dispatcher
+from .layers import layer_attention
 from .state import (
     SEARCH_K_MAX,
     LoadHitArgs,
@@ -333,7 +334,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _layer_changed(self, _change: t.Bunch) -> None:
         with self._lock:
             if self.analysis is not None:
-                self.set_trait("attention", _half(self.analysis.attentions[self.layer]))
+                self.set_trait("attention", _half(layer_attention(self.analysis, self.layer)))
 
     def _reanalyze(self) -> None:
         """Bring the analysis in line with (sentence, masked); one forward pass per change."""
@@ -352,7 +353,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             top_k = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
             self.set_trait("top_k", top_k)
             self.set_trait("truncated", analysis.truncated)
-            self.set_trait("attention", _half(analysis.attentions[self.layer]))
+            self.set_trait("attention", _half(layer_attention(analysis, self.layer)))
             if self.selected is not None and self.selected >= len(analysis.tokens):
                 self.selected = None
 
