@@ -105,11 +105,11 @@ def round_trips(
         view.layer = int(rng.integers(0, view.num_layers))
         with ForwardTimer(view.lm) as timer:
             start = time.perf_counter()
-            view._on_message(view, {"type": "search", "by": by, "k": K}, [])
+            reply = view._commands.run("search", {"by": by, "k": K})  # the view's command
             state = view.get_state()  # what goes to the browser
             times.append(time.perf_counter() - start)
         forward.append(timer.seconds)
-        assert not view.search_error, view.search_error
+        assert reply == {"count": K}, reply
         assert len(view.hit_list) == K, len(view.hit_list)
         results.append(search_result(state))
     return times, forward, results

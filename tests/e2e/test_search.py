@@ -3,6 +3,8 @@ over `ew.demo_corpus`): select a token, search, read the hits and histograms, lo
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -28,7 +30,9 @@ def test_search_hits_histograms_and_loading_a_hit(lab):
     kernel.wait_for("view.selected", i)
 
     find(page, "search-embedding").click()
-    kernel.wait_for("len(view.hit_list) > 0 and not view.search_busy", True, timeout=120)
+    kernel.wait_for("len(view.hit_list) > 0", True, timeout=120)
+    expect(find(page, "search-busy")).to_be_hidden(timeout=60_000)  # the command replied
+    expect(find(page, "search-error")).to_be_hidden()
     hits = kernel.eval("view.hit_list")
     expect(find(page, "hit-0")).to_be_visible()
     assert page.locator(f"{WIDGET} [data-testid^='hit-']:not([data-testid^='hit-token'])").count()
@@ -57,3 +61,23 @@ def test_search_hits_histograms_and_loading_a_hit(lab):
     kernel.wait_for("view.selected", hits[h]["token_index"])
     expect(find(page, "sentence-input")).to_have_value(hits[h]["sentence"])
     expect(find(page, f"token-left-{hits[h]['token_index']}")).to_have_class(has("selected"))
+
+
+def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
+    page, kernel = lab
+    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
+    if not kernel.eval("len(view.hit_list)"):
+        kernel.run("view.search(k=5)")
+    expect(find(page, "hit-0")).to_be_visible()
+    before = kernel.eval("[h['sentence'] for h in view.hit_list]")
+    kernel.run("_corpus, view.corpus = view.corpus, None")  # the next search fails in the kernel
+    try:
+        find(page, "search-embedding").click()
+        expect(find(page, "search-error")).to_have_text(re.compile("no corpus"), timeout=60_000)
+        expect(find(page, "search-busy")).to_be_hidden()
+        assert kernel.eval("[h['sentence'] for h in view.hit_list]") == before
+        expect(find(page, "hit-0")).to_be_visible()
+    finally:
+        kernel.run("view.corpus = _corpus")
+    find(page, "search-embedding").click()  # and the next one works again
+    expect(find(page, "search-error")).to_be_hidden(timeout=60_000)
