@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +51,8 @@ class AppServer:
             try:
                 with urllib.request.urlopen(self.url + ready_path, timeout=5):
                     return self
+            except urllib.error.HTTPError:
+                return self  # it answers
             except OSError:
                 time.sleep(0.5)
         self.stop()

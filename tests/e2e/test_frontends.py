@@ -71,25 +71,27 @@ def test_marimo_renders_tokens_and_a_click_reaches_python(marimo_app, new_page, 
 def voila_app(tmp_path_factory):
     base = tmp_path_factory.mktemp("voila")
     shutil.copy(NOTEBOOKS / "01_quickstart.ipynb", base / "quickstart.ipynb")
-    runtime = base / "runtime"
-    runtime.mkdir()
-    args = ["voila", "quickstart.ipynb", "--no-browser", "--Voila.ip=127.0.0.1"]
-    args.append("--port={port}")
-    env = {"JUPYTER_RUNTIME_DIR": str(runtime)}
-    server = AppServer(args, base, base / "voila.log", env=env).start()
-    server.runtime = runtime
+    args = ["voila", "quickstart.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", "--port={port}"]
+    # Ready when it answers at all: asking for the page would start a kernel of its own.
+    server = AppServer(args, base, base / "voila.log").start("/voila/static/ready")
     yield server
     server.stop()
 
 
-def _voila_kernel(runtime: Path) -> Kernel:
+def _voila_kernel(server: AppServer) -> Kernel:
+    """A client on the kernel Voilà started for the page (the only one: nothing else asked)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        files = sorted(runtime.glob("kernel-*.json"))
-        if files:
-            return Kernel(files[-1])
+        log = server.log_tail(100_000)
+        folder = re.search(r"Storing connection files in (\S+?)\.?$", log, re.M)
+        started = re.findall(r"Kernel started: ([0-9a-f-]+)", log)
+        if folder and started:
+            assert len(started) == 1, started
+            path = Path(folder[1]) / f"kernel-{started[0]}.json"
+            if path.exists():
+                return Kernel(path)
         time.sleep(0.5)
-    raise LookupError(f"no kernel connection file in {runtime}")
+    raise LookupError(f"no kernel of Voilà's found:\n{server.log_tail()}")
 
 
 def test_voila_dashboard_renders_and_a_click_selects(voila_app, new_page, minilm):
@@ -100,7 +102,7 @@ def test_voila_dashboard_renders_and_a_click_selects(voila_app, new_page, minilm
     _wait_for_token_texts(page, a.tokens, a.special)
     expect(find(page, "token-left-9")).to_have_text("[MASK]")
     expect(find(page, "layer-select")).to_have_value("3")
-    kernel = _voila_kernel(voila_app.runtime)
+    kernel = _voila_kernel(voila_app)
     try:
         assert kernel.eval("view.masked") == [9]
         find(page, "token-left-2").click()
