@@ -51,6 +51,9 @@ def search_hits(
     stops after ``layer`` (a corpus stores no attention). Each hit gets the token its match
     attends to most (mean over ``heads`` at ``layer``; special tokens excluded while
     ``hide_special``), with that token's labels.
+
+    Raises:
+        CorpusError: a hit sentence's stored tokens do not match the model's tokenizer.
     """
     vector = query_vector(analysis, layer, selected, by)
     frame = corpus.search(
@@ -150,6 +153,9 @@ def summarize(frame: pd.DataFrame, field: str, of: str) -> pd.Series:
     ``of="match"`` counts the matched tokens (for autoregressive models: the tokens they predict,
     as exBERT did); ``of="max_att"`` counts the tokens the matches attend to most.
     ``field="offset"`` counts positions relative to the match.
+
+    Raises:
+        InputError: an unknown ``field`` or ``of``.
     """
     if field not in FIELDS:
         raise InputError(f"field must be one of {FIELDS}, got {field!r}.")

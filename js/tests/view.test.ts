@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEBOUNCE_MS } from "../src/core/model";
 import widget from "../src/index";
 import { SELECT_DELAY_MS } from "../src/panels/attention/clicks";
@@ -46,8 +46,16 @@ function initial(over: Record<string, unknown> = {}) {
   };
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 80));
-const settle = () => new Promise((r) => setTimeout(r, SELECT_DELAY_MS + 50)); // a click's selection is sent
+// Chained timeouts: each link starts after the callbacks due before it ran, so a change's frame
+// and the draw it schedules have both run, however slow the machine (no single long sleep).
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tick = async () => {
+  for (let i = 0; i < 4; i++) await wait(20);
+};
+const settle = async () => {
+  await wait(SELECT_DELAY_MS + 50); // a click's selection is sent
+  await tick();
+};
 let el: HTMLElement;
 let cleanup: (() => void) | undefined;
 const q = (id: string) => el.querySelector(`[data-testid="${id.replace(/["\\]/g, "\\$&")}"]`) as HTMLElement | null;
@@ -322,16 +330,21 @@ describe("attention view", () => {
     const slider = q("threshold-slider") as HTMLInputElement;
     const lines = q("attention-lines")!;
     const counts = new Set<string | null>();
-    for (const v of ["0.6", "0.5", "0.4", "0.3", "1"]) {
-      slider.value = v;
-      slider.dispatchEvent(new Event("input"));
-      await tick(); // a frame: the lines follow the slider at once
-      counts.add(lines.getAttribute("data-edge-count"));
+    vi.useFakeTimers(); // frames and the debounce both run on timers here: step them exactly
+    try {
+      for (const v of ["0.6", "0.5", "0.4", "0.3", "1"]) {
+        slider.value = v;
+        slider.dispatchEvent(new Event("input"));
+        vi.advanceTimersByTime(DEBOUNCE_MS / 3); // a few frames: the lines follow the slider
+        counts.add(lines.getAttribute("data-edge-count"));
+      }
+      expect(counts.size).toBeGreaterThan(1);
+      expect(model.saved).toEqual([]); // nothing sent while the slider moves
+      vi.advanceTimersByTime(DEBOUNCE_MS);
+      expect(model.saved).toEqual([{ threshold: 1 }]);
+    } finally {
+      vi.useRealTimers();
     }
-    expect(counts.size).toBeGreaterThan(1);
-    expect(model.saved).toEqual([]); // nothing sent while the slider moves (ticks < the debounce)
-    await new Promise((r) => setTimeout(r, DEBOUNCE_MS + 20));
-    expect(model.saved).toEqual([{ threshold: 1 }]);
   });
 });
 
