@@ -97,3 +97,24 @@ def test_command_arguments_are_checked_against_their_declaration(value, message)
     with pytest.raises(InputError, match=message):
         check_json(value, state.SearchArgs, "args")
     check_json({"by": "context", "k": 5}, state.SearchArgs, "args")  # and a good one passes
+
+
+def test_the_version_is_written_once_and_the_package_is_typed():
+    import importlib.metadata
+    import re
+
+    import exbert_widget as ew
+
+    root = contract.ROOT
+    pyproject = (root / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]$', pyproject, re.M)
+    assert not re.search(r"^version = ", pyproject, re.M)
+    hatch_version = r'^\[tool\.hatch\.version\]\npath = "exbert_widget/__init__\.py"'
+    assert re.search(hatch_version, pyproject, re.M)
+    assert "version" not in (root / "js" / "package.json").read_text()
+    assert (root / "exbert_widget" / "py.typed").exists()
+    try:
+        installed = importlib.metadata.version("exbert-widget")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("exbert-widget is not installed here (imported from the checkout)")
+    assert installed == ew.__version__
