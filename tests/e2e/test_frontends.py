@@ -160,8 +160,10 @@ def test_standalone_widget_manager_renders_the_bundle(python, tmp_path, tiny_dir
     )
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    if python != sys.executable:
-        assert not Path(info["module"]).is_relative_to(ROOT)  # imported from the wheel
+    if python != sys.executable:  # imported from the wheel's environment, not the checkout
+        module = Path(info["module"])
+        assert module.is_relative_to(Path(python).parent.parent), module
+        assert not module.is_relative_to(ROOT / "exbert_widget"), module
 
     # The page pins cdnjs's minified require.js by its digest; npm's requirejs is another build
     # of it, so the pin goes (it is the CDN's file, not ours, that it vouches for).
