@@ -3,6 +3,8 @@ against transformers' own eager numbers, one layer at a time."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,28 @@ def test_contexts_are_attention_times_repeated_values(lms, refs, family):
             assert a.context(layer).shape == (n, lm.context_size)
             np.testing.assert_allclose(a.context(layer), expected.numpy(), atol=ATOL)
             np.testing.assert_allclose(a.contexts[layer], expected.numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("family", ["llama3", "gemma2", "modernbert"])
+def test_recomputation_runs_in_blocks_of_heads_and_rows(lms, refs, monkeypatch, family):
+    """With a tiny block budget every eager call holds one key/value head's query heads and one
+    query row; the weights are still the model's own."""
+    lm = lms[family]
+    a = lm.analyze(SENTENCE)
+    module = sys.modules[type(lm._attention_modules[0][0]).forward.__module__]
+    real, shapes = module.eager_attention_forward, []
+
+    def counting(*args, **kwargs):
+        shapes.append(tuple(args[1].shape))  # the query block
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "eager_attention_forward", counting)
+    split = a._layers.compute(1, chunk_bytes=1).numpy()
+    kv_heads = getattr(lm.config, "num_key_value_heads", None) or lm.num_heads
+    groups = lm.num_heads // kv_heads
+    assert shapes == [(1, groups, 1, lm.head_dim)] * (kv_heads * len(a))
+    ref = _reference(refs[family], a.input_ids)
+    np.testing.assert_allclose(split, ref.attentions[1][0].numpy(), atol=ATOL)
 
 
 def test_grouped_query_heads_are_per_query_head(lms):
@@ -305,9 +329,9 @@ def test_a_layer_change_back_and_forth_does_not_recompute(lms):
 
 def test_the_cache_keeps_at_least_two_layers_within_its_budget(lms):
     lm = lms["gemma2"]
-    modules, index = lm._attention_modules
+    _, index = lm._attention_modules
     enc = lm.encode(SENTENCE)
-    with torch.no_grad(), layers_module.record_attention_calls(modules) as calls:
+    with torch.no_grad(), layers_module.record_attention_calls(lm._entries) as calls:
         lm.model(**lm._batch_inputs([enc]))  # with its key/value cache, which is not kept
     tight = layers_module.LayerAttention(calls, index, cache_bytes=1)
     for layer in (0, 1, 2, 0):
@@ -325,14 +349,16 @@ def test_dropping_the_analysis_frees_what_the_pass_kept(lms):
 
     a = lms["llama3"].analyze(SENTENCE)
     a.attention(0)
+    call = a._layers._calls[1]
     kept = [
-        weakref.ref(a._layers._calls[0].kwargs["hidden_states"]),
+        weakref.ref(call.args[0] if call.args else call.kwargs["hidden_states"]),
+        weakref.ref(call.kwargs["position_embeddings"][0]),
         weakref.ref(a._hidden_tensors[2]),
         weakref.ref(a._context_tensors[1]),
         weakref.ref(a._layers.tensor(0)),
     ]
     assert all(r() is not None for r in kept)
-    del a
+    del a, call
     gc.collect()
     assert all(r() is None for r in kept)
 
@@ -383,3 +409,33 @@ def test_float16_overflow_is_refused_at_load():
         ew.load_model(model=model, tokenizer=tok, dtype="float16")
     lm = ew.load_model(model=model.float(), tokenizer=tok, dtype="float32")
     assert np.abs(lm.analyze(SENTENCE).hidden_states).max() > 65504  # past float16's largest
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cuda_agrees_with_cpu(dirs, lms, monkeypatch, family, dtype):
+    """CUDA against CPU float32. float32 (TF32 off): weights within 1e-4, hidden states within
+    1e-4 + 1e-3 relative. bfloat16: weights within 0.02, hidden states within 2 % per layer."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cpu = lms[family]
+    gpu = ew.load_model(dirs[family], device="cuda", dtype=dtype)
+    assert {p.device.type for p in gpu.model.parameters()} == {"cuda"}
+    masked = [4] if family == "modernbert" else []
+    a, b = cpu.analyze(SENTENCE, masked=masked), gpu.analyze(SENTENCE, masked=masked)
+    assert a.input_ids == b.input_ids
+    assert all(t.device.type == "cuda" for t in b._hidden_tensors)  # on the device until read
+    assert b.attention_tensor(0).device.type == "cuda"
+    atol = 1e-4 if dtype == "float32" else 0.02
+    for layer in range(cpu.num_layers):
+        np.testing.assert_allclose(b.attention(layer), a.attention(layer), atol=atol)
+    for got, want in zip(b.hidden_states, a.hidden_states, strict=True):
+        if dtype == "float32":
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
+        else:
+            assert np.linalg.norm(got - want) <= 0.02 * np.linalg.norm(want)
+    if family in DECODERS and dtype == "float32":
+        prompt = "The keeper of the lighthouse"
+        assert (
+            gpu.greedy_continuation(prompt, 8).new_ids == cpu.greedy_continuation(prompt, 8).new_ids
+        )

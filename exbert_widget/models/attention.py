@@ -50,7 +50,7 @@ def fused_attention() -> Iterator[None]:
 @contextmanager
 def eager_attention(chunk_bytes: int = 0) -> Iterator[None]:
     """Within this block attention runs eagerly and returns weights; with ``chunk_bytes``, a few
-    heads at a time, so that the temporaries of the softmax never exceed that size."""
+    heads and rows at a time, so that the scores of each block stay within that size."""
     fused, chunks = _FUSED.set(False), _CHUNK_BYTES.set(chunk_bytes)
     try:
         yield
@@ -89,42 +89,61 @@ def _additive_mask(
     return torch.where(mask, zero, torch.finfo(query.dtype).min)
 
 
+# Tensors an attention call may be given that are per sequence, not per head.
+_SEQUENCE_TENSORS = frozenset({"position_ids", "cache_position"})
+
+
 def _chunkable(query: torch.Tensor, key: torch.Tensor, mask, kwargs: dict) -> bool:
-    """Heads are independent in eager attention unless a per-head tensor (attention sinks, a
-    position bias, a per-head mask) is passed along; then the call is not split."""
+    """Heads and query rows are independent in eager attention unless a per-head tensor
+    (attention sinks, a position bias, a per-head mask) is passed along; then it is not split."""
     return (
         query.shape[1] % key.shape[1] == 0
-        and (mask is None or mask.shape[1] == 1)
-        and not any(torch.is_tensor(v) for v in kwargs.values())
+        and (mask is None or (mask.shape[1] == 1 and mask.shape[2] == query.shape[2]))
+        and not any(torch.is_tensor(v) for k, v in kwargs.items() if k not in _SEQUENCE_TENSORS)
     )
 
 
 def _eager_in_chunks(
     eager: Callable, module: nn.Module, query, key, value, mask, budget: int, kwargs: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention over groups of key/value heads (with their query heads), written into one
-    weights tensor: the temporaries are those of a chunk, not of all heads."""
+    """Eager attention over blocks of key/value heads (with their query heads) and of query
+    rows, written into one weights tensor: the temporaries are those of a block of at most
+    ``budget`` bytes of scores, not of all heads and rows."""
     batch, heads, q_length, _ = query.shape
     kv_heads, kv_length = key.shape[1], key.shape[2]
     groups = heads // kv_heads
-    per_kv_head = batch * groups * q_length * kv_length * query.element_size()
-    step = max(1, budget // per_kv_head)
-    if step >= kv_heads:
+    per_row = batch * groups * kv_length * query.element_size()  # one row of one key/value head
+    if per_row * q_length * kv_heads <= budget:
         return eager(module, query, key, value, mask, **kwargs)
+    if per_row * q_length <= budget:
+        head_step, row_step = budget // (per_row * q_length), q_length
+    else:
+        head_step, row_step = 1, max(1, budget // per_row)
     weights: torch.Tensor | None = None
-    outputs = []
-    for k0 in range(0, kv_heads, step):
-        k1 = min(k0 + step, kv_heads)
+    output: torch.Tensor | None = None
+    for k0 in range(0, kv_heads, head_step):
+        k1 = min(k0 + head_step, kv_heads)
         q0, q1 = k0 * groups, k1 * groups
-        out, w = eager(module, query[:, q0:q1], key[:, k0:k1], value[:, k0:k1], mask, **kwargs)
-        if out.shape[:3] != (batch, q_length, q1 - q0) or w is None:
-            raise _Unsplittable
-        if weights is None:
-            weights = w.new_empty((batch, heads, q_length, kv_length))
-        weights[:, q0:q1] = w
-        outputs.append(out)
-    assert weights is not None
-    return torch.cat(outputs, dim=2), weights
+        for r0 in range(0, q_length, row_step):
+            r1 = min(r0 + row_step, q_length)
+            rows_mask = None if mask is None else mask[:, :, r0:r1]
+            out, w = eager(
+                module,
+                query[:, q0:q1, r0:r1],
+                key[:, k0:k1],
+                value[:, k0:k1],
+                rows_mask,
+                **kwargs,
+            )
+            if w is None or out.shape[:3] != (batch, r1 - r0, q1 - q0):
+                raise _Unsplittable
+            if weights is None or output is None:
+                weights = w.new_empty((batch, heads, q_length, kv_length))
+                output = out.new_empty((batch, q_length, heads, out.shape[3]))
+            weights[:, q0:q1, r0:r1] = w
+            output[:, r0:r1, q0:q1] = out
+    assert weights is not None and output is not None
+    return output, weights
 
 
 def _attention(
@@ -168,11 +187,15 @@ def register() -> str:
 
 def supports(model: nn.Module, modules: list[nn.Module]) -> bool:
     """Whether ``model`` can run :data:`IMPLEMENTATION`: it dispatches attention through
-    transformers' interface, supports SDPA, and each attention module has an eager function."""
-    cls = type(model)
+    transformers' interface and each attention module has an eager function."""
     return (
         bool(modules)
-        and bool(getattr(cls, "_supports_attention_backend", False))
-        and bool(getattr(cls, "_supports_sdpa", False))
+        and bool(getattr(type(model), "_supports_attention_backend", False))
         and all(eager_function(m) is not None for m in modules)
     )
+
+
+def supports_fused(model: nn.Module) -> bool:
+    """Whether transformers runs ``model`` with SDPA at all (some families, e.g. with attention
+    sinks, do not); the others stay eager inside :func:`fused_attention` blocks too."""
+    return bool(getattr(type(model), "_supports_sdpa", False))

@@ -22,7 +22,13 @@ from . import probe
 from .analysis import Analysis, Encoding
 from .contexts import capture_contexts, find_projections
 from .generation import Generation, check_request, greedy
-from .layers import CHUNK_BYTES, LayerAttention, NoWeightsError, record_attention_calls
+from .layers import (
+    CHUNK_BYTES,
+    LayerAttention,
+    NoWeightsError,
+    entry_modules,
+    record_attention_calls,
+)
 from .loading import (
     KINDS,
     Kind,
@@ -146,7 +152,8 @@ class LanguageModel:
 
     def _use_fused_attention(self) -> bool:
         """Switch the model to :mod:`.attention`'s implementation where it supports it: eager as
-        before by default, SDPA inside the engine's own passes."""
+        before by default (its weights recomputed a few heads and rows at a time), SDPA inside
+        the engine's own passes where the model runs SDPA at all. True when passes are fused."""
         modules, _ = self._attention_modules
         if not attention_impl.supports(self.model, modules):
             return False
@@ -155,7 +162,9 @@ class LanguageModel:
             self.model.set_attn_implementation(name)
         except (ValueError, KeyError, AttributeError):
             return False
-        return self.model.config._attn_implementation == name
+        if self.model.config._attn_implementation != name:
+            return False
+        return attention_impl.supports_fused(self.model)
 
     @torch.no_grad()
     def _probe_pass(self) -> None:
@@ -363,14 +372,11 @@ class LanguageModel:
             "projection table in exbert_widget.models.contexts does not fit this model."
         )
 
-    @cached_property
-    def _attention_modules(self) -> tuple[list[torch.nn.Module], int]:
-        """The modules whose output carries each layer's attention weights, and at which index.
-
-        Read from transformers' own output-recording table; empty where a model has none.
-        """
+    def _recorded_modules(self, key: str) -> tuple[list[torch.nn.Module], int]:
+        """The modules transformers' own output-recording table names for ``key``
+        ("attentions", "hidden_states"), in order, and the output index it reads."""
         table = getattr(self.model.base_model, "_can_record_outputs", None) or {}
-        spec = table.get("attentions")
+        spec = table.get(key)
         if spec is None:
             return [], 1
         target = getattr(spec, "target_class", spec)
@@ -383,14 +389,29 @@ class LanguageModel:
         ]
         return modules, index
 
+    @cached_property
+    def _attention_modules(self) -> tuple[list[torch.nn.Module], int]:
+        """The modules whose output carries each layer's attention weights, and at which index.
+
+        Read from transformers' own output-recording table; empty where a model has none.
+        """
+        return self._recorded_modules("attentions")
+
+    @cached_property
+    def _entries(self) -> dict[torch.nn.Module, torch.nn.Module]:
+        """What a pass records to recompute attention: each layer and its attention module."""
+        attentions, _ = self._attention_modules
+        layers, _ = self._recorded_modules("hidden_states")
+        return entry_modules(layers, attentions)
+
     @torch.no_grad()
     def _analyze_on_demand(self, enc: Encoding, top_k: int) -> Analysis:
         """One fused pass that keeps hidden states, contexts and each attention call's inputs."""
-        modules, index = self._attention_modules
+        _, index = self._attention_modules
         inputs = self._batch_inputs([enc])
         with (
             self._fast(),
-            record_attention_calls(modules) as calls,
+            record_attention_calls(self._entries) as calls,
             capture_contexts(self._projections) as captured,
         ):
             out = self.model(
@@ -462,8 +483,11 @@ class LanguageModel:
         local = threading.local()  # each worker thread records its own batch's weights
 
         def hook(_module, _args, output) -> None:
-            local.captured.append(output[index] if isinstance(output, tuple) else output)
-            if len(local.captured) > layer:
+            captured = getattr(local, "captured", None)
+            if captured is None:  # another call's pass, running in another thread
+                return
+            captured.append(output[index] if isinstance(output, tuple) else output)
+            if len(captured) > layer:
                 raise _Stop
 
         def run(batch: list[int]) -> np.ndarray:

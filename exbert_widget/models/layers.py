@@ -1,11 +1,14 @@
-"""Attention one layer at a time: each attention call of a pass recorded, one layer run again.
+"""Attention one layer at a time: each layer's call in a pass recorded, one layer run again.
 
-During the engine's one forward pass a pre-hook records what every attention module received (the
-normed hidden states, rotary position embeddings, that layer's own mask, ...), by reference, so
-nothing is copied. Asking for a layer calls that same module again on those inputs with eager
-attention and keeps the weights it returns: every family detail (grouped-query heads, q/k norms,
-soft-capping, sliding windows, local/global layers) is transformers' own code, and the values are
-what the model's eager ``output_attentions=True`` gives for the same inputs.
+During the engine's one forward pass a pre-hook records what every transformer layer received (its
+input hidden states, rotary position embeddings, that layer's own mask, ...), by reference: the
+inputs are the hidden states the analysis keeps anyway, so nothing is copied. Asking for a layer
+calls that same layer again on those inputs with eager attention and stops as soon as its
+attention module has returned its weights (the MLP never runs): every family detail (input norms,
+grouped-query heads, q/k norms, soft-capping, sliding windows, local/global layers) is
+transformers' own code, and the values are what the model's eager ``output_attentions=True``
+gives for the same inputs. Where a layer does not hold exactly one attention module, the
+attention modules themselves are recorded instead (their inputs are then kept, normed).
 """
 
 from __future__ import annotations
@@ -25,19 +28,26 @@ from .attention import eager_attention
 # Recent layers' weights are kept while they take at most this much (at least two layers, so that
 # going back and forth between two layers never recomputes).
 CACHE_BYTES = 256 * 2**20
-# Eager attention is recomputed a few heads at a time, each chunk's scores at most this large.
-CHUNK_BYTES = 64 * 2**20
+# Eager attention is recomputed a few heads and rows at a time, each block's scores at most
+# this large: its temporaries stay small beside the [heads, n, n] result.
+CHUNK_BYTES = 16 * 2**20
 
 
 class NoWeightsError(RuntimeError):
     """An attention module gave no weights even when run eagerly (a fused-only implementation)."""
 
 
+class _Stop(Exception):
+    """Ends a recomputation once the attention module has returned its weights."""
+
+
 @dataclass
 class AttentionCall:
-    """One call of an attention module: the module and exactly what it was given."""
+    """One call of a layer (or attention module): exactly what it was given, and the attention
+    module inside it whose output holds the weights (the module itself, if it is one)."""
 
     module: nn.Module
+    attention: nn.Module
     args: tuple
     kwargs: dict
 
@@ -46,19 +56,37 @@ class AttentionCall:
 _CACHE_KWARGS = ("cache", "past_key_values", "past_key_value", "layer_past")
 
 
+def entry_modules(
+    layers: list[nn.Module], attentions: list[nn.Module]
+) -> dict[nn.Module, nn.Module]:
+    """Module to record -> the attention module inside it: each layer, where every layer holds
+    exactly one of the attention modules; else each attention module itself."""
+    wanted = {id(m) for m in attentions}
+    entries: dict[nn.Module, nn.Module] = {}
+    for layer in layers:
+        inner = [m for m in layer.modules() if id(m) in wanted]
+        if len(inner) != 1:
+            return {m: m for m in attentions}
+        entries[layer] = inner[0]
+    covered = {id(a) for a in entries.values()}
+    if not entries or covered != wanted:
+        return {m: m for m in attentions}
+    return entries
+
+
 @contextmanager
-def record_attention_calls(modules: list[nn.Module]) -> Iterator[list[AttentionCall]]:
+def record_attention_calls(entries: dict[nn.Module, nn.Module]) -> Iterator[list[AttentionCall]]:
     """Record every call of the given modules made from this thread, in call order (a shared
-    module such as ALBERT's is recorded once per layer that calls it)."""
+    module such as ALBERT's layer is recorded once per layer that calls it)."""
     calls: list[AttentionCall] = []
     owner = threading.get_ident()
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         if threading.get_ident() == owner:
             kept = {k: (None if k in _CACHE_KWARGS else v) for k, v in kwargs.items()}
-            calls.append(AttentionCall(module, args, kept))
+            calls.append(AttentionCall(module, entries[module], args, kept))
 
-    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in set(modules)]
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in entries]
     try:
         yield calls
     finally:
@@ -101,12 +129,27 @@ class LayerAttention:
         attention runs in chunks of ``chunk_bytes`` (default: as constructed; 0: all heads)."""
         call = self._calls[layer]
         chunks = self._chunk_bytes if chunk_bytes is None else chunk_bytes
-        with eager_attention(chunks):
-            out = call.module(*call.args, **call.kwargs)
-        weights = out[self._index] if isinstance(out, tuple | list) else None
-        if weights is None:
-            raise NoWeightsError(f"{type(call.module).__name__} returned no attention weights.")
-        return weights[0]
+        owner = threading.get_ident()
+        found: list[torch.Tensor | None] = []
+
+        def hook(_module: nn.Module, _args: tuple, out) -> None:
+            if threading.get_ident() != owner:
+                return  # another thread running the model meanwhile
+            found.append(out[self._index] if isinstance(out, tuple | list) else None)
+            raise _Stop
+
+        handle = call.attention.register_forward_hook(hook)
+        try:
+            with eager_attention(chunks):
+                call.module(*call.args, **call.kwargs)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        if not found or found[0] is None:
+            name = type(call.attention).__name__
+            raise NoWeightsError(f"{name} returned no attention weights.")
+        return found[0][0]
 
     def tensor(self, layer: int) -> torch.Tensor:
         """The weights of ``layer``, from the cache or computed and cached."""

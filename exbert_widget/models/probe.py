@@ -104,13 +104,13 @@ def _probe_weights(lm: LanguageModel) -> tuple[Analysis, list[torch.Tensor]]:
 
 
 def _check_chunks(lm: LanguageModel, probe: Analysis, weights: list[torch.Tensor]) -> None:
-    """Recomputing a few heads at a time must equal all heads at once; else it is turned off."""
+    """Recomputing a few heads and rows at a time must equal all at once; else it is off."""
     layers = probe._layers
     if layers is None:
         return
     tolerance = 2 * torch.finfo(lm.dtype).eps
     for layer, whole in enumerate(weights):
-        split = layers.compute(layer, chunk_bytes=1)  # one key/value head at a time
+        split = layers.compute(layer, chunk_bytes=1)  # one key/value head and one row at a time
         if not torch.allclose(split, whole, rtol=0, atol=tolerance):
             lm._chunk_bytes = 0
             return
