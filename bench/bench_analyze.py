@@ -49,7 +49,9 @@ def measure(lm: ew.LanguageModel, sdpa, eager, n: int, label: str, repeat: int) 
         },
         repeat=repeat,
     )
-    _ratio(f"analyze vs SDPA forward ({sdpa.config._attn_implementation})", times, "sdpa", "analyze")
+    _ratio(
+        f"analyze vs SDPA forward ({sdpa.config._attn_implementation})", times, "sdpa", "analyze"
+    )
     _ratio("analyze + all layers' attentions vs eager", times, "eager", "all")
 
 

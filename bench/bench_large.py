@@ -13,8 +13,9 @@ vocabulary 32 k, randomly initialised (real transformers LlamaForCausalLM).
    heads combined, as a view would draw them) against the same bare forward. Target: <= 1/4.
 
 It also prints the largest difference between ``a.attention(l)`` and the eager reference's weights
-at this size. Ratios are printed, never asserted.
-Usage: python bench/bench_large.py [--tokens 2048] [--repeat 3]
+at this size. Ratios are printed, never asserted. With ``--device cuda`` (and ``--dtype bfloat16``)
+the same runs on a GPU, memory then being torch's peak allocation on the device.
+Usage: python bench/bench_large.py [--tokens 2048] [--repeat 3] [--device cuda] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ SHAPE = {
 LAYER = 7
 
 
-def build(attn_implementation: str | None = None):
+def build(attn_implementation: str | None = None, device: str = "cpu", dtype: str = "float32"):
     """The random Llama-shaped model (same weights every time) and a byte-level tokenizer."""
     import transformers
 
@@ -57,7 +58,8 @@ def build(attn_implementation: str | None = None):
     )
     if attn_implementation:
         config._attn_implementation = attn_implementation
-    return transformers.LlamaForCausalLM(config).eval(), tok
+    model = transformers.LlamaForCausalLM(config).eval()
+    return model.to(device=device, dtype=getattr(torch, dtype)), tok
 
 
 def _vm(field: str) -> int:
@@ -72,47 +74,66 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
 
 
-def child(which: str, tokens: int, out: str) -> None:
-    """One measurement in a fresh process; writes its figures (and weights) under ``out``."""
+def _peak_reset(device: str) -> int:
+    """Start measuring a peak; returns the memory in use now (bytes)."""
+    if device == "cpu":
+        _reset_peak()
+        return _vm("VmRSS")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
+
+
+def _peak(device: str) -> int:
+    if device == "cpu":
+        return _vm("VmHWM")
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def child(which: str, args: argparse.Namespace) -> None:
+    """One measurement in a fresh process; writes its figures (and weights) under ``args.out``."""
     import exbert_widget as ew
 
-    model, tok = build("eager" if which == "reference" else None)
+    out, device = args.out, args.device
+    model, tok = build("eager" if which == "reference" else None, device, args.dtype)
     if which == "engine":
-        lm = ew.load_model(model=model, tokenizer=tok)
-        text = sentence_of_length(lm, tokens)
+        lm = ew.load_model(model=model, tokenizer=tok, device=device)
+        text = sentence_of_length(lm, args.tokens)
         ids = lm.encode(text).input_ids
     else:
         ids = json.loads(Path(out, "ids.json").read_text())
-    base = _vm("VmRSS")
-    _reset_peak()
+    base = _peak_reset(device)
     if which == "engine":
         a = lm.analyze(text)
-        weights = a.attention(LAYER)
+        weights = a.attention_tensor(LAYER)
         Path(out, "ids.json").write_text(json.dumps(a.input_ids))
     else:
         with torch.no_grad():
-            output = model(input_ids=torch.tensor([ids]), output_attentions=True)
-        weights = output.attentions[LAYER][0].numpy()
-        np.save(Path(out, "reference.npy"), weights)
-    peak = _vm("VmHWM")
+            output = model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
+        weights = output.attentions[LAYER][0]
+        np.save(Path(out, "reference.npy"), weights.float().cpu().numpy())
+    peak = _peak(device)
     Path(out, f"{which}.json").write_text(json.dumps({"base": base, "peak": peak, "n": len(ids)}))
 
 
-def _run_child(which: str, tokens: int, out: str) -> dict:
+def _run_child(which: str, args: argparse.Namespace, out: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    options = ["--tokens", str(args.tokens), "--device", args.device, "--dtype", args.dtype]
     subprocess.run(
-        [sys.executable, __file__, "--child", which, "--tokens", str(tokens), "--out", out],
+        [sys.executable, __file__, "--child", which, "--out", out, *options],
         check=True,
         env=env,
     )
     return json.loads(Path(out, f"{which}.json").read_text())
 
 
-def memory(tokens: int, out: str) -> None:
-    engine = _run_child("engine", tokens, out)  # also writes the ids for the reference
-    reference = _run_child("reference", tokens, out)
+def memory(args: argparse.Namespace, out: str) -> None:
+    engine = _run_child("engine", args, out)  # also writes the ids for the reference
+    reference = _run_child("reference", args, out)
     gib = 2**30
-    print(f"\n== peak memory at n = {engine['n']} (separate processes, VmHWM) ==")
+    how = "VmHWM" if args.device == "cpu" else "torch.cuda.max_memory_allocated"
+    print(f"\n== peak memory at n = {engine['n']} (separate processes, {how}) ==")
     for label, m in (("analyze + attention(l)", engine), ("output_attentions=True", reference)):
         print(
             f"{label:<24} peak {m['peak'] / gib:6.2f} GiB   "
@@ -126,25 +147,35 @@ def memory(tokens: int, out: str) -> None:
     )
 
 
-def speed(tokens: int, repeat: int, out: str) -> None:
+def speed(args: argparse.Namespace, out: str) -> None:
     import exbert_widget as ew
 
-    model, tok = build()
-    lm = ew.load_model(model=model, tokenizer=tok)
-    bare_model, _ = build()  # transformers' default: SDPA
+    tokens, repeat, device = args.tokens, args.repeat, args.device
+    model, tok = build(None, device, args.dtype)
+    lm = ew.load_model(model=model, tokenizer=tok, device=device)
+    bare_model, _ = build(None, device, args.dtype)  # transformers' default: SDPA
     text = sentence_of_length(lm, tokens)
-    ids = torch.tensor([lm.encode(text).input_ids])
+    ids = torch.tensor([lm.encode(text).input_ids], device=device)
     print(f"\n== time at n = {ids.shape[1]}, torch threads {torch.get_num_threads()} ==")
     print(
         f"bare forward: transformers' default load, attn_implementation="
         f"{bare_model.config._attn_implementation!r}, no attentions"
     )
 
+    def sync():
+        if device != "cpu":
+            torch.cuda.synchronize()
+
     def bare():
         with torch.no_grad():
             bare_model(input_ids=ids)
+        sync()
 
-    times = interleaved({"bare": bare, "analyze": lambda: lm.analyze(text)}, repeat=repeat)
+    def analyze():
+        lm.analyze(text)
+        sync()
+
+    times = interleaved({"bare": bare, "analyze": analyze}, repeat=repeat)
     ratio = times["analyze"] / times["bare"]
     print(
         f"bare {times['bare']:7.2f} s   analyze {times['analyze']:7.2f} s   {ratio:5.2f}x "
@@ -154,9 +185,10 @@ def speed(tokens: int, repeat: int, out: str) -> None:
     changes, combined = [], []
     for layer in range(repeat):  # layers not computed yet: a real change each time
         start = time.perf_counter()
-        weights = a.attention(layer)
+        weights = a.attention_tensor(layer)
+        sync()
         changes.append(time.perf_counter() - start)
-        weights.mean(0)
+        weights.float().mean(0).cpu()  # heads combined on the device, as a view would send them
         combined.append(time.perf_counter() - start)
     change, with_heads = float(np.median(changes)), float(np.median(combined))
     print(
@@ -168,23 +200,26 @@ def speed(tokens: int, repeat: int, out: str) -> None:
     reference = Path(out, "reference.npy")
     if reference.exists() and json.loads(Path(out, "ids.json").read_text()) == a.input_ids:
         error = float(np.abs(a.attention(LAYER) - np.load(reference)).max())
-        print(f"max |attention({LAYER}) - eager output_attentions| = {error:.2e} (bar 1e-5)")
+        bar = "1e-5" if args.dtype == "float32" else "none: half precision on both sides"
+        print(f"max |attention({LAYER}) - eager output_attentions| = {error:.2e} (bar {bar})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--child", choices=("engine", "reference"))
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.tokens, args.out)
+        child(args.child, args)
         return
-    print(f"Llama-shaped random model: {SHAPE}")
+    print(f"Llama-shaped random model: {SHAPE}, {args.dtype} on {args.device}")
     with tempfile.TemporaryDirectory() as out:
-        memory(args.tokens, out)
-        speed(args.tokens, args.repeat, out)
+        memory(args, out)
+        speed(args, out)
 
 
 if __name__ == "__main__":

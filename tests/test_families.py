@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 import exbert_widget as ew
+from exbert_widget.models import contexts
 from exbert_widget.models import layers as layers_module
 from tests import tiny_models
 
@@ -143,6 +144,20 @@ def test_recomputation_runs_in_blocks_of_heads_and_rows(lms, refs, monkeypatch, 
     assert shapes == [(1, groups, 1, lm.head_dim)] * (kv_heads * len(a))
     ref = _reference(refs[family], a.input_ids)
     np.testing.assert_allclose(split, ref.attentions[1][0].numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_projection_table_and_fallback_agree(lms, family):
+    lm = lms[family]
+    assert lm.config.model_type in contexts.PROJECTION_PATTERNS
+    table = contexts.find_projections(
+        lm.model, lm.config.model_type, lm.context_size, lm.hidden_size
+    )
+    assert len(table) == lm.num_layers
+    found = contexts.find_projections(
+        lm.model, "not-a-known-family", lm.context_size, lm.hidden_size, probe=lm._probe_pass
+    )
+    assert len(found) == len(table) and all(f is t for f, t in zip(found, table, strict=True))
 
 
 def test_grouped_query_heads_are_per_query_head(lms):
