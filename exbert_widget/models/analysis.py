@@ -184,14 +184,11 @@ class Analysis:
         Raises:
             InputError: ``layer`` is not a layer index, or there are no contexts.
         """
-        if self._contexts is None and self._context_tensors is None:
-            raise InputError("This analysis was made without contexts.")
-        count = len(self._contexts if self._contexts is not None else self._context_tensors)
-        layer = _layer_index(layer, count)
         if self._contexts is not None:
-            return self._contexts[layer]
-        assert self._context_tensors is not None
-        return to_numpy(self._context_tensors[layer])
+            return self._contexts[_layer_index(layer, len(self._contexts))]
+        if self._context_tensors is None:
+            raise InputError("This analysis was made without contexts.")
+        return to_numpy(self._context_tensors[_layer_index(layer, len(self._context_tensors))])
 
     def __repr__(self) -> str:
         if self._attentions is not None:

@@ -658,7 +658,7 @@ def load_model(
             raise ModelLoadError("Pass either name_or_path or model=, not both.")
         model, detected, has_head = prepare_given(model, kind)
         if wanted is not None:
-            model = model.to(wanted)
+            model.to(wanted)  # in place, as the move to the device
         name = getattr(model.config, "_name_or_path", "") or type(model).__name__
     elif name_or_path is None:
         raise ModelLoadError("Give a hub name or local directory, or both model= and tokenizer=.")
