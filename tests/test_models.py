@@ -19,7 +19,7 @@ from transformers import (
 )
 
 import exbert_widget as ew
-from exbert_widget.models import contexts, loading
+from exbert_widget.models import attention, contexts, loading
 from tests import tiny_models
 
 SENTENCE = "The keeper of the lighthouse, Mrs. Okafor, didn't sleep in 1998."
@@ -126,7 +126,7 @@ def test_attentions_hidden_states_and_contexts_match_the_model(lms, refs, family
     # The head transformers picks for the saved model, loaded here by both, separately.
     assert type(lm.model).__name__ == EXPECTED_HEAD[family] == type(ref_model).__name__
     assert lm.model is not ref_model and lm.has_lm_head
-    assert lm.model.config._attn_implementation == "eager"
+    assert lm.model.config._attn_implementation in ("eager", attention.IMPLEMENTATION)
     if family in tiny_models.EXTRA_FAMILIES:  # found by the generic fallback, not the table
         assert lm.config.model_type not in contexts.PROJECTION_PATTERNS
     a = lm.analyze(SENTENCE, top_k=3)

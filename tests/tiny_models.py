@@ -82,6 +82,63 @@ def llama_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+def llama3_tokenizer() -> PreTrainedTokenizerFast:
+    """Like Llama 3's: byte-level BPE that adds <|begin_of_text|> itself, and no model_max_length
+    (transformers' no-limit sentinel): the model's position table is the limit."""
+    tok = _bpe(["<|begin_of_text|>", "<|end_of_text|>"])
+    bos = "<|begin_of_text|>"
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|end_of_text|>")
+
+
+def qwen_tokenizer() -> PreTrainedTokenizerFast:
+    """Like Qwen's: byte-level BPE, no BOS token at all, <|endoftext|> for end and padding."""
+    tok = _bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=131072,
+    )
+
+
+def gemma_tokenizer() -> PreTrainedTokenizerFast:
+    """Like Gemma's: adds <bos> itself; <pad> is id 0."""
+    tok = _bpe(["<pad>", "<eos>", "<bos>", "<unk>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+def modernbert_tokenizer() -> PreTrainedTokenizerFast:
+    """Like ModernBERT's: byte-level BPE with [CLS] ... [SEP], a [MASK], no token types."""
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    tok = _bpe(specials)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "attention_mask"],
+        model_max_length=8192,
+    )
+
+
 def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(MINILM)
 
@@ -146,6 +203,8 @@ def build(family: str, max_positions: int = 128):
         model = t.LlamaForCausalLM(config)
     elif family in EXTRA_FAMILIES or family == "bert-decoder":
         return _build_extra(family, max_positions)
+    elif family in MODERN_FAMILIES:
+        return _build_modern(family, max_positions)
     else:
         raise ValueError(f"unknown family {family!r}")
     return model.eval(), tok
@@ -193,6 +252,103 @@ def _build_extra(family: str, max_positions: int):
     return model.eval(), tok
 
 
+# Windows smaller than the test sentences, so that sliding-window masks really cut.
+WINDOW = 4
+GQA = {**SMALL, "num_key_value_heads": 2}  # grouped-query attention: 2 key/value heads for 4
+
+
+def _decoder_config(family: str, tok, max_positions: int):
+    """Configs of the decoder families: grouped-query attention, each family's own twist."""
+    t = transformers
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    common = {"vocab_size": len(tok), "max_position_embeddings": max_positions, **ids}
+    if family == "llama3":  # Llama 3.1: a huge position table, llama3 rope scaling
+        rope = {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        }
+        return t.LlamaConfig(
+            **{**common, "max_position_embeddings": 131072}, rope_parameters=rope, **GQA
+        )
+    if family == "qwen2":  # biases on q, k, v
+        return t.Qwen2Config(**common, **GQA)
+    if family == "qwen3":  # q/k RMS norms; head_dim 16, so heads x head_dim != hidden
+        return t.Qwen3Config(**common, head_dim=16, **GQA)
+    if family == "mistral":
+        return t.MistralConfig(**common, sliding_window=WINDOW, **GQA)
+    if family == "gemma2":  # soft-capped scores (a cap the random scores reach), alternating
+        # sliding/full layers, explicit head_dim; larger init so that the cap matters
+        return t.Gemma2Config(
+            **common,
+            **{**GQA, "num_hidden_layers": 3},
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=WINDOW,
+            attn_logit_softcapping=1.0,
+            final_logit_softcapping=5.0,
+            initializer_range=0.2,
+        )
+    if family == "phi3":  # fused qkv projection, partial rotary
+        return t.Phi3Config(**common, partial_rotary_factor=0.5, **GQA)
+    if family == "gpt_neox":  # Pythia: fused qkv, rotary on a quarter of each head
+        return t.GPTNeoXConfig(**common, rotary_pct=0.25, **SMALL)
+    if family == "olmo2":  # norms after attention and MLP, q/k norms over all heads
+        return t.Olmo2Config(**common, **GQA)
+    raise ValueError(f"unknown family {family!r}")
+
+
+_CAUSAL_CLASSES = {
+    "llama3": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
+    "gpt_neox": "GPTNeoXForCausalLM",
+    "olmo2": "Olmo2ForCausalLM",
+}
+
+
+def _build_modern(family: str, max_positions: int):
+    """Today's families: Llama-class decoders and ModernBERT."""
+    t = transformers
+    if family == "modernbert":  # local window smaller than the sentence, global every 2nd layer
+        tok = modernbert_tokenizer()
+        config = t.ModernBertConfig(
+            vocab_size=len(tok),
+            max_position_embeddings=max_positions,
+            **{**SMALL, "num_hidden_layers": 3},
+            local_attention=WINDOW,
+            global_attn_every_n_layers=2,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id,
+            cls_token_id=tok.cls_token_id,
+            sep_token_id=tok.sep_token_id,
+        )
+        return t.ModernBertForMaskedLM(config).eval(), tok
+    if family == "llama3":
+        tok = llama3_tokenizer()
+    elif family in ("qwen2", "qwen3"):
+        tok = qwen_tokenizer()
+    elif family == "gemma2":
+        tok = gemma_tokenizer()
+    elif family in ("gpt_neox", "olmo2"):
+        tok = gpt2_tokenizer()
+    else:  # mistral, phi3
+        tok = llama_tokenizer()
+    config = _decoder_config(family, tok, max_positions)
+    return getattr(t, _CAUSAL_CLASSES[family])(config).eval(), tok
+
+
 def save(family: str, directory: Path, max_positions: int = 128) -> Path:
     """Build a tiny model of ``family`` and save it with its tokenizer under ``directory``."""
     model, tok = build(family, max_positions)
@@ -205,3 +361,27 @@ def save(family: str, directory: Path, max_positions: int = 128) -> Path:
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "gpt2", "llama")
 # Families absent from exbert_widget.models.contexts.PROJECTION_PATTERNS.
 EXTRA_FAMILIES = ("data2vec-text", "megatron-bert", "deberta-v2")
+# Today's families (issue 9): Llama-class decoders and ModernBERT.
+MODERN_FAMILIES = (
+    "llama3",
+    "qwen2",
+    "qwen3",
+    "mistral",
+    "gemma2",
+    "phi3",
+    "gpt_neox",
+    "olmo2",
+    "modernbert",
+)
+# The hub names these tiny models stand in for.
+HUB_NAMES = {
+    "llama3": "meta-llama/Llama-3.2-1B",
+    "qwen2": "Qwen/Qwen2.5-0.5B",
+    "qwen3": "Qwen/Qwen3-0.6B",
+    "mistral": "mistralai/Mistral-7B-v0.1",
+    "gemma2": "google/gemma-2-2b",
+    "phi3": "microsoft/Phi-3-mini-4k-instruct",
+    "gpt_neox": "EleutherAI/pythia-160m",
+    "olmo2": "allenai/OLMo-2-0425-1B",
+    "modernbert": "answerdotai/ModernBERT-base",
+}

@@ -2,6 +2,15 @@
 
 from .analysis import Analysis, Encoding
 from .engine import InputError, LanguageModel, load_model
+from .generation import Generation
 from .loading import ModelLoadError
 
-__all__ = ["Analysis", "Encoding", "InputError", "LanguageModel", "ModelLoadError", "load_model"]
+__all__ = [
+    "Analysis",
+    "Encoding",
+    "Generation",
+    "InputError",
+    "LanguageModel",
+    "ModelLoadError",
+    "load_model",
+]

@@ -28,12 +28,32 @@ PROJECTION_PATTERNS: dict[str, str] = {
     "gpt_neo": r"h\.\d+\.attn\.attention\.out_proj",
     "gptj": r"h\.\d+\.attn\.out_proj",
     "opt": r"layers\.\d+\.self_attn\.out_proj",
-    "llama": r"layers\.\d+\.self_attn\.o_proj",
-    "mistral": r"layers\.\d+\.self_attn\.o_proj",
-    "qwen2": r"layers\.\d+\.self_attn\.o_proj",
-    "qwen3": r"layers\.\d+\.self_attn\.o_proj",
-    "gemma": r"layers\.\d+\.self_attn\.o_proj",
-    "phi3": r"layers\.\d+\.self_attn\.o_proj",
+    # Llama-class decoders: the output projection of each layer's self-attention
+    **{
+        t: r"layers\.\d+\.self_attn\.o_proj"
+        for t in (
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "phi3",
+            "olmo",
+            "olmo2",
+            "starcoder2",
+            "cohere",
+            "granite",
+            "smollm3",
+        )
+    },
+    "phi": r"layers\.\d+\.self_attn\.dense",
+    "gpt_neox": r"layers\.\d+\.attention\.dense",
+    "modernbert": r"layers\.\d+\.attn\.Wo",
 }
 
 _ATTENTION_NAME = re.compile(r"(attn|attention)$", re.IGNORECASE)

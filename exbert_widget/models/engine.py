@@ -1,13 +1,15 @@
-"""The inference engine: one forward pass gives attentions, hidden states, contexts and top-k."""
+"""The inference engine: one forward pass per sentence; attention one layer at a time."""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import cached_property
 
 import numpy as np
@@ -15,31 +17,51 @@ import torch
 from transformers import PreTrainedModel
 
 from ..errors import InputError
+from . import attention as attention_impl
+from . import probe
 from .analysis import Analysis, Encoding
 from .contexts import capture_contexts, find_projections
+from .generation import Generation, check_request, greedy
+from .layers import (
+    CHUNK_BYTES,
+    LayerAttention,
+    NoWeightsError,
+    entry_modules,
+    record_attention_calls,
+)
 from .loading import (
     KINDS,
     Kind,
     ModelLoadError,
     load_pretrained,
     pick_device,
+    pick_dtype,
     prepare_given,
 )
+from .predictions import top_k as top_k_of
+from .scopes import torch_threads
 
 # RoBERTa-family position ids start after the padding index, so fewer positions are usable.
 _POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "data2vec-text", "xlm-roberta-xl"}
-_PROBE = "Attention is what we look at."
+# A tokenizer's model_max_length at or above this is transformers' "no limit" sentinel (1e30).
+_NO_LIMIT = 10**9
+_PROBE = probe.SENTENCE
 
 
 class _Stop(Exception):
     """Raised by a hook to end a forward pass once the wanted layer has run."""
 
 
+class LayerCountError(RuntimeError):
+    """A pass recorded a different number of attention calls or contexts than there are layers."""
+
+
 class LanguageModel:
     """A Hugging Face model and tokenizer, ready for exBERT's analyses.
 
     Build it with :func:`load_model`. ``kind`` is ``"bidirectional"`` (masked LMs: BERT, RoBERTa,
-    ...) or ``"autoregressive"`` (GPT-2, Llama, ...).
+    ModernBERT, ...) or ``"autoregressive"`` (GPT-2, Llama, Qwen, ...). ``dtype`` is the precision
+    the model runs in; results reach numpy as float32 whatever it is.
     """
 
     def __init__(
@@ -58,6 +80,7 @@ class LanguageModel:
         self.has_lm_head = has_lm_head
         self.name = name
         self.device = device
+        self.dtype: torch.dtype = next(model.parameters()).dtype
         config = model.config
         text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
         self.config = text_config
@@ -75,6 +98,12 @@ class LanguageModel:
         self.context_size: int = self.num_heads * self.head_dim
         self.max_length: int = self._max_length()
         self._bos_id = self._missing_bos_id()
+        self._takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+        # One layer at a time where the attention modules are known; fused where they allow it.
+        self._on_demand = bool(self._attention_modules[0])
+        self._fused = self._use_fused_attention()
+        self._chunk_bytes = CHUNK_BYTES
+        probe.check_runs(self)
         self._projections = find_projections(
             self.model,
             text_config.model_type,
@@ -82,20 +111,24 @@ class LanguageModel:
             self.hidden_size,
             probe=self._probe_pass,
         )
-        self._check_capture()
+        probe.check_capture(self)
 
     def __repr__(self) -> str:
+        dtype = str(self.dtype).removeprefix("torch.")
         return (
             f"LanguageModel({self.name!r}, kind={self.kind!r}, layers={self.num_layers}, "
-            f"heads={self.num_heads}, hidden={self.hidden_size}, lm_head={self.has_lm_head})"
+            f"heads={self.num_heads}, hidden={self.hidden_size}, lm_head={self.has_lm_head}, "
+            f"dtype={dtype}, device={str(self.device)!r})"
         )
 
     # -- setup ---------------------------------------------------------------------------------
 
     def _max_length(self) -> int:
+        """The longest input the model takes: the smaller of its tokenizer's limit (unless that
+        is transformers' no-limit sentinel) and its position table (RoBERTa-style offsets off)."""
         candidates = []
         tok_max = getattr(self.tokenizer, "model_max_length", None)
-        if tok_max and tok_max < 1_000_000:
+        if tok_max and tok_max < _NO_LIMIT:
             candidates.append(int(tok_max))
         for attr in ("max_position_embeddings", "n_positions"):
             value = getattr(self.config, attr, None)
@@ -117,46 +150,27 @@ class LanguageModel:
         ids = tok("a", add_special_tokens=True)["input_ids"]
         return None if ids and ids[0] == bos else bos
 
+    def _use_fused_attention(self) -> bool:
+        """Switch the model to :mod:`.attention`'s implementation where it supports it: eager as
+        before by default (its weights recomputed a few heads and rows at a time), SDPA inside
+        the engine's own passes where the model runs SDPA at all. True when passes are fused."""
+        modules, _ = self._attention_modules
+        if not attention_impl.supports(self.model, modules):
+            return False
+        name = attention_impl.register()
+        try:
+            self.model.set_attn_implementation(name)
+        except (ValueError, KeyError, AttributeError):
+            return False
+        if self.model.config._attn_implementation != name:
+            return False
+        return attention_impl.supports_fused(self.model)
+
     @torch.no_grad()
     def _probe_pass(self) -> None:
         """One forward pass on a short sentence, for setup code that watches modules run."""
-        self.model(**self._batch_inputs([self.encode(_PROBE)]), output_attentions=True)
-
-    def _check_capture(self) -> None:
-        """One tiny probe pass: attention weights and one context per layer must come back, and
-        the attention must be causal exactly when the kind is autoregressive."""
-        if not self._projections:
-            raise ModelLoadError(
-                f"Could not find the attention output projections of {type(self.model).__name__} "
-                f"(model_type {self.config.model_type!r}), so contexts cannot be captured. Add its "
-                "module pattern to exbert_widget.models.contexts.PROJECTION_PATTERNS."
-            )
-        probe = self.forward([self.encode(_PROBE)], hidden_states=False, contexts=True)[0]
-        if probe.attentions is None or probe.attentions.shape[:2] != (
-            self.num_layers,
-            self.num_heads,
-        ):
-            raise ModelLoadError(
-                f"{type(self.model).__name__} returned no attention weights with eager attention; "
-                "it has no attention to explore."
-            )
-        # The kind, forced or detected, must match what the model does: top_k is read as
-        # next-token predictions only if no token sees a later one; masking only helps if they do.
-        causal = float(np.abs(np.triu(probe.attentions, k=1)).max()) <= 1e-6
-        name = type(self.model).__name__
-        if self.kind == "autoregressive" and not causal:
-            raise ModelLoadError(
-                f"kind='autoregressive', but {name} lets tokens attend to later tokens, so its "
-                "predictions would not be next-token ones. Load it from its directory or hub name "
-                "with kind='autoregressive' (which sets is_decoder=True where the family allows "
-                "it), pass a model built with is_decoder=True, or leave kind= out."
-            )
-        if self.kind == "bidirectional" and causal:
-            raise ModelLoadError(
-                f"kind='bidirectional', but {name} attends only to earlier tokens (causal "
-                "attention), so it cannot fill in a masked token. Use kind='autoregressive' or "
-                "leave kind= out."
-            )
+        with attention_impl.eager_attention():
+            self.model(**self._batch_inputs([self.encode(_PROBE)]), output_attentions=True)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -183,35 +197,18 @@ class LanguageModel:
 
         Input longer than ``max_length`` is truncated (``truncated`` is set and a warning issued).
         Masked positions are replaced by the tokenizer's mask token.
+
+        Raises:
+            InputError: not a str, empty, only special tokens, or a mask the model cannot take.
         """
+        return self._encode(text, masked, warn=True)
+
+    def _encode(self, text: str, masked: Sequence[int], warn: bool) -> Encoding:
         if not isinstance(text, str):
             raise InputError(f"A sentence must be a str, got {type(text).__name__}.")
         if not text.strip():
             raise InputError("The sentence is empty: type some text to analyse.")
-        tok = self.tokenizer
-        limit = self.max_length - (1 if self._bos_id is not None else 0)
-        enc = tok(
-            text,
-            add_special_tokens=True,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            verbose=False,  # transformers' own too-long log; ours below says what was done
-        )
-        truncated = len(enc["input_ids"]) > limit
-        if truncated:
-            enc = tok(
-                text,
-                add_special_tokens=True,
-                return_offsets_mapping=True,
-                return_special_tokens_mask=True,
-                truncation=True,
-                max_length=limit,
-            )
-            warnings.warn(
-                f"The sentence has more tokens than {self.name} accepts ({self.max_length}); "
-                "it was truncated.",
-                stacklevel=2,
-            )
+        enc, truncated = self._tokenize(text, warn)
         ids = list(enc["input_ids"])
         special = [bool(s) for s in enc["special_tokens_mask"]]
         offsets = [
@@ -226,9 +223,35 @@ class LanguageModel:
             raise InputError(f"The sentence {text!r} gives no tokens besides special ones.")
         masked = self._check_mask(masked, special)
         for i in masked:
-            ids[i] = tok.mask_token_id
-        tokens = tok.convert_ids_to_tokens(ids)
+            ids[i] = self.tokenizer.mask_token_id
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
         return Encoding(text, ids, tokens, special, offsets, truncated, masked)
+
+    def _tokenize(self, text: str, warn: bool):
+        """The tokenizer's encoding of ``text``, cut to ``max_length`` (with a warning)."""
+        limit = self.max_length - (1 if self._bos_id is not None else 0)
+        options = {
+            "add_special_tokens": True,
+            "return_offsets_mapping": True,
+            "return_special_tokens_mask": True,
+        }
+        # verbose=False: transformers' own too-long log; ours below says what was done
+        enc = self.tokenizer(text, verbose=False, **options)
+        count = len(enc["input_ids"]) + (1 if self._bos_id is not None else 0)
+        if count <= self.max_length:
+            return enc, False
+        if warn:
+            self._warn_truncated(count)
+        enc = self.tokenizer(text, truncation=True, max_length=limit, **options)
+        return enc, True
+
+    def _warn_truncated(self, count: int) -> None:
+        warnings.warn(
+            f"The sentence has {count} tokens, more than {self.name} accepts ({self.max_length}, "
+            f"from its tokenizer and position table); it was truncated to the first "
+            f"{self.max_length}. Analyse a shorter text, or load a model with a longer context.",
+            stacklevel=4,
+        )
 
     def _check_mask(self, masked: Sequence[int], special: list[bool]) -> tuple[int, ...]:
         masked = tuple(sorted({int(i) for i in masked}))
@@ -267,9 +290,18 @@ class LanguageModel:
         inputs = {"input_ids": ids}
         if not bool(mask.all()):  # without padding the mask is all ones: let the model skip it
             inputs["attention_mask"] = mask
-        if "token_type_ids" in getattr(tok, "model_input_names", ()):
+        if self._takes_token_types and "token_type_ids" in getattr(tok, "model_input_names", ()):
             inputs["token_type_ids"] = torch.zeros_like(ids)
         return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def _fast(self):
+        """The context a pass that needs no attention weights runs in: fused where possible."""
+        return attention_impl.fused_attention() if self._fused else nullcontext()
+
+    @property
+    def _no_cache(self) -> dict[str, bool]:
+        """``use_cache=False`` for decoders: one pass over the whole sentence keeps no K/V."""
+        return {"use_cache": False} if getattr(self.config, "use_cache", None) else {}
 
     @torch.no_grad()
     def forward(
@@ -281,27 +313,39 @@ class LanguageModel:
         contexts: bool = True,
         top_k: int = 0,
     ) -> list[Analysis]:
-        """One padded, batched forward pass; each result is sliced to its own length."""
+        """One padded, batched forward pass of every layer; each result is sliced to its length.
+
+        With ``attentions=True`` every layer's weights are computed and kept (the model's
+        ``output_attentions=True``): fine for short sentences and small batches. Without, the
+        pass runs fused where the model allows and keeps no weights.
+
+        Raises:
+            NoWeightsError: attentions were asked for and the model gives none.
+            LayerCountError: contexts were asked for and the projections do not fit the model.
+        """
         if not encodings:
             return []
         inputs = self._batch_inputs(encodings)
-        with capture_contexts(self._projections if contexts else []) as captured:
+        # Eager attention also needs output_attentions for the probe of a non-interface model.
+        weights = attentions or not hidden_states
+        mode = attention_impl.eager_attention() if weights else self._fast()
+        with mode, capture_contexts(self._projections if contexts else []) as captured:
             out = self.model(
                 **inputs,
-                output_attentions=True,  # eager attention also needs it for the probe
+                output_attentions=weights,
                 output_hidden_states=hidden_states,
                 return_dict=True,
             )
         if contexts and len(captured) != self.num_layers:
-            raise RuntimeError(
-                f"Captured {len(captured)} contexts for {self.num_layers} layers of {self.name}; "
-                "the projection table in exbert_widget.models.contexts does not fit this model."
-            )
-        att = _stack(out.attentions) if attentions or not hidden_states else None
+            raise LayerCountError(self._count_message(len(captured), "contexts"))
+        att = _stack_weights(out.attentions, self.name) if weights else None
         hid = _stack(out.hidden_states) if hidden_states else None
         ctx = _stack(captured) if contexts else None
-        predictions = self._top_k(out, top_k)
-
+        predictions = top_k_of(
+            getattr(out, "logits", None) if self.has_lm_head else None,
+            top_k,
+            self.tokenizer.convert_ids_to_tokens,
+        )
         results = []
         for row, enc in enumerate(encodings):
             n = len(enc)
@@ -315,40 +359,24 @@ class LanguageModel:
                     attentions=None if att is None else _own(att[:, row, :, :n, :n]),
                     hidden_states=None if hid is None else _own(hid[:, row, :n]),
                     contexts=None if ctx is None else _own(ctx[:, row, :n]),
-                    top_k=predictions[row][:n] if predictions else [[] for _ in range(n)],
+                    top_k=predictions[row][:n] if predictions else None,
                     truncated=enc.truncated,
                     masked=enc.masked,
                 )
             )
         return results
 
-    def _top_k(self, out, k: int) -> list[list[list[tuple[str, float]]]]:
-        logits = getattr(out, "logits", None)
-        if k <= 0 or not self.has_lm_head or logits is None:
-            return []
-        logits = logits.float()
-        k = min(k, logits.shape[-1])  # asking for more than the vocabulary gives all of it
-        # top-k of the logits, then their softmax probabilities: no [n, vocab] softmax kept
-        top, indices = logits.topk(k, dim=-1)
-        values = (top - torch.logsumexp(logits, dim=-1, keepdim=True)).exp()
-        values, indices = values.cpu().numpy(), indices.cpu().numpy()
-        convert = self.tokenizer.convert_ids_to_tokens
-        return [
-            [
-                list(zip(convert(idx.tolist()), val.tolist(), strict=True))
-                for idx, val in zip(indices[b], values[b], strict=True)
-            ]
-            for b in range(indices.shape[0])
-        ]
+    def _count_message(self, count: int, what: str) -> str:
+        return (
+            f"Captured {count} {what} for {self.num_layers} layers of {self.name}; the "
+            "projection table in exbert_widget.models.contexts does not fit this model."
+        )
 
-    @cached_property
-    def _attention_modules(self) -> tuple[list[torch.nn.Module], int]:
-        """The modules whose output carries each layer's attention weights, and at which index.
-
-        Read from transformers' own output-recording table; empty where a model has none.
-        """
+    def _recorded_modules(self, key: str) -> tuple[list[torch.nn.Module], int]:
+        """The modules transformers' own output-recording table names for ``key``
+        ("attentions", "hidden_states"), in order, and the output index it reads."""
         table = getattr(self.model.base_model, "_can_record_outputs", None) or {}
-        spec = table.get("attentions")
+        spec = table.get(key)
         if spec is None:
             return [], 1
         target = getattr(spec, "target_class", spec)
@@ -361,6 +389,79 @@ class LanguageModel:
         ]
         return modules, index
 
+    @cached_property
+    def _attention_modules(self) -> tuple[list[torch.nn.Module], int]:
+        """The modules whose output carries each layer's attention weights, and at which index.
+
+        Read from transformers' own output-recording table; empty where a model has none.
+        """
+        return self._recorded_modules("attentions")
+
+    @cached_property
+    def _entries(self) -> dict[torch.nn.Module, torch.nn.Module]:
+        """What a pass records to recompute attention: each layer and its attention module."""
+        attentions, _ = self._attention_modules
+        layers, _ = self._recorded_modules("hidden_states")
+        return entry_modules(layers, attentions)
+
+    @torch.no_grad()
+    def _analyze_on_demand(self, enc: Encoding, top_k: int) -> Analysis:
+        """One fused pass that keeps hidden states, contexts and each attention call's inputs."""
+        _, index = self._attention_modules
+        inputs = self._batch_inputs([enc])
+        with (
+            self._fast(),
+            record_attention_calls(self._entries) as calls,
+            capture_contexts(self._projections) as captured,
+        ):
+            out = self.model(
+                **inputs, output_hidden_states=True, return_dict=True, **self._no_cache
+            )
+        if len(calls) != self.num_layers:
+            raise LayerCountError(self._count_message(len(calls), "attention calls"))
+        if len(captured) != self.num_layers:
+            raise LayerCountError(self._count_message(len(captured), "contexts"))
+        logits = getattr(out, "logits", None) if self.has_lm_head else None
+        predictions = top_k_of(logits, top_k, self.tokenizer.convert_ids_to_tokens)
+        return Analysis(
+            text=enc.text,
+            tokens=list(enc.tokens),
+            special=list(enc.special),
+            offsets=list(enc.offsets),
+            input_ids=list(enc.input_ids),
+            top_k=predictions[0] if predictions else None,
+            truncated=enc.truncated,
+            masked=enc.masked,
+            layers=LayerAttention(calls, index, chunk_bytes=self._chunk_bytes),
+            hidden_tensors=[h[0] for h in out.hidden_states],
+            context_tensors=[c[0] for c in captured],
+        )
+
+    def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
+        """Run the model once on ``sentence`` and return exBERT's view of it.
+
+        The pass keeps tokens, predictions, hidden states, contexts and what each layer's
+        attention was given; ``a.attention(layer)`` then computes that layer's weights on demand
+        (models whose attention modules are not known run all layers with weights at once).
+
+        Args:
+            sentence: the text; longer input is truncated to the model's maximum (with a warning).
+            masked: token indices (specials included in the count) to replace by the mask token;
+                bidirectional models only.
+            top_k: how many predictions to keep per position (at most the vocabulary size).
+
+        Raises:
+            InputError: an empty sentence, a bad mask, or a negative ``top_k``.
+        """
+        if top_k < 0:
+            raise InputError(f"top_k must be 0 or more, got {top_k}.")
+        enc = self.encode(sentence, masked)
+        if self._on_demand:
+            return self._analyze_on_demand(enc, top_k)
+        return self.forward([enc], top_k=top_k)[0]
+
+    # -- one layer for many sentences, and vectors for a corpus --------------------------------
+
     @torch.no_grad()
     def layer_attentions(
         self, encodings: Sequence[Encoding], layer: int, batch_size: int = 8
@@ -368,7 +469,9 @@ class LanguageModel:
         """Attention ``[heads, n, n]`` of one layer for each encoding, running no deeper.
 
         The pass stops once ``layer`` has run and skips the LM head, and batches are
-        length-sorted: for a corpus search this is a fraction of full forward passes.
+        length-sorted: for a corpus search this is a fraction of full forward passes. On CPU,
+        batches run side by side in threads of one torch thread each; torch's thread count is
+        restored afterwards.
         """
         modules, index = self._attention_modules
         if not modules:
@@ -380,13 +483,16 @@ class LanguageModel:
         local = threading.local()  # each worker thread records its own batch's weights
 
         def hook(_module, _args, output) -> None:
-            local.captured.append(output[index] if isinstance(output, tuple) else output)
-            if len(local.captured) > layer:
+            captured = getattr(local, "captured", None)
+            if captured is None:  # another call's pass, running in another thread
+                return
+            captured.append(output[index] if isinstance(output, tuple) else output)
+            if len(captured) > layer:
                 raise _Stop
 
         def run(batch: list[int]) -> np.ndarray:
             local.captured = []
-            with torch.no_grad():  # grad mode is per thread
+            with torch.no_grad(), attention_impl.eager_attention():  # both are per thread
                 try:
                     self.model.base_model(
                         **self._batch_inputs([encodings[i] for i in batch]),
@@ -395,23 +501,20 @@ class LanguageModel:
                 except _Stop:
                     pass
             if len(local.captured) <= layer or local.captured[layer] is None:
-                raise RuntimeError(f"{self.name} gave no attention weights for layer {layer}.")
+                raise NoWeightsError(f"{self.name} gave no attention weights for layer {layer}.")
             return local.captured[layer].float().cpu().numpy()
 
         # Small batches use two cores poorly: on CPU, batches run side by side in threads of
         # one torch thread each (~20 % faster for a search's 50 hit sentences on 2 cores).
-        threads = torch.get_num_threads()
-        workers = min(threads, len(batches)) if self.device.type == "cpu" else 1
+        workers = min(torch.get_num_threads(), len(batches)) if self.device.type == "cpu" else 1
         handles = [m.register_forward_hook(hook) for m in modules]
         try:
             if workers > 1:
-                torch.set_num_threads(1)
-                with ThreadPoolExecutor(workers) as pool:
+                with torch_threads(1), ThreadPoolExecutor(workers) as pool:
                     weights = list(pool.map(run, batches))
             else:
                 weights = [run(batch) for batch in batches]
         finally:
-            torch.set_num_threads(threads)
             for handle in handles:
                 handle.remove()
         out: list[np.ndarray] = [np.empty(0)] * len(encodings)
@@ -425,19 +528,22 @@ class LanguageModel:
     def token_vectors(self, encodings: Sequence[Encoding]) -> tuple[torch.Tensor, torch.Tensor]:
         """Every layer's output and context vectors of every real token, for indexing.
 
-        One padded pass of the base model (no LM head, no attention output); returns float32
-        tensors ``embedding`` [L, N, hidden] = ``hidden_states[1:]`` and ``contexts`` [L, N,
-        context], N = the encodings' tokens concatenated in order, padding dropped. They stay
-        tensors so that a corpus build can normalise and rotate them without numpy copies.
+        One padded pass of the base model (no LM head, no attention weights: fused where the
+        model allows); returns float32 tensors ``embedding`` [L, N, hidden] =
+        ``hidden_states[1:]`` and ``contexts`` [L, N, context], N = the encodings' tokens
+        concatenated in order, padding dropped. They stay tensors so that a corpus build can
+        normalise and rotate them without numpy copies.
+
+        Raises:
+            LayerCountError: the projections do not fit the model.
         """
         inputs = self._batch_inputs(encodings)
-        with capture_contexts(self._projections) as captured:
-            out = self.model.base_model(**inputs, output_hidden_states=True, return_dict=True)
-        if len(captured) != self.num_layers:
-            raise RuntimeError(
-                f"Captured {len(captured)} contexts for {self.num_layers} layers of {self.name}; "
-                "the projection table in exbert_widget.models.contexts does not fit this model."
+        with self._fast(), capture_contexts(self._projections) as captured:
+            out = self.model.base_model(
+                **inputs, output_hidden_states=True, return_dict=True, **self._no_cache
             )
+        if len(captured) != self.num_layers:
+            raise LayerCountError(self._count_message(len(captured), "contexts"))
         width = inputs["input_ids"].shape[1]
         keep = torch.tensor(
             [i < len(e) for e in encodings for i in range(width)], device=self.device
@@ -446,18 +552,45 @@ class LanguageModel:
         ctx = torch.stack(captured).flatten(1, 2)[:, keep]
         return hid.float(), ctx.float()
 
-    def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
-        """Run the model once on ``sentence`` and return exBERT's view of it.
+    # -- generation ----------------------------------------------------------------------------
 
-        Args:
-            sentence: the text; longer input is truncated to the model's maximum (with a warning).
-            masked: token indices (specials included in the count) to replace by the mask token;
-                bidirectional models only.
-            top_k: how many predictions to keep per position (at most the vocabulary size).
+    def greedy_continuation(self, text: str, max_new_tokens: int = 20) -> Generation:
+        """The model's greedy continuation of ``text``, with what a view needs to show it.
+
+        Equal to ``model.generate(do_sample=False)`` on the ids :meth:`encode` gives (a BOS
+        prepended where the engine adds one). ``result.text`` is the sentence to analyse next;
+        ``result.generated(lm.analyze(result.text))`` marks the tokens that came from the model.
+
+        Raises:
+            InputError: a masked LM, a model without its head, a bad ``max_new_tokens``, or a
+                prompt that leaves no room for ``max_new_tokens`` within ``max_length``.
         """
-        if top_k < 0:
-            raise InputError(f"top_k must be 0 or more, got {top_k}.")
-        return self.forward([self.encode(sentence, masked)], top_k=top_k)[0]
+        check_request(self.name, self.kind, self.has_lm_head, max_new_tokens)
+        enc = self._encode(text, (), warn=False)  # a prompt too long is refused, not truncated
+        if enc.truncated or len(enc) + max_new_tokens > self.max_length:
+            count = len(enc)
+            if enc.truncated:
+                count = len(self.tokenizer(text, verbose=False)["input_ids"]) + (
+                    1 if self._bos_id is not None else 0
+                )
+            raise InputError(
+                f"The prompt has {count} tokens; with max_new_tokens={max_new_tokens} that passes "
+                f"{self.name}'s limit of {self.max_length} tokens. Shorten the prompt or ask for "
+                f"at most {max(self.max_length - count, 0)} new tokens."
+            )
+        with self._fast():
+            return greedy(self.model, self.tokenizer, enc, max_new_tokens, self.device)
+
+    def generate(self, text: str, max_new_tokens: int = 20) -> str:
+        """The model's greedy continuation of ``text``: only the new text, to append to it.
+
+        Equal to ``model.generate(do_sample=False)`` on the same ids; see
+        :meth:`greedy_continuation` for the ids and which tokens are new.
+
+        Raises:
+            InputError: as :meth:`greedy_continuation` (masked LMs cannot generate).
+        """
+        return self.greedy_continuation(text, max_new_tokens).new_text
 
 
 def _own(view: np.ndarray) -> np.ndarray:
@@ -470,20 +603,29 @@ def _stack(tensors) -> np.ndarray:
     return torch.stack(tuple(tensors)).float().cpu().numpy()
 
 
+def _stack_weights(tensors, name: str) -> np.ndarray:
+    """Like :func:`_stack`, refusing a model that returned no weights."""
+    if not tensors or any(t is None for t in tensors):
+        raise NoWeightsError(f"{name} returned no attention weights.")
+    return _stack(tensors)
+
+
 def load_model(
     name_or_path: str | None = None,
     *,
     model: PreTrainedModel | None = None,
     tokenizer=None,
     kind: Kind | None = None,
+    dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     trust_remote_code: bool = False,
 ) -> LanguageModel:
     """Load a model for exploration, from a hub name, a local directory, or loaded objects.
 
     The masked-LM head is used for encoders and the causal-LM head for decoders; where the
-    checkpoint has no head weights the bare model is used and predictions are absent. Attention
-    always runs eagerly, so weights are returned.
+    checkpoint has no head weights the bare model is used and predictions are absent. The engine's
+    pass runs fused attention (SDPA) where the model supports it; attention weights are always
+    computed by the model's own eager attention.
 
     Args:
         name_or_path: a Hugging Face hub name (``"bert-base-cased"``) or a local directory.
@@ -495,27 +637,38 @@ def load_model(
             as next-token predictions. A kind the architecture cannot run as (GPT-2 as a masked
             LM, DistilBERT as a decoder, a given model whose attention does not match) raises
             ModelLoadError; the engine checks causality on a probe sentence.
-        device: ``"cpu"`` (default) or ``"cuda"``.
+        dtype: ``"float32"`` (the default for a name; a given model keeps its own unless this
+            is set), ``"bfloat16"`` or ``"float16"`` (half the memory, the natural choice on a
+            GPU), or a torch dtype. Results reach numpy as float32 either way.
+        device: ``"cpu"`` (default) or ``"cuda"`` (``"cuda:1"``, ...).
         trust_remote_code: allow model code from the checkpoint (off by default).
 
     Raises:
-        ModelLoadError: the model cannot be found, loaded, or gives no attention weights.
+        ModelLoadError: the model cannot be found or loaded, gives no attention weights, or
+            cannot run in ``dtype`` on ``device`` (the message says what to use instead).
     """
     if kind is not None and kind not in KINDS:
         raise ModelLoadError(f"kind must be one of {KINDS}, got {kind!r}.")
     dev = pick_device(device)
+    wanted = pick_dtype(dtype)
     if model is not None:
         if tokenizer is None:
             raise ModelLoadError("Pass both model= and tokenizer=, or a name_or_path.")
         if name_or_path is not None:
             raise ModelLoadError("Pass either name_or_path or model=, not both.")
         model, detected, has_head = prepare_given(model, kind)
+        if wanted is not None:
+            model.to(wanted)  # in place, as the move to the device
         name = getattr(model.config, "_name_or_path", "") or type(model).__name__
     elif name_or_path is None:
         raise ModelLoadError("Give a hub name or local directory, or both model= and tokenizer=.")
     else:
         model, tokenizer, detected, has_head = load_pretrained(
-            str(name_or_path), kind, trust_remote_code, tokenizer=tokenizer
+            str(name_or_path),
+            kind,
+            trust_remote_code,
+            tokenizer=tokenizer,
+            dtype=wanted or torch.float32,
         )
         name = str(name_or_path)
     return LanguageModel(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -25,20 +23,42 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from ..errors import ModelLoadError
+from .scopes import transformers_verbosity
 
 Kind = Literal["bidirectional", "autoregressive"]
 KINDS: tuple[str, ...] = ("bidirectional", "autoregressive")
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def _quiet_transformers():
     """Silence load reports: a missing LM head is expected, and we handle it ourselves."""
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(level)
+    return transformers_verbosity(transformers.logging.ERROR)
+
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def pick_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The torch dtype asked for, or None for the default.
+
+    Raises:
+        ModelLoadError: a dtype other than float32, bfloat16 or float16.
+    """
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        if dtype in DTYPES.values():
+            return dtype
+    elif isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ModelLoadError(
+        f"dtype={dtype!r} is not one exbert-widget runs models in; use one of "
+        f"{', '.join(repr(d) for d in DTYPES)} (or the torch dtypes): float32 on CPU, "
+        "bfloat16 or float16 on a GPU."
+    )
 
 
 def detect_kind(config: PretrainedConfig) -> Kind:
@@ -159,8 +179,9 @@ def load_pretrained(
     kind: Kind | None,
     trust_remote_code: bool,
     tokenizer=None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[PreTrainedModel, object, Kind, bool]:
-    """Load tokenizer and model from a hub name or directory.
+    """Load tokenizer and model from a hub name or directory, the model in ``dtype``.
 
     Returns (model, tokenizer, kind, has_lm_head). The LM-head class is chosen from the config
     (and a forced ``kind``, see :func:`resolve_kind`); when the checkpoint has no head weights
@@ -198,9 +219,9 @@ def load_pretrained(
         "config": config,  # carries is_decoder where a kind was forced
         "attn_implementation": "eager",
         "trust_remote_code": trust_remote_code,
-        # float32 whatever the checkpoint was saved in (transformers 5 would keep a float16 or
-        # bfloat16 checkpoint as it is): exBERT's numbers, and half precision is slow on CPU
-        _DTYPE_KWARG: torch.float32,
+        # float32 unless asked, whatever the checkpoint was saved in (transformers 5 would keep a
+        # float16 or bfloat16 checkpoint as it is): exBERT's numbers; half precision is slow on CPU
+        _DTYPE_KWARG: dtype,
     }
     try:
         with _quiet_transformers():
