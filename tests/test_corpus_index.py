@@ -262,3 +262,4 @@ def test_rotated_index_saves_and_loads_its_block_rotation(tmp_path):
     ids = np.array([0, 9, 1_999])
     np.testing.assert_array_equal(ix.reconstruct(loaded, ids), ix.reconstruct(index, ids))
     np.testing.assert_array_equal(ix.search(loaded, x[9], 5)[0], ix.search(index, x[9], 5)[0])
+    files.close()

@@ -15,12 +15,13 @@ may read the same file from different threads.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -32,6 +33,54 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
+class _Reader(io.RawIOBase):
+    """A read-only file over a descriptor that reads with ``os.pread`` (its own position, so
+    reads elsewhere do not move it), for HDF5's file-object driver. Closed quietly when
+    collected: an unclosed corpus is normal in a notebook."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._pos = 0
+        self._lock = threading.Lock()  # for systems without os.pread
+
+    def pread(self, n: int, offset: int) -> bytes:
+        if hasattr(os, "pread"):
+            return os.pread(self._fd, n, offset)
+        with self._lock:
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            return os.read(self._fd, n)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.pread(len(view), self._pos)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: os.fstat(self._fd).st_size}
+        self._pos = base[whence] + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
 class HeldFile:
     """One file of a corpus, open for reading, with what the manifest says about it.
 
@@ -40,13 +89,12 @@ class HeldFile:
     (None for corpora built before checksums).
     """
 
-    def __init__(self, root: Path, name: str, handle: BinaryIO, record: dict | None) -> None:
+    def __init__(self, root: Path, name: str, handle: _Reader, record: dict | None) -> None:
         self.root = root
         self.name = name
         self.handle = handle
         self.record = record
         self.size = os.fstat(handle.fileno()).st_size
-        self._lock = threading.Lock()  # for systems without os.pread
         self.verified = False  # content checked against the manifest's checksum
 
     def error(self, what: str) -> CorpusError:
@@ -55,11 +103,7 @@ class HeldFile:
 
     def read_at(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes from ``offset`` (fewer at the end of the file)."""
-        if hasattr(os, "pread"):
-            return os.pread(self.handle.fileno(), n, offset)
-        with self._lock:
-            self.handle.seek(offset)
-            return self.handle.read(n)
+        return self.handle.pread(n, offset)
 
     def check_size(self) -> None:
         """Refuse a file whose size is not the one the manifest recorded."""
@@ -188,7 +232,7 @@ def _open_dir(root: Path) -> int | None:
         raise CorpusError(f"{str(root)!r} cannot be opened ({exc.strerror}).") from exc
 
 
-def _open_file(root: Path, name: str, dir_fd: int | None) -> BinaryIO:
+def _open_file(root: Path, name: str, dir_fd: int | None) -> _Reader:
     """Open ``name`` (relative, '/'-separated) under the corpus directory: no symbolic links,
     regular files only."""
     flags = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0)
@@ -224,7 +268,7 @@ def _open_file(root: Path, name: str, dir_fd: int | None) -> BinaryIO:
         raise CorpusError(
             f"{root / name} is not a regular file; a corpus holds regular files only."
         )
-    return os.fdopen(fd, "rb")
+    return _Reader(fd)
 
 
 def _is_link(root: Path, parts: list[str]) -> bool:

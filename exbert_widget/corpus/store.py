@@ -102,6 +102,14 @@ class Corpus:
         ``"full"`` checks every checksum now. Corpora of format 2 (built before checksums) open
         with a warning, with the structural checks only.
 
+        Args:
+            directory: the corpus directory (:func:`build_corpus`'s ``out_dir``).
+            verify: ``"fast"`` (default) or ``"full"``.
+            progress: a progress bar while ``"full"`` hashes a large corpus (1 GB and more).
+
+        Warns:
+            UserWarning: a corpus of format 2, whose contents cannot be verified.
+
         Raises:
             CorpusError: naming the file and what is wrong with it.
             InputError: ``verify`` is not ``"fast"`` or ``"full"``.
@@ -180,6 +188,14 @@ class Corpus:
         self._closed = True
         self._tokens_file.close()
         self._files.close()
+
+    def __del__(self) -> None:
+        # a corpus left to the garbage collector closes its files quietly
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
 
     def __enter__(self) -> Corpus:
         return self
