@@ -1,9 +1,16 @@
-"""Command line: ``exbert corpus build BOOK.txt --model NAME_OR_PATH --out DIR``."""
+"""Command line: ``exbert corpus build BOOK.txt --model NAME_OR_PATH --out DIR``,
+``exbert corpus info DIR``.
+
+Everything that can be checked without the model is checked before it loads (the output
+directory, the whole source text, the index spec), and every error is one line on stderr, never
+a traceback (set ``EXBERT_TRACEBACK=1`` to see one for an unexpected error).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,35 +32,85 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--device", default=None, help="cpu (default) or cuda")
 
-    info = actions.add_parser("info", help="print a corpus manifest")
+    info = actions.add_parser("info", help="verify a corpus and print its manifest")
     info.add_argument("directory")
+    info.add_argument(
+        "--verify",
+        choices=("fast", "full"),
+        default="fast",
+        help="fast: structure, sizes and the token table's checksum (default); full: every "
+        "file's checksum",
+    )
     return parser
 
 
+def _build(args: argparse.Namespace) -> None:
+    from .corpus.build import build_corpus, check_out_dir
+    from .corpus.index import IndexSpec
+    from .corpus.text import read_source
+    from .errors import CorpusSourceError
+
+    # before the model loads (seconds to minutes): what can fail without it
+    check_out_dir(args.out)
+    text = read_source(args.source)
+    if not text.paragraphs:
+        raise CorpusSourceError(
+            f"corpus source {args.source!r} holds no running text (only headings or nothing)"
+        )
+    IndexSpec.parse(args.index)
+    from .models import load_model
+
+    lm = load_model(args.model, device=args.device)
+    corpus = build_corpus(
+        args.source,
+        lm,
+        args.out,
+        spacy_model=args.spacy_model,
+        batch_size=args.batch_size,
+        index=args.index,
+    )
+    counts = corpus.manifest["counts"]
+    print(f"Built {args.out}: {counts['sentences']} sentences, {counts['tokens']} tokens.")
+
+
+def _info(args: argparse.Namespace) -> None:
+    from .corpus.store import Corpus
+
+    with Corpus.open(args.directory, verify=args.verify) as corpus:
+        print(json.dumps(corpus.manifest, indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``exbert`` command."""
+    """Entry point of the ``exbert`` command: 0 on success, 2 on an error the message explains,
+    1 on an unexpected one."""
     args = _parser().parse_args(argv)
-    from . import Corpus, ExbertError, build_corpus, load_model
+    from .errors import ExbertError
 
     try:
         if args.action == "build":
-            lm = load_model(args.model, device=args.device)
-            corpus = build_corpus(
-                args.source,
-                lm,
-                args.out,
-                spacy_model=args.spacy_model,
-                batch_size=args.batch_size,
-                index=args.index,
-            )
-            counts = corpus.manifest["counts"]
-            print(f"Built {args.out}: {counts['sentences']} sentences, {counts['tokens']} tokens.")
+            _build(args)
         else:
-            print(json.dumps(Corpus.open(args.directory).manifest, indent=2))
-    except (ExbertError, ValueError, FileNotFoundError) as exc:
-        print(f"exbert: error: {exc}", file=sys.stderr)
+            _info(args)
+    except (ExbertError, ValueError, OSError) as exc:
+        print(f"exbert: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("exbert: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("EXBERT_TRACEBACK"):
+            raise
+        print(
+            f"exbert: unexpected error: {type(exc).__name__}: {_one_line(exc)} (set "
+            "EXBERT_TRACEBACK=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -393,3 +393,33 @@ def test_a_failing_batch_fails_the_build_and_leaves_the_previous_corpus(minilm, 
     assert sorted(p.name for p in out.parent.iterdir()) == before
     assert ew.Corpus.open(out).tokens.equals(corpus.tokens)
     assert not [t for t in threading.enumerate() if t.name.startswith("exbert-")]
+
+
+def test_hits_show_the_whole_word_around_a_word_piece(minilm, corpus):
+    """For a WordPiece continuation ("##n"), the whole word is the spaCy word it lies in, joined
+    with its other pieces; the piece's own characters are kept to highlight it."""
+    table = corpus.tokens
+    pieces = table[table.token.str.startswith("##")]
+    assert len(pieces) > 20
+    nlp = load_spacy()
+    checked = 0
+    for row in pieces.itertuples():
+        sentence = corpus.sentences[row.sentence_id]
+        w = corpus.sentence_words(row.sentence_id).iloc[row.token_index]
+        if not sentence[w.word_start : w.word_end].isascii():
+            continue  # the uncased tokenizer strips accents: pieces do not spell such words
+        assert w.whole_word == sentence[w.word_start : w.word_end]
+        assert w.word_start <= w.token_start < w.token_end <= w.word_end
+        assert sentence[w.token_start : w.token_end].lower() == row.token[2:]
+        same = table[(table.sentence_id == row.sentence_id) & (table.word == row.word)]
+        assert "".join(t.removeprefix("##") for t in same.token) == w.whole_word.lower()
+        spacy_words = [t.text for t in nlp(sentence) if t.idx <= w.token_start < t.idx + len(t)]
+        assert spacy_words and spacy_words[0] in w.whole_word
+        checked += 1
+    assert checked > 20
+    row = pieces.iloc[0]
+    sid, index = int(row.sentence_id), int(row.token_index)
+    vector = minilm.forward([minilm.encode(corpus.sentences[sid])], attentions=False)[0]
+    hits = corpus.search(vector.hidden_states[3][index], layer=2, k=3)
+    assert (int(hits.sentence_id[0]), int(hits.token_index[0])) == (sid, index)
+    assert hits.whole_word[0] == corpus.sentence_words(sid).whole_word[index] != hits.token[0]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from exbert_widget.corpus.text import (
     MAX_PARAGRAPH_CHARS,
+    MAX_RUN_CHARS,
     CorpusSourceError,
+    is_heading,
     is_running_text,
     read_paragraphs,
+    read_source,
 )
 
 BOOK = (
@@ -64,3 +69,146 @@ def test_clear_errors_for_bad_sources(tmp_path):
         list(read_paragraphs(42))  # type: ignore[arg-type]
     with pytest.raises(CorpusSourceError, match="item 1"):
         list(read_paragraphs(["fine text", b"bytes"]))  # type: ignore[list-item]
+
+
+# -- characters a corpus cannot store --------------------------------------------------------
+
+
+def test_nul_bytes_and_lone_surrogates_are_refused_by_line(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_bytes(b"First line of prose here.\r\nSecond line.\r\nThird \x00line.\r\n")
+    with pytest.raises(CorpusSourceError, match=r"book\.txt', line 3, column 7: a NUL byte"):
+        read_source(path)
+    with pytest.raises(CorpusSourceError, match="item 1 of the corpus source, line 2, column 4"):
+        read_source(["Fine text.", "First.\nBad\ud800 text."])
+    with pytest.raises(CorpusSourceError, match=r"lone surrogate \(U\+DFFF\)"):
+        read_source(["\udfff"])
+    # other control characters are text like any other (a form feed is whitespace)
+    assert read_source(["A page\x0cbreak, and a bell\x07 here."]).paragraphs == [
+        "A page break, and a bell\x07 here."
+    ]
+
+
+# -- very long runs without a sentence end ---------------------------------------------------
+
+
+def test_runs_without_a_sentence_end_are_cut_at_spaces_and_counted():
+    words = [f"word{i}" for i in range(1_500)]  # ~10 kB, no punctuation at all
+    text = read_source([" ".join(words) + ". Then a normal sentence follows."])
+    assert all(len(p) <= MAX_RUN_CHARS for p in text.paragraphs)
+    assert " ".join(text.paragraphs).split() == [
+        *words[:-1],
+        words[-1] + ".",
+        *"Then a normal sentence follows.".split(),
+    ]
+    assert text.cut == len(text.paragraphs) - 1 >= 9
+    # a book's longest runs are far shorter: nothing cut
+    prose = "It was late, and the lamps were lit; nobody came. " * 100
+    assert read_source([prose]).cut == 0
+
+
+def test_one_megabyte_line_is_cut_quickly_into_model_sized_pieces():
+    line = ("the farmer walked to town " * 40_000)[:1_000_000]
+    text = read_source([line])
+    assert text.cut == len(text.paragraphs) - 1 and len(text.paragraphs) >= 1_000
+    assert max(len(p) for p in text.paragraphs) <= MAX_RUN_CHARS
+
+
+# -- headings and front matter in books ------------------------------------------------------
+
+TITLE_CASE_BOOK = """A Tale of the Valley
+
+By A. Newcomer
+
+This book is dedicated to my sister,
+who read it first,
+and to Tom.
+
+Contents
+ Chapter I. The River
+ Chapter II. The Mill
+
+Chapter I
+The River
+
+The river ran past the mill all summer, brown and slow, and the miller's children
+fished in it every evening until the light was gone from the water.
+
+Chapter II. The Mill
+
+"Will it rain?" asked the miller. Nobody answered him, because nobody knew.
+
+Good Night, Everyone
+"""
+
+
+def test_title_case_front_matter_and_headings_are_skipped(tmp_path):
+    path = tmp_path / "valley.txt"
+    path.write_text(TITLE_CASE_BOOK, encoding="utf-8")
+    text = read_source(path)
+    assert text.paragraphs == [
+        "The river ran past the mill all summer, brown and slow, and the miller's children "
+        "fished in it every evening until the light was gone from the water.",
+        '"Will it rain?" asked the miller. Nobody answered him, because nobody knew.',
+    ]
+    assert text.front_matter == 5  # title, byline, dedication, contents, first heading
+    assert text.headings == 2  # "Chapter II. The Mill", "Good Night, Everyone"
+    # the same texts given as strings are the caller's own: only capitals-only ones go
+    assert "A Tale of the Valley" in read_source([TITLE_CASE_BOOK]).paragraphs
+
+
+def test_headings_versus_prose():
+    for heading in (
+        "Chapter XII",
+        "Chapter I. The Cyclone",
+        "CHAPTER 3.",
+        "Book 2",
+        "A Tale of the Valley",
+        "By A. Newcomer",
+        "To My Readers",
+        "Contents",
+    ):
+        assert is_heading(heading), heading
+    for prose in (
+        "Chapter one was the hardest to write.",
+        "It was late.",
+        '"Oh, Dorothy!"',
+        "The Wizard of Oz was a humbug, said the girl.",
+        "Yes, Sir.",
+        "he walked to the Emerald City",
+    ):
+        assert not is_heading(prose), prose
+
+
+def test_a_text_without_early_prose_loses_no_front_matter():
+    """Short lines all the way (a poem): nothing is taken for front matter."""
+    poem = "\n\n".join(
+        f"The owl and the hen\nwent walking again\nin verse number {i}." for i in range(80)
+    )
+    assert len(list(read_paragraphs([poem]))) == 80
+    from exbert_widget.corpus.text import _front_matter
+
+    blocks = poem.split("\n\n")
+    assert _front_matter(blocks, [" ".join(b.split()) for b in blocks]) == 0
+
+
+BOOKS = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not BOOKS.is_dir(), reason="the reference books are not beside the checkout")
+@pytest.mark.parametrize(
+    ("book", "first"),
+    [
+        ("dorothy-and-the-wizard-in-oz.txt", "It's no use; no use at all."),
+        ("the-wonderful-wizard-of-oz.txt", "Folklore, legends, myths and fairy tales"),
+    ],
+)
+def test_the_reference_books_lose_their_front_matter_and_headings(book, first):
+    text = read_source(BOOKS / book)
+    assert text.paragraphs[0].startswith(first)
+    assert not any(is_heading(p) for p in text.paragraphs)
+    for p in text.paragraphs:
+        assert not p.startswith(
+            ("Chapter ", "CHAPTER", "Contents", "by L. Frank", "The Wonderful Wizard of Oz")
+        )
+    assert text.cut == 0

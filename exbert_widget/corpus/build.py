@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import json
 import os
 import queue
@@ -25,14 +26,15 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import faiss
-import h5py
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import CorpusSourceError
 from ..models import Encoding, InputError, LanguageModel
 from . import index as ix
+from . import manifest as mf
+from . import tokens_file
 from .annotate import (
     LABELS,
     MIN_SENTENCE_CHARS,
@@ -41,9 +43,10 @@ from .annotate import (
     load_spacy,
     spacy_info,
 )
+from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .spacy_feed import SpacyFeed
-from .store import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS, Corpus, CorpusError, index_path
-from .text import read_paragraphs
+from .store import Corpus, CorpusError
+from .text import MAX_RUN_CHARS, read_source
 
 CHUNK = 256  # sentences per chunk from spaCy
 TOKENS_PER_SENTENCE = 16  # padded-token budget of a batch, per sentence it may hold
@@ -168,7 +171,7 @@ class _IndexWriter:
         for (kind, layer), index in self.indexes.items():
             if self.spec.rotate:
                 index = faiss.IndexPreTransform(ix.rotation(self.dims[kind]), index)
-            ix.save(index, index_path(root, kind, layer))
+            ix.save(index, root / mf.index_name(kind, layer))
         return np.concatenate(self.head_norms, axis=1), np.concatenate(self.rows)
 
 
@@ -202,39 +205,32 @@ def _rows(sentence: AnnotatedSentence, encoding: Encoding, sid: int) -> dict[str
     for name in LABELS:
         labels = sentence.labels[name]
         rows[name] = [labels[w] if w >= 0 else "" for w in word]
+    rows.update(_spans(sentence, encoding, word))
     return rows
 
 
-def _write_tokens(
-    path: Path,
-    sentences: list[str],
-    columns: dict[str, list],
-    head_norms: np.ndarray | None = None,
-    index_rows: np.ndarray | None = None,
-) -> None:
-    text = h5py.string_dtype("utf-8")
-    gz = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    lengths = np.bincount(
-        np.asarray(columns["sentence_id"], dtype=np.int64), minlength=len(sentences)
-    )
-    with h5py.File(path, "w") as f:
-        f.create_dataset("sentences", data=np.array(sentences, dtype=object), dtype=text, **gz)
-        f.create_dataset("sentence_offsets", data=np.concatenate([[0], np.cumsum(lengths)]))
-        if index_rows is not None:  # the token-table row of each index position (the model
-            # ran on length-sorted batches); absent = the same order
-            f.create_dataset("index_rows", data=index_rows.astype(np.int64), **gz)
-        if head_norms is not None:  # [layers, index positions, heads] float16: per-head norms
-            # of the unit context vectors, for head-restricted search
-            f.create_dataset("context_head_norms", data=head_norms.astype(np.float16), **gz)
-        g = f.create_group("tokens")
-        for name in ("sentence_id", "token_index", "head", "word"):
-            g.create_dataset(name, data=np.asarray(columns[name], dtype=np.int32), **gz)
-        for name in ("special", "is_stop"):
-            g.create_dataset(name, data=np.asarray(columns[name], dtype=bool), **gz)
-        for name in ("token", *LABELS):  # categorical: codes plus a vocabulary
-            codes, vocab = pd.factorize(pd.Series(columns[name], dtype=object), sort=True)
-            g.create_dataset(name, data=codes.astype(np.uint32), **gz)
-            g.create_dataset(f"{name}_vocab", data=np.array(vocab, dtype=object), dtype=text)
+def _spans(sentence: AnnotatedSentence, encoding: Encoding, word: np.ndarray) -> dict[str, list]:
+    """Each token's characters in the sentence (start, end) and its whole word's (word_start,
+    word_end: the spaCy word joined with all tokens that lie in it); -1 for special tokens."""
+    special = np.asarray(encoding.special, dtype=bool)
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(len(special), 2)
+    start = np.where(special, -1, offsets[:, 0])
+    end = np.where(special, -1, offsets[:, 1])
+    in_word = word >= 0
+    w = word[in_word]
+    word_start, word_end = start.copy(), end.copy()
+    if w.size:
+        lo = sentence.word_start.astype(np.int64).copy()
+        hi = sentence.word_end.astype(np.int64).copy()
+        np.minimum.at(lo, w, start[in_word])
+        np.maximum.at(hi, w, end[in_word])
+        word_start[in_word], word_end[in_word] = lo[w], hi[w]
+    return {
+        "start": start.tolist(),
+        "end": end.tolist(),
+        "word_start": word_start.tolist(),
+        "word_end": word_end.tolist(),
+    }
 
 
 def _clean_stale(out: Path) -> None:
@@ -276,11 +272,7 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     step where the system allows it (so ``out`` always holds a complete corpus), else by two
     renames."""
     if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists()):
-            raise CorpusError(
-                f"{str(out)!r} exists and is not a corpus; refusing to replace it. "
-                "Choose another out_dir."
-            )
+        check_out_dir(out)  # again: something may have appeared there during the build
         if _exchange(tmp, out):
             shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous corpus
             return
@@ -290,6 +282,30 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """Refuse an ``out_dir`` a build could not replace: a file, or a directory holding anything
+    but a corpus. Checked before any work, and again before the finished corpus moves in.
+
+    Raises:
+        CorpusError: saying what is at ``out_dir``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CorpusError(
+            f"{str(out)!r} is a file, not a corpus directory; choose another out_dir."
+        )
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise CorpusError(
+            f"{str(out)!r} exists and is not a corpus (it holds other files); refusing to "
+            "replace it. Choose another out_dir."
+        )
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise CorpusError(f"Cannot write a corpus under {str(parent)!r}: not a writable directory.")
 
 
 def build_corpus(
@@ -306,9 +322,13 @@ def build_corpus(
 ) -> Corpus:
     """Build a searchable reference corpus for ``lm`` and return it opened.
 
+    Everything that can be checked before the work is: ``out_dir`` first, then the whole source
+    is read and validated, then the index spec, and only then does spaCy load and the model run.
+
     Args:
-        source: a UTF-8 ``.txt`` path (BOM, CRLF, title pages, ``[Illustration]`` markers and
-            chapter headings are handled) or an iterable of strings (paragraphs or texts).
+        source: a UTF-8 ``.txt`` path (a book: BOM, CRLF, front matter, headings and
+            ``[Illustration]`` markers are handled, see :mod:`exbert_widget.corpus.text`) or an
+            iterable of strings (paragraphs or texts).
         lm: the model whose vectors are stored (a :func:`load_model` result).
         out_dir: the corpus directory; replaced only once the new corpus is complete.
         spacy_model: a spaCy pipeline name, path or ``Language``; default ``en_core_web_sm``,
@@ -321,14 +341,25 @@ def build_corpus(
         progress: show a progress bar.
         spacy_processes: processes running spaCy beside the model (Linux; elsewhere spaCy runs
             in a thread); default one per four cores, at least one and at most four.
+
+    Warns:
+        UserWarning: when runs of text without a sentence end were cut, or sentences longer than
+            the model takes were truncated (how many; the manifest's counts say so too).
+
+    Raises:
+        CorpusError: an ``out_dir`` that is a file or a directory holding other things.
+        CorpusSourceError: a source that cannot be read, holds no running text, or holds a NUL
+            byte or a lone surrogate (the message names the line).
+        ValueError: an unknown index spec.
     """
     out = Path(out_dir)
-    nlp = load_spacy(spacy_model)
-    paragraphs = list(read_paragraphs(source))
-    if not paragraphs:
-        raise CorpusError("The source holds no running text (only headings or nothing).")
+    check_out_dir(out)
+    text = read_source(source)
+    if not text.paragraphs:
+        raise CorpusSourceError("The source holds no running text (only headings or nothing).")
     # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
-    spec = ix.IndexSpec.parse(index, expected_vectors=sum(len(p) for p in paragraphs) // 4)
+    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    nlp = load_spacy(spacy_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -341,60 +372,20 @@ def build_corpus(
         writer = _IndexWriter(spec, dims, lm.num_layers, lm.num_heads)
         sentences: list[str] = []
         columns: dict[str, list] = {}
-        counts = {"dropped": 0, "truncated": 0}
-        bar = tqdm(
-            total=sum(len(p) for p in paragraphs),
-            unit="char",
-            unit_scale=True,
-            desc="Building corpus",
-            disable=not progress,
-        )
-        threads = torch.get_num_threads()
-        runner = _BatchRunner(SIDE_BY_SIDE)
-        try:
-            procs = spacy_processes or _spacy_processes()
-            with SpacyFeed(paragraphs, nlp, min_chars, CHUNK, processes=procs) as feed:
-                for window in feed.windows(WINDOW):
-                    # spaCy in its own processes takes cores: give the model the others; with
-                    # two or more, batches run side by side, which uses cores better than
-                    # torch's threads do on batches this small
-                    cores = max(1, threads - procs) if feed.producing else threads
-                    workers = SIDE_BY_SIDE if cores >= 2 and lm.device.type == "cpu" else 1
-                    runner.configure(workers, max(1, cores // workers))
-                    _process_window(
-                        lm, window, batch_size, writer, sentences, columns, counts, runner
-                    )
-                    bar.update(sum(len(s.text) for s in window))
-                    # the next window is prepared while this one's last batches run, and grows
-                    # meanwhile (a bigger window sorts better)
-                    runner.wait(most_left=SIDE_BY_SIDE)
-            runner.wait()
-        finally:
-            runner.close()
-            torch.set_num_threads(threads)
-        bar.update(bar.total - bar.n)  # spaces between sentences were never counted
-        bar.close()
+        counts = {"dropped": 0, "truncated": 0, "cut": text.cut}
+        procs = spacy_processes or _spacy_processes()
+        feed = (nlp, min_chars, procs)
+        _run(lm, text, feed, batch_size, writer, sentences, columns, counts, progress)
         if not sentences:
-            raise CorpusError("No sentence of the source was long enough to keep.")
+            raise CorpusSourceError("No sentence of the source was long enough to keep.")
+        _warn_about_lengths(lm, counts, len(sentences))
         head_norms, index_rows = writer.save(tmp)
-        _write_tokens(tmp / TOKENS, sentences, columns, head_norms, index_rows)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model": lm.name,
-            "fingerprint": lm.fingerprint,
-            "kind": lm.kind,
-            "layers": lm.num_layers,
-            "heads": lm.num_heads,
-            "hidden_size": lm.hidden_size,
-            "context_size": lm.context_size,
-            "spacy": spacy_info(nlp),
-            "index": str(spec),
-            "nprobe": spec.nprobe,
-            "vectors": {"embedding": "hidden_states[layer + 1]", "context": "contexts[layer]"},
-            "counts": {"sentences": len(sentences), "tokens": len(columns["token"]), **counts},
-            "build_seconds": round(time.perf_counter() - started, 2),
-        }
+        build_id = uuid.uuid4().hex
+        tokens_file.write(tmp / TOKENS, sentences, columns, head_norms, index_rows, build_id)
+        counts = {"sentences": len(sentences), "tokens": len(columns["token"]), **counts}
+        manifest = _manifest(lm, nlp, spec, counts, build_id, tmp)
+        manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+        manifest["checksum"] = mf.checksum(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _move_into_place(tmp, out)
         done = True
@@ -404,6 +395,86 @@ def build_corpus(
                 writer.close(check=False)
             shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.open(out)
+
+
+def _run(lm, text, feed_args, batch_size, writer, sentences, columns, counts, progress):
+    """spaCy in its own processes, the model on length-sorted windows of what spaCy finished,
+    the vectors into ``writer``; sentences and token-table columns collected in source order."""
+    nlp, min_chars, procs = feed_args
+    bar = tqdm(
+        total=text.chars, unit="char", unit_scale=True, desc="Building corpus", disable=not progress
+    )
+    threads = torch.get_num_threads()
+    runner = _BatchRunner(SIDE_BY_SIDE)
+    try:
+        with SpacyFeed(text.paragraphs, nlp, min_chars, CHUNK, processes=procs) as feed:
+            for window in feed.windows(WINDOW):
+                # spaCy in its own processes takes cores: give the model the others; with two
+                # or more, batches run side by side, which uses cores better than torch's
+                # threads do on batches this small
+                cores = max(1, threads - procs) if feed.producing else threads
+                workers = SIDE_BY_SIDE if cores >= 2 and lm.device.type == "cpu" else 1
+                runner.configure(workers, max(1, cores // workers))
+                _process_window(lm, window, batch_size, writer, sentences, columns, counts, runner)
+                bar.update(sum(len(s.text) for s in window))
+                # the next window is prepared while this one's last batches run, and grows
+                # meanwhile (a bigger window sorts better)
+                runner.wait(most_left=SIDE_BY_SIDE)
+        runner.wait()
+    finally:
+        runner.close()
+        torch.set_num_threads(threads)
+    bar.update(bar.total - bar.n)  # spaces between sentences were never counted
+    bar.close()
+
+
+def _warn_about_lengths(lm, counts: dict[str, int], kept: int) -> None:
+    if counts["cut"]:
+        warnings.warn(
+            f"The source has stretches of more than {MAX_RUN_CHARS} characters without a "
+            f"sentence end: they were cut at spaces {counts['cut']} times (counts.cut in the "
+            "manifest).",
+            stacklevel=3,
+        )
+    if counts["truncated"]:
+        warnings.warn(
+            f"{counts['truncated']} of {kept} sentences have more tokens than {lm.name} takes "
+            f"({lm.max_length}): only their first tokens are indexed (counts.truncated in the "
+            "manifest).",
+            stacklevel=3,
+        )
+
+
+def _manifest(lm, nlp, spec, counts: dict[str, int], build_id: str, root: Path) -> dict:
+    """The manifest of a finished build in ``root`` (without its checksum and build time)."""
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "build_id": build_id,
+        "model": lm.name,
+        "fingerprint": lm.fingerprint,
+        "kind": lm.kind,
+        "layers": lm.num_layers,
+        "heads": lm.num_heads,
+        "hidden_size": lm.hidden_size,
+        "context_size": lm.context_size,
+        "spacy": spacy_info(nlp),
+        "index": str(spec),
+        "nprobe": spec.nprobe,
+        "vectors": {"embedding": "hidden_states[layer + 1]", "context": "contexts[layer]"},
+        "counts": counts,
+    }
+    manifest["files"] = {name: _record(root / name) for name in mf.data_files(manifest)}
+    return manifest
+
+
+def _record(path: Path) -> dict:
+    """A file's size and SHA-256, as the manifest records them."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _spacy_processes() -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,22 +203,14 @@ def save(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load(path: Path, nprobe: int) -> faiss.Index:
-    """Read an index, memory-mapped where FAISS supports it for this type."""
-    try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError:
-        index = faiss.read_index(str(path))
-    rot = _rotation_path(Path(path), index.d)
-    if rot.is_file():
-        index = faiss.IndexPreTransform(faiss.read_VectorTransform(str(rot)), index)
+def prepare(index: faiss.Index, nprobe: int) -> None:
+    """Set a loaded index up for search: ``nprobe`` lists visited per query, and one query's
+    lists spread over the threads (FAISS's default splits queries, leaving all but one thread
+    idle: 8.4 -> 5.6 ms for nprobe 128 of 2048 at 1 M on 2 cores)."""
     ivf = _ivf(index)
     if ivf is not None:
         ivf.nprobe = min(int(nprobe), ivf.nlist)
-        # one query at a time: spread its lists over the threads (the default splits queries,
-        # leaving all but one idle): 8.4 -> 5.6 ms for nprobe 128 of 2048 at 1 M on 2 cores
         ivf.parallel_mode = 1
-    return index
 
 
 def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
@@ -243,13 +236,16 @@ def search(
     *,
     mask: np.ndarray | None = None,
     candidates: int | None = None,
+    accept: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest ids to one query and their cosines, best first.
 
     Candidates (``candidates``, default ``RERANK * k``) come from the index with the query
     (restricted to ``mask``'s dimensions when given); they are re-ranked by the cosine between
     the (restricted, renormalised) query and each candidate's (restricted, renormalised) decoded
-    vector.
+    vector. ``accept`` (ids best first -> a boolean mask) drops candidates; while fewer than
+    ``k`` remain, more candidates are fetched (and, for an inverted file, more lists visited)
+    until the index has no more.
     """
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     if mask is not None:
@@ -258,15 +254,72 @@ def search(
     n = min(index.ntotal, candidates or RERANK * k)
     if n <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    _, cand = index.search(q[None], n)
-    return rerank(index, q, cand[0][cand[0] >= 0], k, mask)
+    nprobe = None
+    while True:
+        cand = _candidates(index, q, n, nprobe)
+        ids, scores = rerank(index, q, cand, None, mask)
+        if accept is not None:
+            keep = accept(ids)
+            ids, scores = ids[keep], scores[keep]
+        if len(ids) >= k:
+            break
+        if len(cand) < n:  # an inverted file's visited lists hold no more
+            nprobe = wider_nprobe(index, nprobe)
+            if nprobe is None:
+                break
+        elif n >= index.ntotal:
+            break
+        else:
+            n = more_candidates(n, len(ids), k, index.ntotal)
+    return ids[:k], scores[:k]
+
+
+def more_candidates(n: int, kept: int, k: int, most: int) -> int:
+    """How many candidates to fetch next when ``n`` gave ``kept`` of the ``k`` wanted: enough
+    at the rate seen so far, with a margin, at least twice as many, at most ``most``."""
+    return min(most, max(2 * n, math.ceil(1.5 * n * k / max(kept, 1))))
+
+
+def wider_nprobe(index: faiss.Index, nprobe: int | None) -> int | None:
+    """Four times as many inverted lists to visit as ``nprobe`` (None: the index's own); None
+    when the index is no inverted file or already visits every list."""
+    ivf = _ivf(index)
+    if ivf is None:
+        return None
+    current = ivf.nprobe if nprobe is None else nprobe
+    return None if current >= ivf.nlist else min(ivf.nlist, 4 * current)
+
+
+def _params(index: faiss.Index, nprobe: int | None):
+    """Search parameters visiting ``nprobe`` lists (None: the index's own setting), without
+    changing the shared index."""
+    if nprobe is None:
+        return None
+    ivf = faiss.SearchParametersIVF()
+    ivf.nprobe = nprobe
+    if _rotated(index):
+        outer = faiss.SearchParametersPreTransform()
+        outer.index_params = ivf
+        outer.referenced = ivf  # keep the inner parameters alive as long as the outer ones
+        return outer
+    return ivf
+
+
+def _candidates(index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None) -> np.ndarray:
+    _, cand = index.search(q[None], n, params=_params(index, nprobe))
+    return cand[0][cand[0] >= 0]
 
 
 def rerank(
-    index: faiss.Index, query: np.ndarray, ids: np.ndarray, k: int, mask: np.ndarray | None = None
+    index: faiss.Index,
+    query: np.ndarray,
+    ids: np.ndarray,
+    k: int | None,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``k`` of the candidates ``ids`` by the cosine of the (normalised, masked) query
-    with each candidate's masked, renormalised decoded vector; (ids, scores) best first."""
+    """The best ``k`` (None: all) of the candidates ``ids`` by the cosine of the (normalised,
+    masked) query with each candidate's masked, renormalised decoded vector; (ids, scores) best
+    first."""
     q = normalise(np.where(mask, query, 0.0) if mask is not None else query).reshape(-1)
     decoded = reconstruct(index, ids)
     if mask is not None:
@@ -277,12 +330,15 @@ def rerank(
     return np.asarray(ids)[order], scores[order].astype(np.float32)
 
 
-def scan(index: faiss.Index, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def scan(
+    index: faiss.Index, query: np.ndarray, nprobe: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Inner products of a normalised query with every vector the index visits (all of a flat
-    index; the ``nprobe`` nearest lists of an inverted file): (ids, scores), in no set order."""
+    index; the ``nprobe`` nearest lists of an inverted file, default the index's own setting):
+    (ids, scores), in no set order."""
     q = normalise(query).reshape(1, -1)
     if _ivf(index) is None:  # a k-NN search over everything is ~3x faster than a range search
         scores, ids = index.search(q, index.ntotal)
         return ids[0].astype(np.int64), scores[0]
-    _, scores, ids = index.range_search(q, -3.0e38)
+    _, scores, ids = index.range_search(q, -3.0e38, params=_params(index, nprobe))
     return ids.astype(np.int64), scores

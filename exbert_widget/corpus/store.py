@@ -1,122 +1,179 @@
-"""A corpus on disk: manifest, sentences and token table (HDF5), a FAISS index per layer and kind.
+"""A corpus on disk, opened and verified: manifest, token table (HDF5), a FAISS index per layer
+and kind.
 
 Layout of a corpus directory::
 
-    manifest.json            written last: its presence marks a complete corpus
-    tokens.h5                sentences, row offsets, the token table (labels as categorical codes)
+    manifest.json               written last: its presence marks a complete corpus
+    tokens.h5                   sentences, row offsets, the token table (see :mod:`.tokens_file`)
     index/embedding_<l>.faiss   hidden_states[l + 1] (the output of layer l), L2-normalised
     index/context_<l>.faiss     contexts[l] (per-head attention-weighted values), L2-normalised
+    index/rotation_<d>.faiss    the rotation in front of every index of d dimensions (RR specs)
+
+A corpus directory is untrusted input (corpora are shared): :meth:`Corpus.open` validates the
+manifest (:mod:`.manifest`), holds every file open (:mod:`.files`: an open corpus keeps serving
+the build it opened, even while the directory is rebuilt), checks sizes, the token table's
+structure and every index file's structure before any is used (:mod:`.tokens_file`,
+:mod:`.faiss_file`), and checks every file's SHA-256 before its content is used.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-import h5py
+import faiss
 import numpy as np
 import pandas as pd
 
-from ..errors import CorpusError
+from ..errors import CorpusError, InputError
 from . import index as ix
+from . import manifest as mf
 from .annotate import LABELS
+from .faiss_file import IndexShape, check_index_file, check_rotation_file, read_index, read_rotation
+from .files import BuildFiles
+from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
+from .tokens_file import SPAN_COLUMNS, TokenFile
 
-FORMAT = "exbert-widget-corpus"
-FORMAT_VERSION = 2  # 2: index positions map to token rows through `index_rows`
-MANIFEST = "manifest.json"
-TOKENS = "tokens.h5"
-KINDS = ("embedding", "context")
+__all__ = ["FORMAT", "FORMAT_VERSION", "KINDS", "MANIFEST", "TOKENS", "Corpus", "CorpusError"]
+
 RESULT_COLUMNS = ["sentence_id", "token_index", "score", "token", "pos", "dep", "ent", "sentence"]
-
-
-def index_path(root: Path, kind: str, layer: int) -> Path:
-    return root / "index" / f"{kind}_{layer}.faiss"
+#: Extra hit columns: the matched token's characters in ``sentence`` and its whole word's.
+WORD_COLUMNS = ["whole_word", "word_start", "word_end", "token_start", "token_end"]
+VERIFY = ("fast", "full")
 
 
 class Sentences(Sequence):
     """The corpus sentences, indexable by sentence_id, read from HDF5 on demand."""
 
-    def __init__(self, dataset: h5py.Dataset) -> None:
-        self._data = dataset
+    def __init__(self, tokens: TokenFile) -> None:
+        self._tokens = tokens
 
     def __len__(self) -> int:
-        return len(self._data)
+        return self._tokens.n_sentences
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [s.decode("utf-8") for s in self._data[i]]
+            return self._tokens.sentences(i)
         i = int(i)
         if not -len(self) <= i < len(self):
             raise IndexError(f"sentence_id {i} out of range 0..{len(self) - 1}")
-        return self._data[i].decode("utf-8")
+        return self._tokens.sentences(i % len(self))
 
 
 class Corpus:
-    """A reference corpus built by :func:`build_corpus`, opened lazily.
+    """A reference corpus built by :func:`build_corpus`, opened with :meth:`open`.
 
     ``corpus.sentences[sentence_id]`` gives a sentence, ``corpus.tokens`` the token table (a
     DataFrame), ``corpus.search(vector, layer, by=..., k=...)`` the nearest tokens.
     """
 
-    def __init__(self, root: Path, manifest: dict) -> None:
+    def __init__(self, root: Path, manifest: dict, files: BuildFiles, tokens: TokenFile) -> None:
         self.root = root
         self.manifest = manifest
-        self._h5 = h5py.File(root / TOKENS, "r")
-        self.sentences = Sentences(self._h5["sentences"])
-        self._offsets = self._h5["sentence_offsets"][:]
-        rows = self._h5.get("index_rows")  # absent (format 1): index position = token row
-        self._index_rows = None if rows is None else rows[:]
-        self._indexes: dict[tuple[str, int], object] = {}
-        if (
-            len(self._offsets) != manifest["counts"]["sentences"] + 1
-            or int(self._offsets[-1]) != manifest["counts"]["tokens"]
-        ):
-            raise CorpusError(f"{root}: the token table does not match the manifest's counts.")
+        self._files = files
+        self._tokens_file = tokens
+        self._spec = ix.IndexSpec.parse(manifest["index"])
+        self.sentences = Sentences(tokens)
+        self._offsets = tokens.offsets()
+        self._index_rows = tokens.index_rows()
+        self._indexes: dict[tuple[str, int], faiss.Index] = {}
+        self._rotations: dict[int, faiss.VectorTransform] = {}
+        self._lock = threading.RLock()  # lazy loads may come from several threads
+        self._closed = False
 
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: str | os.PathLike) -> Corpus:
-        """Open a corpus directory, checking that it is complete and of a format we read."""
+    def open(
+        cls, directory: str | os.PathLike, verify: str = "fast", progress: bool = True
+    ) -> Corpus:
+        """Open a corpus directory, verified.
+
+        Both modes check the manifest (types, ranges, format version), every file's presence
+        and size, the token table's checksum and structure (shapes, types, no links or storage
+        outside the file) and every index file's structure against the manifest (type,
+        dimension, vector count, every size field against the file's real size). ``"fast"``
+        checks each index file's checksum when it is first loaded, before its first search;
+        ``"full"`` checks every checksum now. Corpora of format 2 (built before checksums) open
+        with a warning, with the structural checks only.
+
+        Args:
+            directory: the corpus directory (:func:`build_corpus`'s ``out_dir``).
+            verify: ``"fast"`` (default) or ``"full"``.
+            progress: a progress bar while ``"full"`` hashes a large corpus (1 GB and more).
+
+        Warns:
+            UserWarning: a corpus of format 2, whose contents cannot be verified.
+
+        Raises:
+            CorpusError: naming the file and what is wrong with it.
+            InputError: ``verify`` is not ``"fast"`` or ``"full"``.
+        """
+        if verify not in VERIFY:
+            raise InputError(f"verify must be 'fast' or 'full', got {verify!r}.")
         root = Path(directory)
         if not root.is_dir():
             raise CorpusError(
                 f"No corpus at {str(root)!r}: not a directory. Build one with "
                 "ew.build_corpus(source, lm, out_dir) or `exbert corpus build`."
             )
-        path = root / MANIFEST
-        if not path.is_file():
-            raise CorpusError(
-                f"{str(root)!r} holds no {MANIFEST}: it is not a corpus, or its build did not "
-                "finish. Build it again."
+        manifest = mf.read(root)
+        if manifest["format_version"] < 3:
+            warnings.warn(
+                f"{str(root)!r} was built before corpora carried checksums (format "
+                f"{manifest['format_version']}): its structure is checked, its contents cannot "
+                "be. Rebuild it to have them verified.",
+                stacklevel=2,
             )
+        records = manifest.get("files") or dict.fromkeys(mf.data_files(manifest))
+        files = BuildFiles(root, records)
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorpusError(f"{path} is corrupt ({exc}); build the corpus again.") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise CorpusError(f"{path} is not an exbert-widget corpus manifest.")
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CorpusError(
-                f"{str(root)!r} has corpus format {version}, newer than this exbert-widget reads "
-                f"({FORMAT_VERSION}); upgrade exbert-widget."
-            )
-        missing = [
-            str(p.relative_to(root))
-            for p in [root / TOKENS]
-            + [index_path(root, k, layer) for k in KINDS for layer in range(manifest["layers"])]
-            if not p.is_file()
-        ]
-        if missing:
-            raise CorpusError(f"{str(root)!r} is incomplete: missing {', '.join(missing[:4])}.")
+            return cls._verified(root, manifest, files, verify, progress)
+        except BaseException:
+            files.close()
+            raise
+
+    @classmethod
+    def _verified(cls, root, manifest, files: BuildFiles, verify: str, progress: bool) -> Corpus:
+        held = files[TOKENS]
+        held.verify()  # before HDF5 parses a byte of it
+        tokens = TokenFile(held, manifest)
         try:
-            return cls(root, manifest)
-        except (OSError, KeyError) as exc:
-            raise CorpusError(f"{root / TOKENS} is unreadable ({exc}); build again.") from exc
+            corpus = cls(root, manifest, files, tokens)
+        except BaseException:
+            tokens.close()
+            raise
+        try:
+            corpus._check_index_files()
+            if verify == "full":
+                files.verify_all(progress)
+        except BaseException:
+            corpus.close()
+            raise
+        return corpus
+
+    def _check_index_files(self) -> None:
+        """Every index and rotation file walked against the manifest, without FAISS."""
+        for kind in KINDS:
+            for layer in range(self.manifest["layers"]):
+                check_index_file(self._files[mf.index_name(kind, layer)], self._shape(kind))
+        if self._spec.rotate:
+            for dim in {self._dim(kind) for kind in KINDS}:
+                check_rotation_file(self._files[mf.rotation_name(dim)], dim)
+
+    def _dim(self, kind: str) -> int:
+        return self.manifest["hidden_size" if kind == "embedding" else "context_size"]
+
+    def _shape(self, kind: str) -> IndexShape:
+        spec = self._spec
+        return IndexShape(
+            self._dim(kind), self.manifest["counts"]["tokens"], spec.quantizer, spec.nlist
+        )
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -127,12 +184,33 @@ class Corpus:
         )
 
     def close(self) -> None:
-        self._h5.close()
+        """Close the corpus's files (indexes already loaded stay usable)."""
+        self._closed = True
+        self._tokens_file.close()
+        self._files.close()
+
+    def __del__(self) -> None:
+        # a corpus left to the garbage collector closes its files quietly
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> Corpus:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- the model it belongs to -------------------------------------------------------------------
 
     def check_model(self, lm) -> None:
-        """Refuse a model other than the one this corpus was built with."""
+        """Refuse a model other than the one this corpus was built with.
+
+        Raises:
+            CorpusError: naming both models.
+        """
         m = self.manifest
         if lm.fingerprint != m["fingerprint"] or lm.num_layers != m["layers"]:
             raise CorpusError(
@@ -144,24 +222,22 @@ class Corpus:
 
     # -- the token table ---------------------------------------------------------------------------
 
-    def _column(self, name: str, rows=slice(None)) -> np.ndarray:
-        data = self._h5["tokens"][name]
-        if f"{name}_vocab" in self._h5["tokens"]:
-            vocab = self._vocab(name)
-            return vocab[data[rows]]
-        values = data[rows]
-        if values.dtype.kind == "O" or values.dtype.kind == "S":
-            return np.array([v.decode("utf-8") for v in values], dtype=object)
-        return values
+    def _column(self, name: str) -> np.ndarray:
+        with self._lock:
+            self._check_open()
+            return self._tokens_file.column(name, self._offsets)
 
-    def _vocab(self, name: str) -> np.ndarray:
-        cache = self.__dict__.setdefault("_vocabs", {})
-        if name not in cache:
-            raw = self._h5["tokens"][f"{name}_vocab"][:]
-            cache[name] = np.array([v.decode("utf-8") for v in raw], dtype=object)
-        return cache[name]
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CorpusError(f"The corpus {str(self.root)!r} is closed; open it again.")
 
-    def _table(self, rows=slice(None)) -> pd.DataFrame:
+    @cached_property
+    def tokens(self) -> pd.DataFrame:
+        """Every stored token: sentence_id, token_index, token, pos, tag, dep, lemma, ent,
+        ent_iob, head (token index of the syntactic head's first token, -1 for none), is_stop,
+        special, word (spaCy word index in the sentence, -1 for special tokens) and, from
+        format 3, start, end (the token's characters in its sentence), word_start, word_end
+        (its whole word's; -1 for special tokens)."""
         cols = [
             "sentence_id",
             "token_index",
@@ -172,14 +248,9 @@ class Corpus:
             "special",
             "word",
         ]
-        return pd.DataFrame({name: self._column(name, rows) for name in cols})
-
-    @cached_property
-    def tokens(self) -> pd.DataFrame:
-        """Every stored token: sentence_id, token_index, token, pos, tag, dep, lemma, ent,
-        ent_iob, head (token index of the syntactic head's first token, -1 for none), is_stop,
-        special, word (spaCy word index in the sentence, -1 for special tokens)."""
-        return self._table()
+        if self._tokens_file.has("start"):
+            cols += list(SPAN_COLUMNS)
+        return pd.DataFrame({name: self._column(name) for name in cols})
 
     def sentence_tokens(self, sentence_id: int) -> pd.DataFrame:
         """One sentence's rows of the token table, in token order.
@@ -187,25 +258,54 @@ class Corpus:
         The table is read once and kept: a search shows ~50 sentences, and ~13 compressed HDF5
         reads per sentence would cost more than the whole search.
         """
-        start, end = self._offsets[int(sentence_id)], self._offsets[int(sentence_id) + 1]
+        start, end = self._sentence_rows(sentence_id)
         return self.tokens.iloc[start:end].reset_index(drop=True)
+
+    def _sentence_rows(self, sentence_id: int) -> tuple[int, int]:
+        sid = int(sentence_id)
+        if not 0 <= sid < len(self.sentences):
+            raise IndexError(f"sentence_id {sid} out of range 0..{len(self.sentences) - 1}")
+        return int(self._offsets[sid]), int(self._offsets[sid + 1])
 
     def sentence_labels(self, sentence_id: int) -> dict[str, list[str]]:
         """token, pos, dep and ent of one sentence's tokens, as lists: what a search hit shows,
         ~20x faster than slicing :meth:`sentence_tokens`."""
-        start, end = self._offsets[int(sentence_id)], self._offsets[int(sentence_id) + 1]
+        start, end = self._sentence_rows(sentence_id)
         columns = self._hit_columns
         return {name: columns[name][start:end].tolist() for name in ("token", "pos", "dep", "ent")}
 
+    def sentence_words(self, sentence_id: int) -> pd.DataFrame:
+        """Per token of one sentence: ``token``, ``whole_word`` (the text of the spaCy word it
+        lies in, joined with the word's other pieces: ``alnwick`` for ``##n``), ``word_start``,
+        ``word_end`` (that word's characters in the sentence) and ``token_start``,
+        ``token_end`` (the token's own). Special tokens get an empty word and -1 spans; corpora
+        of format 2 (no offsets stored) give each token as its own word, spans -1."""
+        start, end = self._sentence_rows(sentence_id)
+        rows = np.arange(start, end)
+        sentence = self.sentences[sentence_id]
+        return pd.DataFrame(
+            {"token": self._hit_columns["token"][rows], **self._words(rows, [sentence] * len(rows))}
+        )
+
     # -- search ------------------------------------------------------------------------------------
 
-    def _index(self, kind: str, layer: int):
+    def _index(self, kind: str, layer: int) -> faiss.Index:
+        """The index of ``kind`` at ``layer``, read (and its checksum checked) on first use."""
         key = (kind, layer)
-        if key not in self._indexes:
-            self._indexes[key] = ix.load(
-                index_path(self.root, kind, layer), int(self.manifest.get("nprobe", 48))
-            )
-        return self._indexes[key]
+        with self._lock:
+            if key not in self._indexes:
+                self._check_open()
+                index = read_index(self._files[mf.index_name(kind, layer)], self._shape(kind))
+                if self._spec.rotate:
+                    index = faiss.IndexPreTransform(self._rotation(self._dim(kind)), index)
+                ix.prepare(index, self.manifest["nprobe"])
+                self._indexes[key] = index
+            return self._indexes[key]
+
+    def _rotation(self, dim: int) -> faiss.VectorTransform:
+        if dim not in self._rotations:
+            self._rotations[dim] = read_rotation(self._files[mf.rotation_name(dim)], dim)
+        return self._rotations[dim]
 
     def search(
         self,
@@ -215,6 +315,9 @@ class Corpus:
         k: int = 50,
         heads: Sequence[int] | None = None,
         lm=None,
+        *,
+        exclude_sentences: Iterable[int] = (),
+        max_per_sentence: int | None = None,
     ) -> pd.DataFrame:
         """The ``k`` stored tokens nearest (by cosine) to ``vector`` at ``layer``, best first.
 
@@ -225,67 +328,126 @@ class Corpus:
         their decoded vectors. Without ``heads``, candidates (4 x k) are re-ranked the same way
         over all dimensions. Pass ``lm`` (the model that computed ``vector``) to have the corpus
         refuse a model other than its own (:meth:`check_model`).
+
+        ``exclude_sentences`` leaves out hits in those sentences; ``max_per_sentence`` keeps at
+        most that many hits from one sentence (the best ones). Either way, more candidates are
+        fetched until ``k`` hits are found or the corpus has no more.
+
+        Hits carry ``sentence_id``, ``token_index``, ``score``, ``token``, ``pos``, ``dep``,
+        ``ent``, ``sentence``, and the whole word around the matched token: ``whole_word``,
+        ``word_start``, ``word_end``, ``token_start``, ``token_end`` (see
+        :meth:`sentence_words`).
+
+        Raises:
+            InputError: an unknown ``by``, a layer, head, sentence id or dimension out of range,
+                ``k`` or ``max_per_sentence`` below 1.
+            CorpusError: another model's ``lm``, or an index file found damaged when loaded.
         """
         if lm is not None:
             self.check_model(lm)
+        query, accept = self._check_query(vector, layer, by, k, exclude_sentences, max_per_sentence)
+        index = self._index(by, layer)
+        if heads is not None and by == "context" and len(heads) < self.manifest["heads"]:
+            ids, scores = self._restricted(index, query, heads, k, layer, accept)
+        else:
+            ids, scores = ix.search(index, query, k, accept=accept)
+        return self._hits(ids, scores)
+
+    def _check_query(self, vector, layer, by, k, exclude, most):
         m = self.manifest
         if by not in KINDS:
-            raise ValueError(f"by must be 'embedding' or 'context', got {by!r}.")
+            raise InputError(f"by must be 'embedding' or 'context', got {by!r}.")
         if not 0 <= layer < m["layers"]:
-            raise ValueError(
+            raise InputError(
                 f"layer {layer} is out of range: this corpus has 0..{m['layers'] - 1}."
             )
-        width = m["hidden_size"] if by == "embedding" else m["context_size"]
+        width = self._dim(by)
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != width:
-            raise ValueError(
+            raise InputError(
                 f"The query has {query.shape[0]} dimensions, the {by} index {width}: was it "
                 f"computed with {m['model']!r}?"
             )
         if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}.")
-        index = self._index(by, layer)
-        k = min(k, index.ntotal)
-        if heads is not None and by == "context" and len(heads) < m["heads"]:
-            ids, scores = self._restricted(index, query, heads, k, layer)
-        else:
-            ids, scores = ix.search(index, query, k)
-        return self._hits(ids, scores)
+            raise InputError(f"k must be at least 1, got {k}.")
+        return query, self._acceptor(exclude, most)
 
-    def _restricted(self, index, query, heads, k, layer):
+    def _acceptor(self, exclude: Iterable[int], most: int | None) -> Callable | None:
+        """A filter over candidate index positions (best first) for the sentence options."""
+        excluded_ids = np.asarray(list(exclude), dtype=np.int64)
+        n = len(self.sentences)
+        if excluded_ids.size and (excluded_ids.min() < 0 or excluded_ids.max() >= n):
+            raise InputError(f"exclude_sentences must hold sentence ids in 0..{n - 1}.")
+        if most is not None and (type(most) is not int or most < 1):
+            raise InputError(f"max_per_sentence must be None or at least 1, got {most!r}.")
+        if not excluded_ids.size and most is None:
+            return None
+        excluded = np.zeros(n, dtype=bool)
+        excluded[excluded_ids] = True
+
+        def accept(positions: np.ndarray) -> np.ndarray:
+            sentence = self._sentence_of_position(positions)
+            keep = ~excluded[sentence]
+            if most is not None:
+                keep &= _rank_in_group(np.where(keep, sentence, -1)) < most
+            return keep
+
+        return accept
+
+    def _sentence_of_position(self, positions: np.ndarray) -> np.ndarray:
+        rows = self._index_rows[positions]
+        return np.searchsorted(self._offsets, rows, side="right") - 1
+
+    def _restricted(self, index, query, heads, k, layer, accept):
+        """Head-restricted search: every vector the index visits is scored by its restricted
+        cosine (the restricted inner product over the stored per-head norms); the best are
+        re-ranked on decoded vectors. More are taken (and, for an inverted file, more lists
+        visited) until ``k`` hits pass ``accept``."""
         m = self.manifest
         head_dim = m["context_size"] // m["heads"]
         bad = [h for h in heads if not 0 <= h < m["heads"]]
         if not heads or bad:
-            raise ValueError(f"heads must be a non-empty subset of 0..{m['heads'] - 1}.")
+            raise InputError(f"heads must be a non-empty subset of 0..{m['heads'] - 1}.")
         mask = np.zeros(m["context_size"], dtype=bool)
         for h in heads:
             mask[h * head_dim : (h + 1) * head_dim] = True
         norms = self._head_norms(layer)
-        if norms is None:  # a corpus without per-head norms: restricted candidates from the index
-            return ix.search(index, query, k, mask=mask, candidates=max(10 * k, 500))
-        # Score every vector the index visits by its restricted cosine, from the restricted
-        # inner product and the stored per-head norms; re-rank the best on decoded vectors.
         q = ix.normalise(np.where(mask, query, 0.0))
-        ids, dots = ix.scan(index, q)
-        restricted = np.sqrt(np.square(norms[ids][:, list(heads)]).sum(axis=1))
-        approx = dots / np.maximum(restricted, 1e-6)
-        n = min(len(ids), max(ix.RERANK * k, 200))
-        best = np.argpartition(-approx, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
-        return ix.rerank(index, q, ids[best], k, mask)
+        nprobe = None
+        while True:
+            ids, dots = ix.scan(index, q, nprobe)
+            restricted = np.sqrt(np.square(norms[ids][:, list(heads)]).sum(axis=1))
+            approx = dots / np.maximum(restricted, 1e-6)
+            order = np.argsort(-approx, kind="stable")
+            n = min(len(ids), max(ix.RERANK * k, 200))
+            while True:
+                found, scores = ix.rerank(index, q, ids[order[:n]], None, mask)
+                if accept is not None:
+                    keep = accept(found)
+                    found, scores = found[keep], scores[keep]
+                if len(found) >= k or n >= len(ids):
+                    break
+                n = ix.more_candidates(n, len(found), k, len(ids))
+            wider = ix.wider_nprobe(index, nprobe)
+            if len(found) >= k or wider is None:
+                return found[:k], scores[:k]
+            nprobe = wider
 
-    def _head_norms(self, layer: int) -> np.ndarray | None:
+    def _head_norms(self, layer: int) -> np.ndarray:
         """Per-head norms of the stored (unit) context vectors of ``layer``: [index positions,
         heads]."""
-        cache = self.__dict__.setdefault("_norms", {})
-        if layer not in cache:
-            data = self._h5.get("context_head_norms")
-            cache[layer] = None if data is None else data[layer].astype(np.float32)
-        return cache[layer]
+        with self._lock:
+            cache = self.__dict__.setdefault("_norms", {})
+            if layer not in cache:
+                self._check_open()
+                cache[layer] = self._tokens_file.head_norms(layer)
+            return cache[layer]
 
     @cached_property
     def _hit_columns(self) -> dict[str, np.ndarray]:
-        columns = ("sentence_id", "token_index", "token", "pos", "dep", "ent")
+        columns = ["sentence_id", "token_index", "token", "pos", "dep", "ent"]
+        if self._tokens_file.has("start"):
+            columns += list(SPAN_COLUMNS)
         if "tokens" in self.__dict__:
             return {name: self.tokens[name].to_numpy() for name in columns}
         return {name: self._column(name) for name in columns}
@@ -295,13 +457,47 @@ class Corpus:
         return self.sentences[:]
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-        ids = np.asarray(ids, dtype=np.int64)
-        if self._index_rows is not None:
-            ids = self._index_rows[ids]
+        rows = self._index_rows[np.asarray(ids, dtype=np.int64)]
         columns = self._hit_columns  # loaded once, on the first search
-        data = {name: values[ids] for name, values in columns.items()}
+        data = {name: columns[name][rows] for name in RESULT_COLUMNS if name in columns}
         data["score"] = np.asarray(scores, dtype=np.float32)
         sentences = self._sentence_list
         data["sentence"] = [sentences[s] for s in data["sentence_id"].tolist()]
+        data.update(self._words(rows, data["sentence"]))
         # one DataFrame built in its final column order: inserting and reordering cost more
-        return pd.DataFrame({name: data[name] for name in RESULT_COLUMNS})
+        return pd.DataFrame({name: data[name] for name in RESULT_COLUMNS + WORD_COLUMNS})
+
+    def _words(self, rows: np.ndarray, sentences: list[str]) -> dict[str, Any]:
+        """The WORD_COLUMNS of token rows ``rows`` in their ``sentences``."""
+        columns = self._hit_columns
+        if "start" not in columns:  # format 2: no offsets stored
+            minus = np.full(len(rows), -1, dtype=np.int32)
+            return {
+                "whole_word": columns["token"][rows],
+                "word_start": minus,
+                "word_end": minus,
+                "token_start": minus,
+                "token_end": minus,
+            }
+        starts, ends = columns["word_start"][rows], columns["word_end"][rows]
+        return {
+            "whole_word": np.array(
+                [s[a:b] if a >= 0 else "" for s, a, b in zip(sentences, starts, ends, strict=True)],
+                dtype=object,
+            ),
+            "word_start": starts,
+            "word_end": ends,
+            "token_start": columns["start"][rows],
+            "token_end": columns["end"][rows],
+        }
+
+
+def _rank_in_group(groups: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements share its group (0 for the first)."""
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(ordered)]))
+    rank = np.empty(len(groups), dtype=np.int64)
+    rank[order] = np.arange(len(ordered)) - run_start
+    return rank

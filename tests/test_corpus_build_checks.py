@@ -1,0 +1,154 @@
+"""A build fails before the work: out_dir, then the whole source, then the index spec are
+checked before spaCy loads or the model runs; long runs and long sentences are warned about."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+import exbert_widget as ew
+from exbert_widget.cli import main as cli_main
+from exbert_widget.corpus import build
+from exbert_widget.corpus.text import MAX_RUN_CHARS
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tiny_dirs):
+    return ew.load_model(tiny_dirs["bert"])
+
+
+@pytest.fixture()
+def no_work(monkeypatch, tiny_bert):
+    """Fails the test if spaCy loads or the model encodes anything."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the work started before the inputs were checked")
+
+    monkeypatch.setattr(build, "load_spacy", refuse)
+    monkeypatch.setattr(tiny_bert, "encode", refuse)
+
+
+def test_bad_sources_fail_before_spacy_or_the_model(tiny_bert, tmp_path, no_work):
+    book = tmp_path / "book.txt"
+    book.write_bytes(("A fine first line of prose.\n" * 500 + "and then\x00 a NUL.\n").encode())
+    with pytest.raises(ew.CorpusSourceError, match=r"line 501, column 9: a NUL byte"):
+        ew.build_corpus(book, tiny_bert, tmp_path / "out")
+    with pytest.raises(ew.CorpusSourceError, match="item 2 of the corpus source, line 1"):
+        ew.build_corpus(["Fine.", "Fine too.", "bad \ud834 here"], tiny_bert, tmp_path / "out")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\nCHAPTER I\n\n* * *\n", encoding="utf-8")
+    with pytest.raises(ew.CorpusSourceError, match="no running text"):
+        ew.build_corpus(empty, tiny_bert, tmp_path / "out")
+    with pytest.raises(ValueError, match="Unknown index spec"):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", index="HNSW")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_a_bad_out_dir_fails_first(tiny_bert, tmp_path, no_work):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(ew.CorpusError, match="is a file, not a corpus directory"):
+        ew.build_corpus(tmp_path / "missing.txt", tiny_bert, afile)  # out_dir before source
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ew.CorpusError, match="exists and is not a corpus"):
+        ew.build_corpus(["Some text here."], tiny_bert, foreign)
+    assert afile.read_text() == "mine" and (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_a_line_without_punctuation_is_cut_with_a_warning(tiny_bert, tmp_path):
+    line = " ".join(f"word{i % 97}" for i in range(2_000))  # ~12 kB, no sentence end
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        corpus = ew.build_corpus([line], tiny_bert, tmp_path / "c", progress=False)
+    counts = corpus.manifest["counts"]
+    messages = [str(w.message) for w in record]
+    assert counts["cut"] >= 11
+    assert any(f"cut at spaces {counts['cut']} times" in m for m in messages), messages
+    # this tiny model takes 128 tokens: the 1,000-character pieces are too long for it, and
+    # the warning says how many were truncated
+    pieces = len(corpus.sentences)
+    assert counts["truncated"] == pieces
+    assert any(f"{pieces} of {pieces} sentences have more tokens" in m for m in messages)
+    assert max(len(s) for s in corpus.sentences[:]) <= MAX_RUN_CHARS
+    # nothing of the line is lost
+    assert " ".join(corpus.sentences[:]).split() == line.split()
+
+
+def test_sentences_longer_than_the_model_are_counted_and_warned(tiny_bert, tmp_path):
+    long = "The list went on, " + ", ".join(f"item {i}" for i in range(80)) + "."
+    with pytest.warns(UserWarning, match="it was truncated"):
+        assert len(tiny_bert.encode(long)) == tiny_bert.max_length
+    with pytest.warns(UserWarning, match=r"1 of 2 sentences have more tokens than .* \(128\)"):
+        corpus = ew.build_corpus(
+            [long, "A short one here."], tiny_bert, tmp_path / "c", progress=False
+        )
+    assert corpus.manifest["counts"]["truncated"] == 1
+
+
+def test_cli_checks_source_and_out_dir_before_loading_the_model(tmp_path, capsys):
+    """A model path that does not exist: had it been loaded first, its error would show."""
+    model = str(tmp_path / "no-such-model")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"Some prose.\n\x00\n")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (tmp_path / "missing.txt", tmp_path / "o", "is not a file"),
+        (empty, tmp_path / "o", "holds no running text"),
+        (nul, tmp_path / "o", "line 2, column 1: a NUL byte"),
+        (empty, afile, "is a file, not a corpus directory"),
+    ]
+    for source, out, message in cases:
+        code = cli_main(["corpus", "build", str(source), "--model", model, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert "no-such-model" not in err
+    code = cli_main(
+        [
+            "corpus",
+            "build",
+            str(nul),
+            "--model",
+            model,
+            "--out",
+            str(tmp_path / "o"),
+            "--index",
+            "X",
+        ]
+    )
+    assert code == 2 and "NUL" in capsys.readouterr().err
+
+
+def test_cli_build_of_a_clean_source_reaches_the_model(tmp_path, capsys):
+    book = tmp_path / "book.txt"
+    book.write_text("It was a fine morning, and the town was quiet.\n", encoding="utf-8")
+    code = cli_main(
+        [
+            "corpus",
+            "build",
+            str(book),
+            "--model",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "nope" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_info_prints_the_verified_manifest(tiny_bert, tmp_path, capsys):
+    corpus = ew.build_corpus(
+        ["It was a fine morning in town."], tiny_bert, tmp_path / "c", progress=False
+    )
+    assert cli_main(["corpus", "info", str(corpus.root)]) == 0
+    assert json.loads(capsys.readouterr().out) == corpus.manifest
+    assert cli_main(["corpus", "info", str(tmp_path / "none")]) == 2
+    assert "not a directory" in capsys.readouterr().err
