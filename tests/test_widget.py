@@ -23,14 +23,17 @@ def view(minilm) -> ew.ExBertView:
 
 
 def _count_forward(lm, monkeypatch) -> list[int]:
+    """Counts full forward passes: each runs the input embeddings once (recomputing one layer's
+    attention on demand does not)."""
     calls: list[int] = []
-    original = lm.forward
+    embeddings = lm.model.get_input_embeddings()
+    original = embeddings.forward
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(lm, "forward", counting)
+    monkeypatch.setattr(embeddings, "forward", counting)
     return calls
 
 

@@ -258,7 +258,7 @@ def read_rotation(held: HeldFile, d: int) -> faiss.LinearTransform:
     """
     check_rotation_file(held, d)
     vt = _stream(held, faiss.read_VectorTransform)  # the owning object: a downcast view is not
-    a = faiss.vector_to_array(faiss.downcast_VectorTransform(vt).A).reshape(d, d)
+    a = faiss.vector_to_array(faiss.downcast_VectorTransform(vt).A).reshape(d, d)  # type: ignore[attr-defined]
     a = a.astype(np.float64)
     if not np.isfinite(a).all() or np.abs(a @ a.T - np.eye(d)).max() > 1e-4:
         raise held.error(
@@ -269,7 +269,7 @@ def read_rotation(held: HeldFile, d: int) -> faiss.LinearTransform:
 
 def _stream(held: HeldFile, reader_function):
     read, finish = held.streaming_reader()
-    reader = faiss.PyCallbackIOReader(read, CHUNK)
+    reader = faiss.PyCallbackIOReader(read, CHUNK)  # type: ignore[attr-defined]
     try:
         loaded = reader_function(reader)
     except RuntimeError as exc:
@@ -291,13 +291,13 @@ def _check_loaded_index(held: HeldFile, index: faiss.Index, shape: IndexShape) -
     if sq is not None and not np.isfinite(faiss.vector_to_array(sq.trained)).all():
         raise held.error("has non-finite quantizer ranges; build the corpus again")
     if shape.quantizer == "Flat" and ivf is None:
-        if not np.isfinite(faiss.vector_to_array(index.codes).view(np.float32)).all():
+        if not np.isfinite(faiss.vector_to_array(index.codes).view(np.float32)).all():  # type: ignore[attr-defined]
             raise held.error("holds non-finite vectors; build the corpus again")
 
 
 def _check_inverted_lists(held: HeldFile, ivf, shape: IndexShape) -> None:
     quantizer = faiss.downcast_index(ivf.quantizer)
-    centroids = faiss.vector_to_array(quantizer.codes).view(np.float32)
+    centroids = faiss.vector_to_array(quantizer.codes).view(np.float32)  # type: ignore[attr-defined]
     if not np.isfinite(centroids).all():
         raise held.error("has non-finite list centroids; build the corpus again")
     lists = faiss.downcast_InvertedLists(ivf.invlists)

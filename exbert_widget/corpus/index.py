@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -147,8 +148,11 @@ def _ivf(index: faiss.Index):
 def _rotated(index: faiss.Index) -> tuple[faiss.VectorTransform, faiss.Index] | None:
     """(the transform, the index behind it) of an index with one transform in front, else None."""
     outer = faiss.downcast_index(index)
-    if isinstance(outer, faiss.IndexPreTransform) and outer.chain.size() == 1:
-        return faiss.downcast_VectorTransform(outer.chain.at(0)), faiss.downcast_index(outer.index)
+    if not isinstance(outer, faiss.IndexPreTransform):
+        return None
+    chain: Any = outer.chain  # a SWIG vector; FAISS's stubs call it a list
+    if chain.size() == 1:
+        return faiss.downcast_VectorTransform(chain.at(0)), faiss.downcast_index(outer.index)
     return None
 
 
@@ -300,7 +304,8 @@ def _params(index: faiss.Index, nprobe: int | None):
     if _rotated(index):
         outer = faiss.SearchParametersPreTransform()
         outer.index_params = ivf
-        outer.referenced = ivf  # keep the inner parameters alive as long as the outer ones
+        # keep the inner parameters alive as long as the outer ones (an attribute of our own)
+        outer.referenced = ivf  # type: ignore[attr-defined]
         return outer
     return ivf
 

@@ -74,7 +74,8 @@ class LanguageModel:
         name: str,
         device: torch.device,
     ) -> None:
-        self.model = model.to(device).eval()
+        # transformers types `to` as its own wrapper, which rejects a device argument
+        self.model = model.to(device).eval()  # type: ignore[arg-type]
         self.tokenizer = tokenizer
         self.kind: Kind = kind
         self.has_lm_head = has_lm_head
@@ -208,6 +209,7 @@ class LanguageModel:
             raise InputError(f"A sentence must be a str, got {type(text).__name__}.")
         if not text.strip():
             raise InputError("The sentence is empty: type some text to analyse.")
+        _check_encodable(text)
         enc, truncated = self._tokenize(text, warn)
         ids = list(enc["input_ids"])
         special = [bool(s) for s in enc["special_tokens_mask"]]
@@ -476,7 +478,7 @@ class LanguageModel:
         modules, index = self._attention_modules
         if not modules:
             full = self.forward(encodings, hidden_states=False, contexts=False)
-            return [a.attentions[layer] for a in full]
+            return [a.attention(layer) for a in full]
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
         # longest first, so that two threads finish together
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)][::-1]
@@ -610,6 +612,18 @@ def _stack_weights(tensors, name: str) -> np.ndarray:
     return _stack(tensors)
 
 
+def _check_encodable(text: str) -> None:
+    """Tokenizers take valid Unicode only: a lone surrogate (from a broken decode, say) makes
+    them raise a bare TypeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"The sentence has an invalid character {text[exc.start]!r} at position {exc.start} "
+            "(a lone surrogate, not Unicode text); remove it or decode the text properly."
+        ) from exc
+
+
 def load_model(
     name_or_path: str | None = None,
     *,
@@ -658,7 +672,7 @@ def load_model(
             raise ModelLoadError("Pass either name_or_path or model=, not both.")
         model, detected, has_head = prepare_given(model, kind)
         if wanted is not None:
-            model.to(wanted)  # in place, as the move to the device
+            model.to(wanted)  # type: ignore[arg-type]  # in place, as the move to the device
         name = getattr(model.config, "_name_or_path", "") or type(model).__name__
     elif name_or_path is None:
         raise ModelLoadError("Give a hub name or local directory, or both model= and tokenizer=.")

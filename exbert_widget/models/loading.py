@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import transformers
@@ -225,12 +225,11 @@ def load_pretrained(
     }
     try:
         with _quiet_transformers():
-            model, info = head_class.from_pretrained(
-                name_or_path, output_loading_info=True, **common
-            )
+            loaded = head_class.from_pretrained(name_or_path, output_loading_info=True, **common)
+        model, info = cast(tuple[PreTrainedModel, dict], loaded)  # typed as the model alone
         has_head = not _head_missing(model, info.get("missing_keys", ()))
         if not has_head:
-            model = model.base_model
+            model = cast(PreTrainedModel, model.base_model)
     except ValueError:
         # No LM-head class for this architecture: the bare model still has attention to show.
         try:

@@ -1,36 +1,30 @@
 """What the widget reads from an Analysis, one layer at a time.
 
-The one place the widget touches ``Analysis.attentions`` / ``hidden_states`` / ``contexts``:
-when the engine computes layers on demand (``a.attention(layer)``), only these change.
+The one place the widget touches an analysis's arrays: attention and contexts are asked for one
+layer at a time (the engine computes a layer's attention on demand), never all layers at once.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..models import Analysis
 
 
-def _missing(what: str) -> RuntimeError:
-    return RuntimeError(f"This analysis was run without {what}; the view needs them.")
-
-
 def layer_attention(analysis: Analysis, layer: int) -> np.ndarray:
-    """float32 ``[num_heads, n, n]`` attention of ``layer``."""
-    if analysis.attentions is None:
-        raise _missing("attentions")
-    return analysis.attentions[layer]
+    """float16 ``[num_heads, n, n]`` attention of ``layer`` for the wire, computed on demand and
+    cast where it lives (on the model's device), so only half the bytes reach the host."""
+    return analysis.attention_tensor(layer).to(torch.float16).cpu().numpy()
 
 
 def layer_output(analysis: Analysis, layer: int) -> np.ndarray:
     """float32 ``[n, hidden]``: the output of ``layer`` (``hidden_states[layer + 1]``)."""
     if analysis.hidden_states is None:
-        raise _missing("hidden states")
+        raise RuntimeError("This analysis was run without hidden states; the view needs them.")
     return analysis.hidden_states[layer + 1]
 
 
 def layer_context(analysis: Analysis, layer: int) -> np.ndarray:
     """float32 ``[n, num_heads * head_dim]``: the per-head contexts of ``layer``."""
-    if analysis.contexts is None:
-        raise _missing("contexts")
-    return analysis.contexts[layer]
+    return analysis.context(layer)
