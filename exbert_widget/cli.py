@@ -36,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("directory")
     info.add_argument(
         "--verify",
-        choices=("fast", "full"),
-        default="fast",
-        help="fast: structure, sizes and the token table's checksum (default); full: every "
-        "file's checksum",
+        choices=("manifest", "fast", "full"),
+        default="manifest",
+        help="manifest: read and check the manifest only, instantly (default); fast: open the "
+        "corpus (structure, sizes, the token table's checksum); full: every file's checksum",
     )
     return parser
 
@@ -74,9 +74,20 @@ def _build(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .corpus import manifest
+    from .errors import CorpusError
+
+    root = Path(args.directory)
+    if not root.is_dir():
+        raise CorpusError(f"No corpus at {str(root)!r}: not a directory.")
+    if args.verify == "manifest":  # no FAISS, HDF5 or pandas to import: answers at once
+        print(json.dumps(manifest.read(root), indent=2))
+        return
     from .corpus.store import Corpus
 
-    with Corpus.open(args.directory, verify=args.verify) as corpus:
+    with Corpus.open(root, verify=args.verify) as corpus:
         print(json.dumps(corpus.manifest, indent=2))
 
 

@@ -148,7 +148,11 @@ def test_cli_info_prints_the_verified_manifest(tiny_bert, tmp_path, capsys):
     corpus = ew.build_corpus(
         ["It was a fine morning in town."], tiny_bert, tmp_path / "c", progress=False
     )
-    assert cli_main(["corpus", "info", str(corpus.root)]) == 0
-    assert json.loads(capsys.readouterr().out) == corpus.manifest
+    for verify in ("manifest", "fast", "full"):
+        assert cli_main(["corpus", "info", str(corpus.root), "--verify", verify]) == 0
+        assert json.loads(capsys.readouterr().out) == corpus.manifest
+    (corpus.root / "manifest.json").write_text('{"format": 1}')
+    assert cli_main(["corpus", "info", str(corpus.root)]) == 2
+    assert "manifest" in capsys.readouterr().err
     assert cli_main(["corpus", "info", str(tmp_path / "none")]) == 2
     assert "not a directory" in capsys.readouterr().err

@@ -18,10 +18,21 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, BertForMaskedLM
 
 from ..errors import ModelLoadError
+from .loading import _quiet_transformers as quiet_transformers
 
 DEMO_NAME = "demo"
 DEMO_LABEL = "all-MiniLM-L6-v2 + demo MLM head"
 HEAD_FILE = "demo_mlm_head.safetensors"
+
+
+def is_demo_name(name_or_path: object, tokenizer: object = None) -> bool:
+    """``"demo"`` names the demo model, unless a local directory of that name exists."""
+    return (
+        isinstance(name_or_path, str)
+        and name_or_path == DEMO_NAME
+        and tokenizer is None
+        and not Path(DEMO_NAME).exists()
+    )
 
 
 def head_path() -> Path:
@@ -70,9 +81,10 @@ def load_demo_parts() -> tuple[BertForMaskedLM, object]:
     """
     path = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = BertForMaskedLM.from_pretrained(
-        str(path), attn_implementation="eager", dtype=torch.float32
-    )
+    with quiet_transformers():  # its report lists the head as missing: it is added below
+        model = BertForMaskedLM.from_pretrained(
+            str(path), attn_implementation="eager", dtype=torch.float32
+        )
     head_keys = {n for n, _ in model.named_parameters() if n.startswith("cls.")}
     with safe_open(str(head_path()), framework="pt") as f:
         state = {key: f.get_tensor(key) for key in f.keys()}

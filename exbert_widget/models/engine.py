@@ -21,6 +21,7 @@ from . import attention as attention_impl
 from . import probe
 from .analysis import Analysis, Encoding
 from .contexts import capture_contexts, find_projections
+from .demo import DEMO_LABEL, is_demo_name, load_demo_parts
 from .generation import Generation, check_request, greedy
 from .layers import (
     CHUNK_BYTES,
@@ -642,7 +643,10 @@ def load_model(
     computed by the model's own eager attention.
 
     Args:
-        name_or_path: a Hugging Face hub name (``"bert-base-cased"``) or a local directory.
+        name_or_path: a Hugging Face hub name (``"bert-base-cased"``), a local directory, or
+            ``"demo"``: the offline demo model (all-MiniLM-L6-v2 with a masked-LM head trained
+            by this project, see ``exbert_widget.models.demo``; a local directory named
+            ``demo`` wins).
         model, tokenizer: already-loaded transformers objects, instead of a name; or
             ``tokenizer`` alone with a name, for a checkpoint saved without its tokenizer.
         kind: force ``"bidirectional"`` or ``"autoregressive"`` instead of detecting it. Forcing
@@ -676,6 +680,12 @@ def load_model(
         name = getattr(model.config, "_name_or_path", "") or type(model).__name__
     elif name_or_path is None:
         raise ModelLoadError("Give a hub name or local directory, or both model= and tokenizer=.")
+    elif is_demo_name(name_or_path, tokenizer):
+        model, tokenizer = load_demo_parts()
+        model, detected, has_head = prepare_given(model, kind)
+        if wanted is not None:
+            model.to(wanted)  # type: ignore[arg-type]
+        name = DEMO_LABEL
     else:
         model, tokenizer, detected, has_head = load_pretrained(
             str(name_or_path),

@@ -23,6 +23,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from ..errors import ModelLoadError
+from .hub import hub_options
 from .scopes import transformers_verbosity
 
 Kind = Literal["bidirectional", "autoregressive"]
@@ -190,8 +191,11 @@ def load_pretrained(
     """
     name_or_path = os.fspath(name_or_path)
     source = _describe_source(name_or_path)
+    hub = hub_options(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, **hub
+        )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"Could not load a model config from {source}: {exc.__class__.__name__}: "
@@ -204,7 +208,7 @@ def load_pretrained(
     if not given:
         try:
             tokenizer = AutoTokenizer.from_pretrained(
-                name_or_path, trust_remote_code=trust_remote_code
+                name_or_path, trust_remote_code=trust_remote_code, **hub
             )
         except (OSError, ValueError, TypeError) as exc:
             raise ModelLoadError(
@@ -216,6 +220,7 @@ def load_pretrained(
 
     head_class = AutoModelForMaskedLM if detected == "bidirectional" else AutoModelForCausalLM
     common = {
+        **hub,
         "config": config,  # carries is_decoder where a kind was forced
         "attn_implementation": "eager",
         "trust_remote_code": trust_remote_code,

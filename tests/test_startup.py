@@ -1,0 +1,83 @@
+"""A cheap start: importing the package and the CLI loads no model stack; the hub fails fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import exbert_widget as ew
+from exbert_widget.models import hub
+
+HEAVY = ("torch", "transformers", "faiss", "spacy", "h5py", "anywidget", "pandas")
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"import sys\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    loaded = _modules_after("import exbert_widget as ew; ew.ExbertError, ew.__version__")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_cli_help_loads_no_heavy_library():
+    code = (
+        "from exbert_widget import cli\n"
+        "try:\n    cli.main(['corpus', 'build', '--help'])\nexcept SystemExit:\n    pass"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_public_names_still_resolve():
+    assert ew.load_model.__name__ == "load_model"
+    assert ew.ExBertView.__name__ == "ExBertView" and ew.Corpus.__name__ == "Corpus"
+    assert set(ew.__all__) <= set(dir(ew))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ew.nope  # noqa: B018
+
+
+def test_an_unreachable_hub_fails_with_one_clear_error(monkeypatch, tmp_path):
+    """Not cached, and the hub endpoint does not answer: ModelLoadError from the probe, before
+    transformers starts its retries."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(hub, "_reachable", lambda endpoint: f"{endpoint} refused")
+    with pytest.raises(ew.ModelLoadError, match="cannot be reached.*load_model\\('demo'\\)"):
+        ew.load_model("someone/not-cached-model")
+
+
+def test_the_probe_reports_a_closed_port():
+    # port 9 (discard) on loopback is closed here: the connection is refused at once
+    why = hub._reachable("http://127.0.0.1:9")
+    assert why is not None and "127.0.0.1:9" in why
+
+
+def test_hub_options_use_the_cache_or_stay_out_of_the_way(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert hub.hub_options(str(tmp_path)) == {}  # a local directory
+    monkeypatch.setattr(hub, "_cached", lambda repo: True)
+    assert hub.hub_options("org/cached") == {"local_files_only": True}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "_cached", lambda repo: False)
+    assert hub.hub_options("org/anything") == {}  # the user's offline mode decides
+
+
+def test_corpus_info_reads_the_manifest_without_the_heavy_stack(tiny_dirs, tmp_path):
+    lm = ew.load_model(tiny_dirs["bert"])
+    corpus = ew.build_corpus(["It was a fine morning in town."], lm, tmp_path / "c", progress=False)
+    code = (
+        "from exbert_widget import cli\n"
+        f"assert cli.main(['corpus', 'info', {str(corpus.root)!r}]) == 0"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
