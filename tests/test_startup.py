@@ -51,7 +51,7 @@ def test_an_unreachable_hub_fails_with_one_clear_error(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(hub, "_reachable", lambda endpoint: f"{endpoint} refused")
-    with pytest.raises(ew.ModelLoadError, match="cannot be reached.*load_model\\('demo'\\)"):
+    with pytest.raises(ew.ModelLoadError, match=r"cannot be reached.*load_model\('demo'\)"):
         ew.load_model("someone/not-cached-model")
 
 
