@@ -118,3 +118,47 @@ def test_the_version_is_written_once_and_the_package_is_typed():
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("exbert-widget is not installed here (imported from the checkout)")
     assert installed == ew.__version__
+
+
+def test_optional_command_arguments_may_be_left_out_but_not_mistyped():
+    check_json({"by": "context", "k": 5}, state.SearchArgs, "args")
+    check_json(
+        {"by": "context", "k": 5, "skip_own_sentence": False, "max_per_sentence": None},
+        state.SearchArgs,
+        "args",
+    )
+    with pytest.raises(InputError, match=r"args\.max_per_sentence must be an integer or null"):
+        check_json({"by": "context", "k": 5, "max_per_sentence": 1.5}, state.SearchArgs, "args")
+    with pytest.raises(InputError, match=r"args\.skip_own_sentence must be true or false"):
+        check_json({"by": "context", "k": 5, "skip_own_sentence": "yes"}, state.SearchArgs, "args")
+
+
+def test_arrays_in_command_results_and_the_defaults_reach_the_view():
+    interfaces = contract.Interfaces()
+    interfaces.ts(state.HeadLinesResult)
+    body = interfaces.bodies["HeadLinesResult"]
+    assert "  lines: FloatArray;\n" in body and "  rows: FloatArray;\n" in body
+    ts = contract.render_ts()
+    assert 'export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2' in ts
+    assert state.DEFAULTS["max_new_tokens"] == state.MAX_NEW_TOKENS
+
+
+def test_a_reply_carries_its_arrays_as_buffers_with_their_paths():
+    import numpy as np
+
+    from exbert_widget.widget.commands import Dispatcher
+    from exbert_widget.widget.state import COMMANDS
+
+    sent: list = []
+    array = np.arange(6, dtype=np.uint16).reshape(3, 2)
+    handlers = {name: (lambda _args: {"count": 1}) for name in COMMANDS}
+    handlers["head_lines"] = lambda args: {"head": args["head"], "lines": array}
+    dispatcher = Dispatcher(handlers, send=lambda reply, buffers: sent.append((reply, buffers)))
+    request = {"kind": "exbert-command", "id": "x", "name": "head_lines", "args": {"head": 2}}
+    dispatcher.handle(request)
+    reply, buffers = sent[0]
+    assert reply["result"] == {"head": 2, "lines": {"dtype": "uint16", "shape": [3, 2]}}
+    assert reply["buffer_paths"] == [["result", "lines", "view"]]
+    assert bytes(buffers[0]) == array.tobytes()
+    dispatcher.handle({"kind": "exbert-command", "id": "y", "name": "search", "args": {}})
+    assert "buffer_paths" not in sent[1][0] and sent[1][1] == []

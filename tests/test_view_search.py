@@ -53,7 +53,7 @@ def test_own_sentence_comes_back_first(view, minilm_corpus, by):
     view.sentence = minilm_corpus.sentences[sid]
     view.layer = 2
     view.selected = _first_word(view)
-    hits = view.search(by=by, k=10)
+    hits = view.search(by=by, k=10, skip_own_sentence=False, max_per_sentence=None)
     assert hits is view.hits and len(hits) == 10
     assert (int(hits.sentence_id[0]), int(hits.token_index[0])) == (sid, view.selected)
     assert hits.score.is_monotonic_decreasing
@@ -150,7 +150,7 @@ def test_search_command_replies_and_a_failure_keeps_the_last_hits(view, minilm_c
     reply = command(view, "search", {"by": "embedding", "k": 7})
     assert reply == {"kind": "exbert-reply", "id": "r1", "ok": True, "result": {"count": 7}}
     rows = view.hit_list
-    assert len(rows) == 7 and rows[0]["sentence"] == minilm_corpus.sentences[6]
+    assert len(rows) == 7 and minilm_corpus.sentences[6] not in [r["sentence"] for r in rows]
     view.heads = []
     reply = command(view, "search", {"by": "context", "k": 7})
     assert not reply["ok"] and "at least one selected head" in reply["error"]["message"]
@@ -191,3 +191,87 @@ def test_autoregressive_hits_describe_the_next_token(tiny_dirs, tmp_path):
         assert hit.max_att_index <= hit.token_index  # causal: only backwards
     counts = view.summary("pos", of="match")
     assert counts.to_dict() == hits.next_pos.replace("", "(none)").value_counts().to_dict()
+
+
+# -- a varied first list (issue 15.3) ------------------------------------------------------------
+
+
+def test_the_first_list_is_varied_by_default(view, minilm_corpus):
+    sid = 5
+    view.sentence = minilm_corpus.sentences[sid]
+    view.selected = 2
+    hits = view.search(k=20)
+    assert len(hits) == 20  # k hits still, from further down the ranking
+    assert sid not in set(hits.sentence_id)
+    assert hits.sentence_id.value_counts().max() <= 2
+    assert hits.score.is_monotonic_decreasing
+    everything = view.search(k=20, skip_own_sentence=False, max_per_sentence=None)
+    assert sid in set(everything.sentence_id)
+    assert everything.sentence_id.value_counts().max() > 2  # what the defaults avoid
+    one_each = view.search(k=20, max_per_sentence=1)
+    assert one_each.sentence_id.is_unique and len(one_each) == 20
+    # the defaults leave out exactly the own sentence and cap the rest: the same as the corpus
+    # asked directly with those options
+    expected = minilm_corpus.search(
+        view.analysis.hidden_states[view.layer + 1][2],
+        layer=view.layer,
+        k=20,
+        exclude_sentences=[sid],
+        max_per_sentence=2,
+    )
+    assert list(zip(hits.sentence_id, hits.token_index, strict=True)) == list(
+        zip(expected.sentence_id, expected.token_index, strict=True)
+    )
+
+
+def test_the_own_sentence_is_every_corpus_sentence_with_its_text(view, minilm_corpus):
+    view.sentence = "Not a sentence of this corpus at all, surely."
+    view.selected = 1
+    assert view._own_sentence_ids() == []
+    view.sentence = minilm_corpus.sentences[9]
+    assert view._own_sentence_ids() == [9]
+
+
+def test_hits_carry_whole_words_with_each_pieces_characters(view, minilm_corpus):
+    sid = 15  # "When the railway line from Alnwick was extended in 1934, ..."
+    view.sentence = minilm_corpus.sentences[sid]
+    piece = view.tokens.index("##n")
+    view.selected = piece
+    view.search(k=10, skip_own_sentence=False)
+    row = view.hit_list[0]  # the token itself
+    assert (row["sentence_id"], row["token_index"]) == (sid, piece)
+    ts, te = row["token_spans"][piece]
+    ws, we = row["word_spans"][piece]
+    assert row["whole_word"] == row["sentence"][ws:we] == "Alnwick"
+    assert row["sentence"][ts:te] == "n" and ws < ts < te < we
+    assert view.hits.whole_word[0] == "Alnwick"
+    for row in view.hit_list:
+        words = minilm_corpus.sentence_words(row["sentence_id"])
+        assert row["token_spans"] == words[["token_start", "token_end"]].to_numpy().tolist()
+        assert row["word_spans"] == words[["word_start", "word_end"]].to_numpy().tolist()
+        special = np.asarray(row["special"])
+        assert all(row["token_spans"][j] == [-1, -1] for j in np.flatnonzero(special))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"skip_own_sentence": 1}, "must be true or false"),
+        ({"max_per_sentence": 0}, "between 1 and 1000"),
+        ({"max_per_sentence": "2"}, "must be an integer or null"),
+    ],
+)
+def test_search_options_from_the_view_are_checked(view, minilm_corpus, args, message):
+    view.sentence = minilm_corpus.sentences[6]
+    view.selected = _first_word(view)
+    reply = command(view, "search", {"by": "embedding", "k": 5, **args})
+    assert not reply["ok"] and reply["error"]["type"] == "InputError"
+    assert message in reply["error"]["message"]
+
+
+def test_search_options_from_the_view_reach_the_search(view, minilm_corpus):
+    view.sentence = minilm_corpus.sentences[6]
+    view.selected = _first_word(view)
+    args = {"by": "embedding", "k": 5, "skip_own_sentence": False, "max_per_sentence": None}
+    reply = command(view, "search", args)
+    assert reply["ok"] and view.hit_list[0]["sentence_id"] == 6

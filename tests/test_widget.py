@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import torch
 import traitlets
 from ipywidgets.widgets.widget import _remove_buffers
 
@@ -202,16 +203,109 @@ def test_search_without_corpus_or_selection_is_refused(view):
         view.search()
 
 
-def test_quickstart_table_uses_the_current_analysis(minilm, monkeypatch):
-    """The notebook's last cell tabulates the analysis the view shows, masked token included."""
-    monkeypatch.setattr(ew, "load_model", lambda *_args, **_kw: minilm)  # the session's copy
+@pytest.fixture(scope="module")
+def demo_lm() -> ew.LanguageModel:
+    return ew.load_model("demo")
+
+
+def test_quickstart_masks_a_word_and_shows_the_demo_heads_predictions(demo_lm, monkeypatch):
+    """The notebook masks "city" on the demo model; its table is the view's current analysis."""
+    monkeypatch.setattr(ew, "load_model", lambda *_args, **_kw: demo_lm)  # the module's copy
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     namespace: dict = {}
     for cell in cells:
         if cell["cell_type"] == "code":
             exec("".join(cell["source"]), namespace)
     view, a = namespace["view"], namespace["a"]
-    assert view.masked == [9] and a is view.analysis and a.tokens[9] == "[MASK]"
+    assert view.masked == [7] and a is view.analysis and a.tokens[7] == "[MASK]"
+    assert demo_lm.analyze(view.sentence).tokens[7] == "city"
+    assert view.top_k[7][0][0] == "city" and view.top_k[7][0][1] > 0.3  # what the text says
+    assert view.model_description  # and the view says it is a demo head
+
+
+def test_the_demo_model_is_labelled_as_a_demo_head(demo_lm, minilm):
+    from exbert_widget.models.demo import DEMO_LABEL, demo_description
+
+    view = ew.ExBertView(demo_lm)
+    assert view.model_name == DEMO_LABEL and "demo" in view.model_name
+    assert view.model_description == demo_description()
+    assert "demo masked-LM head" in view.model_description and "top-5 27%" in view.model_description
+    assert ew.ExBertView(minilm).model_description == ""
+
+
+# -- generation (issue 9) -------------------------------------------------------------------------
+
+PROMPT = "The keeper of the lighthouse"
+
+
+def _greedy(directory: str, prompt_ids: list[int], n: int) -> list[int]:
+    """transformers' own greedy generation on the same ids."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    ids = torch.tensor([prompt_ids])
+    with torch.no_grad():
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+            pad_token_id=model.config.eos_token_id,
+        )  # fmt: skip
+    return out[0, len(prompt_ids) :].tolist()
+
+
+def test_generate_appends_the_greedy_continuation_and_marks_it(tiny_dirs):
+    from transformers import AutoTokenizer
+
+    view = ew.ExBertView(tiny_dirs["llama"], sentence=PROMPT)
+    tok = AutoTokenizer.from_pretrained(tiny_dirs["llama"])
+    prompt_ids = tok(PROMPT)["input_ids"]  # the Llama tokenizer adds <s> itself
+    assert view.analysis.input_ids == prompt_ids
+    new_ids = _greedy(tiny_dirs["llama"], prompt_ids, 6)
+    added = view.generate(6)
+    assert view.sentence == tok.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    assert view.sentence == PROMPT + added and added
+    written = [i for i, new in zip(view.analysis.input_ids, view.generated, strict=True) if new]
+    assert written == [i for i in new_ids if i != tok.eos_token_id]  # re-tokenised alike here
+    assert not any(view.generated[: len(prompt_ids)])
+    n = len(view.tokens)  # the new tokens' attention is there like any other's
+    assert view.attention.shape == (view.num_heads, n, n)
+    np.testing.assert_allclose(view.attention.astype(np.float32).sum(-1), 1.0, atol=1e-2)
+    first = sum(view.generated)
+    longer = view.sentence
+    view.generate(3)  # the marks accumulate
+    assert view.sentence.startswith(longer) and sum(view.generated) > first
+    assert view.generated[: len(written) + len(prompt_ids)] == [False] * len(prompt_ids) + [
+        True
+    ] * len(written)
+    view.sentence = "Another prompt"  # a sentence of the user's own: no marks
+    assert not any(view.generated)
+
+
+def test_generate_is_refused_for_masked_lms_and_keeps_the_state(view, monkeypatch):
+    before = (view.sentence, list(view.tokens), view.attention)
+    with pytest.raises(ew.InputError, match="masked"):
+        view.generate()
+    reply = command(view, monkeypatch, "generate", {"max_new_tokens": 5})
+    assert not reply["ok"] and reply["error"]["type"] == "InputError"
+    assert "only decoders" not in reply["error"]["message"]  # the engine's own words
+    assert "masked" in reply["error"]["message"]
+    assert (view.sentence, view.tokens) == before[:2] and view.attention is before[2]
+    assert not any(view.generated)
+
+
+def test_generate_command_replies_and_refusals_keep_the_state(tiny_dirs, monkeypatch):
+    view = ew.ExBertView(tiny_dirs["llama"], sentence=PROMPT)
+    reply = command(view, monkeypatch, "generate", {"max_new_tokens": 4})
+    assert reply["ok"] and reply["result"]["sentence"] == view.sentence != PROMPT
+    assert reply["result"]["generated"] == sum(view.generated) > 0
+    state = (view.sentence, list(view.generated))
+    for args, message in (
+        ({"max_new_tokens": 0}, "at least 1"),
+        ({"max_new_tokens": 500}, "limit of 128 tokens"),
+        ({"max_new_tokens": "5"}, "must be an integer"),
+    ):
+        reply = command(view, monkeypatch, "generate", args)
+        assert not reply["ok"] and message in reply["error"]["message"]
+        assert (view.sentence, list(view.generated)) == state
 
 
 # -- the contract's bad input (issue 10): each found by a probe of the first view -----------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-WIRE_DTYPES = ("float16", "float32", "uint8", "int32")
+WIRE_DTYPES = ("float16", "float32", "uint8", "uint16", "int32")
 
 
 def array_to_json(value: np.ndarray | None, _widget: Any = None) -> dict | None:

@@ -4,7 +4,9 @@ The view sends ``{"kind": "exbert-command", "id": ..., "name": ..., "args": {...
 answers ``{"kind": "exbert-reply", "id": ..., "ok": true, "result": {...}}`` or
 ``{"kind": "exbert-reply", "id": ..., "ok": false, "error": {"type": ..., "message": ...}}``.
 Arguments are checked against the command's ``TypedDict`` in :mod:`.state` before the handler
-runs, so a handler only sees well-typed arguments (ranges are the handler's to check).
+runs, so a handler only sees well-typed arguments (ranges are the handler's to check). Arrays in
+a result travel as array traits do (``{view, dtype, shape}``), their bytes as the message's binary
+buffers, with ``buffer_paths`` saying where each goes back.
 
 anywidget 0.11's experimental ``@command`` has the same shape but no error reply (a failing
 handler leaves the view's promise waiting until it times out, an unknown name raises
@@ -21,14 +23,17 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from ..errors import ExbertError, InputError
+from .arrays import array_to_json
 from .state import COMMANDS
 
 REQUEST = "exbert-command"
 REPLY = "exbert-reply"
 
 Handler = Callable[[Any], Mapping[str, Any]]
-Send = Callable[[dict[str, Any]], None]
+Send = Callable[[dict[str, Any], list[memoryview]], None]
 _log = logging.getLogger(__name__)
 
 
@@ -72,15 +77,18 @@ def _is_scalar(value: object, tp: object) -> bool:
 def _check_typeddict(value: object, cls: type, path: str) -> None:
     if not isinstance(value, dict):
         _refuse(path, "an object", value)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     unknown = sorted(set(value) - set(hints))
     if unknown:
         raise InputError(f"{path} has no field {unknown[0]!r} (fields: {', '.join(hints)}).")
-    required: frozenset[str] = getattr(cls, "__required_keys__", frozenset(hints))
+    # With postponed annotations, Python 3.11's TypedDict misses NotRequired[...] in
+    # __optional_keys__; the resolved hint still carries it.
+    optional: frozenset[str] = getattr(cls, "__optional_keys__", frozenset())
     for key, tp in hints.items():
+        not_required = typing.get_origin(tp) is typing.NotRequired
         if key in value:
-            check_json(value[key], tp, f"{path}.{key}")
-        elif key in required:
+            check_json(value[key], typing.get_args(tp)[0] if not_required else tp, f"{path}.{key}")
+        elif key not in optional and not not_required:
             raise InputError(f"{path} needs the field {key!r}.")
 
 
@@ -143,8 +151,30 @@ class Dispatcher:
         error: BaseException | None = None,
     ) -> None:
         reply: dict[str, Any] = {"kind": REPLY, "id": request_id}
+        paths: list[list[str | int]] = []
+        buffers: list[memoryview] = []
         if error is None:
-            reply.update(ok=True, result=result)
+            reply.update(ok=True, result=_wire(result, ["result"], paths, buffers))
         else:
             reply.update(ok=False, error={"type": type(error).__name__, "message": str(error)})
-        self.send(reply)
+        if paths:
+            reply["buffer_paths"] = paths
+        self.send(reply, buffers)
+
+
+def _wire(
+    value: Any, path: list[str | int], paths: list[list[str | int]], buffers: list[memoryview]
+) -> Any:
+    """``value`` with each numpy array as ``{dtype, shape}``, its bytes appended to ``buffers``
+    and the place they go back (``[..., "view"]``) to ``paths``, as ipywidgets does for state."""
+    if isinstance(value, np.ndarray):
+        payload = array_to_json(value)
+        assert payload is not None
+        buffers.append(payload.pop("view"))
+        paths.append([*path, "view"])
+        return payload
+    if isinstance(value, dict):
+        return {key: _wire(item, [*path, key], paths, buffers) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(item, [*path, i], paths, buffers) for i, item in enumerate(value)]
+    return value

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import traitlets as t
 
 from . import state
@@ -44,6 +45,8 @@ class Interfaces:
         simple = {int: "number", float: "number", str: "string", bool: "boolean"}
         if tp is None or tp is type(None):
             return "null"
+        if tp is np.ndarray:  # an array in a command's result, decoded like an array trait
+            return "FloatArray"
         if isinstance(tp, type) and tp in simple:
             return simple[tp]
         if typing.is_typeddict(tp):
@@ -180,6 +183,8 @@ def render_ts() -> str:
         "export interface Commands {\n" + "\n".join(commands) + "\n}\n",
         "export type CommandName = keyof Commands;\n",
         _const_list("COMMAND_NAMES", list(state.COMMANDS)),
+        "/** Defaults of optional command arguments (the Python methods use the same). */\n"
+        f"export const DEFAULTS = {json.dumps(state.DEFAULTS)} as const;\n",
     ]
     return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,8 @@ def search_hits(
     by: str,
     k: int,
     hide_special: bool,
+    exclude_sentences: Sequence[int] = (),
+    max_per_sentence: int | None = None,
 ) -> HitResult:
     """Search ``corpus`` with the selected token and describe every hit's attention.
 
@@ -57,12 +60,19 @@ def search_hits(
     """
     vector = query_vector(analysis, layer, selected, by)
     frame = corpus.search(
-        vector, layer=layer, by=by, k=k, heads=heads if by == "context" else None
+        vector,
+        layer=layer,
+        by=by,
+        k=k,
+        heads=heads if by == "context" else None,
+        exclude_sentences=exclude_sentences,
+        max_per_sentence=max_per_sentence,
     ).reset_index(drop=True)
     sentence_ids = list(dict.fromkeys(int(s) for s in frame["sentence_id"]))
     encodings = [lm.encode(corpus.sentences[s]) for s in sentence_ids]
     layer_attention = lm.layer_attentions(encodings, layer)  # one pass, no deeper than layer
     by_sentence = dict(zip(sentence_ids, zip(encodings, layer_attention, strict=True), strict=True))
+    spans = {sid: _spans(corpus, sid) for sid in sentence_ids}
 
     autoregressive = lm.kind == "autoregressive"
     extra: dict[str, list] = {name: [] for name in _EXTRA_COLUMNS}
@@ -117,6 +127,8 @@ def search_hits(
                 "special": special.tolist(),
                 "att_offset": offset,
                 "att_length": len(row),
+                "whole_word": str(hit.whole_word),
+                **spans[sid],
             }
         )
         offset += len(row)
@@ -140,6 +152,15 @@ _EXTRA_COLUMNS = (
     "max_att_offset",
     "describes_next",
 )
+
+
+def _spans(corpus, sentence_id: int) -> dict[str, list[list[int]]]:
+    """Per token of a corpus sentence, its characters and its word's (``[-1, -1]``: none)."""
+    words = corpus.sentence_words(sentence_id)
+    return {
+        "token_spans": np.stack([words.token_start, words.token_end], 1).tolist(),
+        "word_spans": np.stack([words.word_start, words.word_end], 1).tolist(),
+    }
 
 
 def _plain(value):

@@ -18,6 +18,13 @@ def layer_attention(analysis: Analysis, layer: int) -> np.ndarray:
     return analysis.attention_tensor(layer).to(torch.float16).cpu().numpy()
 
 
+def layer_attention_tensor(analysis: Analysis, layer: int) -> torch.Tensor:
+    """``[num_heads, n, n]`` attention of ``layer`` where it lives (the model's device and dtype),
+    for work done there before anything is sent (:mod:`.lines`). Shared with the engine's cache:
+    do not modify it."""
+    return analysis.attention_tensor(layer)
+
+
 def layer_output(analysis: Analysis, layer: int) -> np.ndarray:
     """float32 ``[n, hidden]``: the output of ``layer`` (``hidden_states[layer + 1]``)."""
     if analysis.hidden_states is None:

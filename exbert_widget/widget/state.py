@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
 
+import numpy as np
 import traitlets as t
 
 from .traits import JSON, Flag, ListOf, NDArray, OptionalInt, StrictFloat, StrictInt, Text
@@ -23,12 +24,18 @@ DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
 SEARCH_K_MAX = 1000
 
 Kind = Literal["bidirectional", "autoregressive"]
+AttentionMode = Literal["all_heads", "combined"]
 SearchBy = Literal["embedding", "context"]
 TopK = list[list[tuple[str, float]]]
 
 
 class Hit(TypedDict):
-    """One corpus hit as the view draws it (``view.hits`` holds the same as a DataFrame)."""
+    """One corpus hit as the view draws it (``view.hits`` holds the same as a DataFrame).
+
+    ``token_spans`` and ``word_spans`` give, per token of the hit sentence, its characters and
+    those of the word it lies in (``[-1, -1]`` for special tokens, and for every token of a
+    corpus that stores no offsets): the view draws words, each piece its own span.
+    """
 
     sentence_id: int
     token_index: int
@@ -52,6 +59,9 @@ class Hit(TypedDict):
     att_offset: int
     att_length: int
     describes_next: bool
+    whole_word: str
+    token_spans: list[tuple[int, int]]
+    word_spans: list[tuple[int, int]]
     next_token: NotRequired[str]
     next_pos: NotRequired[str]
     next_dep: NotRequired[str]
@@ -80,6 +90,11 @@ class ControlsState(t.HasTraits):
         True, help="Drop special tokens' rows and columns from the drawing, renormalise rows."
     ).tag(sync=True)
     model_name = Text("", read_only=True, help="Short label of the model.").tag(sync=True)
+    model_description = Text(
+        "",
+        read_only=True,
+        help='What the model is, where its name does not say it all (the demo head); "" = none.',
+    ).tag(sync=True)
     num_layers = StrictInt(0, read_only=True, help="Layers of the model.").tag(sync=True)
     truncated = Flag(
         False, read_only=True, help="The sentence was cut to the model's maximum length."
@@ -113,11 +128,45 @@ class AttentionState(t.HasTraits):
     top_k = JSON(
         TopK, [], read_only=True, help="Per position, [token, probability] pairs, best first."
     ).tag(sync=True)
+    generated = ListOf(
+        Flag(), read_only=True, help="Which tokens the model wrote (view.generate); all false else."
+    ).tag(sync=True)
+    attention_mode = JSON(
+        AttentionMode,
+        "all_heads",
+        read_only=True,
+        help="all_heads: `attention` holds every head, the view combines; combined (long "
+        "inputs): the kernel sends `lines` and `head_summary` instead.",
+    ).tag(sync=True)
     attention = NDArray(
         "float16",
         ("num_heads", "n", "n"),
         read_only=True,
-        help="Raw attention of `layer`, every head; rows sum to 1 over all tokens.",
+        help="Raw attention of `layer`, every head; rows sum to 1 over all tokens "
+        "(all_heads mode, else null).",
+    ).tag(sync=True)
+    lines = NDArray(
+        "uint16",
+        ("count", 2),
+        read_only=True,
+        help="Combined mode: the lines drawn (heads combined, hidden tokens removed, threshold "
+        "cut), [column, round(weight / lines_scale * 65535)] each, row by row, strongest first.",
+    ).tag(sync=True)
+    lines_rows = NDArray(
+        "int32",
+        ("rows",),
+        read_only=True,
+        help="Combined mode: row i's lines are lines[lines_rows[i]:lines_rows[i + 1]].",
+    ).tag(sync=True)
+    lines_scale = StrictFloat(
+        0.0, read_only=True, help="Combined mode: the weight of the strongest line."
+    ).tag(sync=True)
+    head_summary = NDArray(
+        "float16",
+        (2, "n", "num_heads"),
+        read_only=True,
+        help="Combined mode, for the heads grids: [0, i, h] head h's strongest attention from "
+        "token i, [1, j, h] its mean attention to token j (hidden tokens removed).",
     ).tag(sync=True)
 
 
@@ -149,6 +198,8 @@ class ViewState(ControlsState, AttentionState, SearchState):
 class SearchArgs(TypedDict):
     by: SearchBy
     k: int
+    skip_own_sentence: NotRequired[bool]
+    max_per_sentence: NotRequired[int | None]
 
 
 class SearchResult(TypedDict):
@@ -164,6 +215,44 @@ class LoadHitResult(TypedDict):
     selected: int | None
 
 
+class GenerateArgs(TypedDict):
+    max_new_tokens: int
+
+
+class GenerateResult(TypedDict):
+    sentence: str
+    generated: int
+
+
+class HeadLinesArgs(TypedDict):
+    head: int
+
+
+class HeadLinesResult(TypedDict):
+    """One head's lines alone (combined mode), keyed by what they were computed for."""
+
+    head: int
+    layer: int
+    threshold: float
+    hide_special: bool
+    lines: np.ndarray
+    rows: np.ndarray
+    scale: float
+
+
+# Defaults of optional command arguments (and of the Python methods behind them); generated into
+# the view so its controls start from the same values. A varied first list of hits: the view's
+# own sentence left out, at most two hits from one sentence.
+SKIP_OWN_SENTENCE = True
+MAX_PER_SENTENCE = 2
+MAX_NEW_TOKENS = 20
+DEFAULTS: dict[str, object] = {
+    "skip_own_sentence": SKIP_OWN_SENTENCE,
+    "max_per_sentence": MAX_PER_SENTENCE,
+    "max_new_tokens": MAX_NEW_TOKENS,
+}
+
+
 @dataclass(frozen=True)
 class Command:
     """A request from the view with a reply: ``args`` and ``result`` are TypedDict types."""
@@ -177,12 +266,25 @@ COMMANDS: dict[str, Command] = {
     "search": Command(
         SearchArgs,
         SearchResult,
-        f"Search the corpus with the selected token (k in 1..{SEARCH_K_MAX}); sets hit_list.",
+        f"Search the corpus with the selected token (k in 1..{SEARCH_K_MAX}); sets hit_list. "
+        "skip_own_sentence leaves out corpus sentences equal to the view's; max_per_sentence "
+        "caps the hits from one sentence (null: no cap).",
     ),
     "load_hit": Command(
         LoadHitArgs,
         LoadHitResult,
         "Load hit `index`'s sentence, clear the mask, select the matched token.",
+    ),
+    "generate": Command(
+        GenerateArgs,
+        GenerateResult,
+        "Append the model's greedy continuation to the sentence (decoders); marks `generated`.",
+    ),
+    "head_lines": Command(
+        HeadLinesArgs,
+        HeadLinesResult,
+        "Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens "
+        "in effect.",
     ),
 }
 

@@ -21,10 +21,19 @@ import traitlets as t
 
 from ..errors import InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
+from ..models.demo import DEMO_LABEL, demo_description
+from . import lines as drawing
 from .commands import Dispatcher
-from .layers import layer_attention
+from .layers import layer_attention, layer_attention_tensor
 from .state import (
+    MAX_NEW_TOKENS,
+    MAX_PER_SENTENCE,
     SEARCH_K_MAX,
+    SKIP_OWN_SENTENCE,
+    GenerateArgs,
+    GenerateResult,
+    HeadLinesArgs,
+    HeadLinesResult,
     LoadHitArgs,
     LoadHitResult,
     SearchArgs,
@@ -119,6 +128,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
 
     _esm = _asset("widget.js", _MISSING_BUNDLE)
     _css = _asset("widget.css", "")
+    #: Up to this many tokens the view gets every head of the layer (and combines, cuts and
+    #: summarises them itself); above it the kernel sends only what is drawn (see ``lines``).
+    all_heads_max_tokens: int = drawing.ALL_HEADS_MAX_TOKENS
 
     def __init__(self, model: Any, corpus: Any = None, **traits: Any) -> None:
         lm = _as_model(model)
@@ -129,9 +141,16 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         # One update of the analysis at a time, whichever thread sends it.
         self._lock = threading.RLock()
         self._batch: frozenset[str] = frozenset()
+        # What was last sent for drawing, by what it was computed from (see _draw).
+        self._drawn: dict[str, tuple] = {}
+        # (text, start): the sentence view.generate wrote, and where the model's text begins.
+        self._generation: tuple[str, int] | None = None
+        self._own_ids: tuple[Any, dict[str, list[int]]] | None = None
         super().__init__()
         with self.hold_sync():
             self.set_trait("model_name", _label(lm.name))
+            if lm.name == DEMO_LABEL:
+                self.set_trait("model_description", demo_description())
             self.set_trait("kind", lm.kind)
             self.set_trait("num_layers", lm.num_layers)
             self.set_trait("num_heads", lm.num_heads)
@@ -139,8 +158,13 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             self.set_trait("has_corpus", self.corpus is not None)
         self._apply_initial(lm, traits)
         self._commands = Dispatcher(
-            {"search": self._search_command, "load_hit": self._load_hit_command},
-            send=lambda reply: self.send(reply),
+            {
+                "search": self._search_command,
+                "load_hit": self._load_hit_command,
+                "generate": self._generate_command,
+                "head_lines": self._head_lines_command,
+            },
+            send=lambda reply, buffers: self.send(reply, buffers),
         )
         self.on_msg(self._on_message)
 
@@ -324,11 +348,10 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _masked_changed(self, _change: t.Bunch) -> None:
         self._reanalyze()
 
-    @t.observe("layer")
-    def _layer_changed(self, _change: t.Bunch) -> None:
+    @t.observe("layer", "hide_special", "heads", "head_weights", "threshold")
+    def _drawing_changed(self, _change: t.Bunch) -> None:
         with self._lock:
-            if self.analysis is not None:
-                self.set_trait("attention", layer_attention(self.analysis, self.layer))
+            self._draw()
 
     def _reanalyze(self) -> None:
         """Bring the analysis in line with (sentence, masked); one forward pass per change."""
@@ -344,16 +367,137 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         with self.hold_sync():
             self.set_trait("tokens", analysis.tokens)
             self.set_trait("special", analysis.special)
+            self.set_trait("generated", self._generated_flags(analysis))
             top_k = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
             self.set_trait("top_k", top_k)
             self.set_trait("truncated", analysis.truncated)
-            self.set_trait("attention", layer_attention(analysis, self.layer))
+            self._draw()
             if self.selected is not None and self.selected >= len(analysis.tokens):
                 self.selected = None
 
+    def _generated_flags(self, analysis: Analysis) -> list[bool]:
+        """Tokens that end after where view.generate's text began (none once the sentence is
+        another): matched by characters, as ``Generation.generated`` does."""
+        if self._generation is None or self._generation[0] != analysis.text:
+            self._generation = None
+            return [False] * len(analysis.tokens)
+        start = self._generation[1]
+        return [
+            not special and stop > start
+            for (_, stop), special in zip(analysis.offsets, analysis.special, strict=True)
+        ]
+
+    # -- what the view draws ---------------------------------------------------------------------
+
+    def _combined(self, analysis: Analysis) -> bool:
+        return len(analysis.tokens) > self.all_heads_max_tokens
+
+    def _draw(self) -> None:
+        """Send what the view draws of the current layer, computing only what changed: every
+        head (short inputs), or the lines and the heads grids' summaries (long inputs).
+        Called under the lock."""
+        a = self.analysis
+        if a is None:
+            return
+        with self.hold_sync():
+            if not self._combined(a):
+                self._send_drawing("attention", (a, self.layer), self._all_heads)
+                return
+            self._send_drawing("summary", (a, self.layer, self.hide_special), self._summary)
+            weights = tuple(self.head_weights) if self.head_weights else None
+            key = (a, self.layer, self.hide_special, tuple(self.heads), weights, self.threshold)
+            self._send_drawing("lines", key, self._lines)
+
+    def _send_drawing(self, part: str, key: tuple, send: Any) -> None:
+        if self._drawn.get(part) == key:
+            return
+        send(key[0])
+        self._drawn[part] = key
+
+    def _all_heads(self, analysis: Analysis) -> None:
+        self._drawn.pop("summary", None)
+        self._drawn.pop("lines", None)
+        self.set_trait("attention_mode", "all_heads")
+        self.set_trait("lines", None)
+        self.set_trait("lines_rows", None)
+        self.set_trait("head_summary", None)
+        self.set_trait("attention", layer_attention(analysis, self.layer))
+
+    def _summary(self, analysis: Analysis) -> None:
+        self._drawn.pop("attention", None)
+        attention = layer_attention_tensor(analysis, self.layer)
+        visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
+        self.set_trait("attention", None)
+        self.set_trait("head_summary", drawing.head_summary(attention, visible))
+        self.set_trait("attention_mode", "combined")
+
+    def _lines(self, analysis: Analysis) -> None:
+        attention = layer_attention_tensor(analysis, self.layer)
+        visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
+        drawn = drawing.drawn_lines(
+            attention, visible, self.heads, self.head_weights, self.threshold
+        )
+        self.set_trait("lines_rows", drawn.rows)
+        self.set_trait("lines", drawn.lines)
+        self.set_trait("lines_scale", drawn.scale)
+
+    def head_lines(self, head: int) -> drawing.Lines:
+        """The lines of one head alone at the current layer, threshold and hidden tokens: what
+        the view draws while that head is hovered (it asks for them when the input is long).
+
+        Raises:
+            InputError: ``head`` is not a head index.
+        """
+        head = _check_int("head", head, 0, self.lm.num_heads - 1)
+        with self._lock:
+            a = self.analysis
+            assert a is not None
+            attention = layer_attention_tensor(a, self.layer)
+            visible = drawing.visible_mask(a.special, self.hide_special, attention.device)
+            return drawing.head_lines(attention, visible, head, self.threshold)
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def generate(self, max_new_tokens: int = MAX_NEW_TOKENS) -> str:
+        """Append the model's greedy continuation to the sentence and mark the new tokens.
+
+        The continuation is ``model.generate(do_sample=False)`` on the sentence's ids (see
+        ``lm.greedy_continuation``); the longer sentence is analysed like any other, and
+        ``view.generated`` marks the tokens the model wrote (also those of earlier calls, until
+        the sentence is set to something else).
+
+        Returns:
+            The text appended.
+
+        Raises:
+            InputError: a masked LM (or a model without its LM head), a bad
+                ``max_new_tokens``, or a prompt with no room left; the view keeps its state.
+        """
+        with self._lock:
+            prompt = self.sentence
+            generation = self.lm.greedy_continuation(prompt, max_new_tokens)
+            before = self._generation
+            start = before[1] if before is not None and before[0] == prompt else len(prompt)
+            self._generation = (generation.text, start)
+            try:
+                if generation.text == prompt:  # nothing new (it stopped at once)
+                    self._generation = before
+                else:
+                    self.apply({"sentence": generation.text})
+            except Exception:
+                self._generation = before
+                raise
+            return generation.new_text
+
     # -- corpus search ---------------------------------------------------------------------------
 
-    def search(self, by: str = "embedding", k: int | None = None) -> pd.DataFrame:
+    def search(
+        self,
+        by: str = "embedding",
+        k: int | None = None,
+        skip_own_sentence: bool = SKIP_OWN_SENTENCE,
+        max_per_sentence: int | None = MAX_PER_SENTENCE,
+    ) -> pd.DataFrame:
         """Search the corpus for the tokens nearest to the selected token at the current layer.
 
         ``by="embedding"`` uses ``hidden_states[layer + 1]`` (the output of the layer);
@@ -361,18 +505,27 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         gets what the matched token attends to most in its own sentence (``max_att_*``),
         recomputed in one batched forward pass. The result is kept as ``view.hits``.
 
+        By default the first list is varied: the view's own sentence (corpus sentences whose
+        text equals it) is left out, and at most two hits come from one sentence. ``k`` hits
+        are still returned when the corpus has them.
+
         Args:
             by: ``"embedding"`` or ``"context"``.
             k: hits to return, 1..1000 (default ``view.search_k``).
+            skip_own_sentence: leave out corpus sentences equal to the view's sentence.
+            max_per_sentence: at most this many hits from one sentence (the best); ``None``:
+                no cap.
 
         Raises:
-            InputError: no corpus, no selected token, an unknown ``by``, ``k`` out of range, or a
-                context search with no head selected.
+            InputError: no corpus, no selected token, an unknown ``by``, ``k`` out of range,
+                ``max_per_sentence`` below 1, or a context search with no head selected.
             CorpusError: the corpus does not match the model's tokens.
         """
         if by not in ("embedding", "context"):
             raise InputError(f"by must be 'embedding' or 'context', got {by!r}.")
         k = _check_int("k", self.search_k if k is None else k, 1, SEARCH_K_MAX)
+        if max_per_sentence is not None:
+            max_per_sentence = _check_int("max_per_sentence", max_per_sentence, 1, SEARCH_K_MAX)
         if self.corpus is None:
             raise InputError("This view has no corpus: pass corpus=DIR (or ew.demo_corpus(lm)).")
         from .hits import search_hits
@@ -392,6 +545,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 by=by,
                 k=k,
                 hide_special=self.hide_special,
+                exclude_sentences=self._own_sentence_ids() if skip_own_sentence else [],
+                max_per_sentence=max_per_sentence,
             )
             self.hits = result.frame
             with self.hold_sync():
@@ -399,6 +554,16 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 self.set_trait("hits_attention", result.attention)
                 self.set_trait("summaries", result.summaries)
         return result.frame
+
+    def _own_sentence_ids(self) -> list[int]:
+        """Corpus sentences whose text is the view's sentence (an index built once per corpus)."""
+        corpus = self.corpus
+        if self._own_ids is None or self._own_ids[0] is not corpus:
+            ids: dict[str, list[int]] = {}
+            for sid, text in enumerate(corpus.sentences[:]):
+                ids.setdefault(text, []).append(sid)
+            self._own_ids = (corpus, ids)
+        return self._own_ids[1].get(self.sentence, [])
 
     def summary(self, field: str = "pos", of: str = "match") -> pd.Series:
         """Counts of the last hits' labels, as the histograms draw them, largest first.
@@ -437,9 +602,31 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
 
     def _search_command(self, args: SearchArgs) -> SearchResult:
-        frame = self.search(by=args["by"], k=args["k"])
+        frame = self.search(
+            by=args["by"],
+            k=args["k"],
+            skip_own_sentence=args.get("skip_own_sentence", SKIP_OWN_SENTENCE),
+            max_per_sentence=args.get("max_per_sentence", MAX_PER_SENTENCE),
+        )
         return {"count": len(frame)}
 
     def _load_hit_command(self, args: LoadHitArgs) -> LoadHitResult:
         self.load_hit(args["index"])
         return {"sentence": self.sentence, "selected": self.selected}
+
+    def _generate_command(self, args: GenerateArgs) -> GenerateResult:
+        self.generate(args["max_new_tokens"])
+        return {"sentence": self.sentence, "generated": sum(self.generated)}
+
+    def _head_lines_command(self, args: HeadLinesArgs) -> HeadLinesResult:
+        with self._lock:
+            drawn = self.head_lines(args["head"])
+            return {
+                "head": args["head"],
+                "layer": self.layer,
+                "threshold": self.threshold,
+                "hide_special": self.hide_special,
+                "lines": drawn.lines,
+                "rows": drawn.rows,
+                "scale": drawn.scale,
+            }

@@ -12,12 +12,12 @@ import { AttentionPanel } from "./panels/attention/panel";
 import { ControlsPanel } from "./panels/controls/panel";
 import { SearchPanel } from "./panels/search/panel";
 
-export function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }): () => void {
+function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }): () => void {
   const view = new ViewModel(model);
   const commands = new CommandChannel(model);
   const root = h("div", { cls: "exbert-root", testid: "exbert-root" });
-  const controls = new ControlsPanel(view);
-  const attention = new AttentionPanel(view, root);
+  const controls = new ControlsPanel(view, commands);
+  const attention = new AttentionPanel(view, root, commands);
   const search = new SearchPanel(view, commands, root);
   root.append(controls.el, controls.messages, attention.el, search.el);
   el.appendChild(root);
@@ -32,4 +32,5 @@ export function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElem
   };
 }
 
+// The default export only: anywidget warns about a module that exports `render` itself.
 export default { render };

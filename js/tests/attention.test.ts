@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import {
   combineHeads,
+  type EdgeList,
+  edgeObjects,
   edgeSignature,
+  edgesOf,
   headGridValues,
   indexEdges,
   removeHidden,
@@ -16,7 +19,7 @@ const close = (a: ArrayLike<number>, b: number[]) => {
     expect(a[i]).toBeCloseTo(v, 6);
   });
 };
-const pairs = (edges: { from: number; to: number }[]) => edges.map((e) => [e.from, e.to]);
+const pairs = (edges: EdgeList) => edgeObjects(edges).map((e) => [e.from, e.to]);
 
 // Two heads, n = 2.
 const A0 = [1, 0, 0.5, 0.5];
@@ -120,11 +123,11 @@ describe("thresholdEdges", () => {
       [3, 3],
       [3, 0],
     ]);
-    expect(thresholdEdges(m, 4, 0)).toEqual([]);
+    expect(edgeObjects(thresholdEdges(m, 4, 0))).toEqual([]);
   });
   it("carries the weights and skips all-zero rows", () => {
     const e = thresholdEdges(f32([0, 0, 0.25, 0.75]), 2, 0.7);
-    expect(e).toEqual([{ from: 1, to: 1, w: 0.75 }]);
+    expect(edgeObjects(e)).toEqual([{ from: 1, to: 1, w: 0.75 }]);
   });
   it("composes with hide-special: cut applies to the renormalised row", () => {
     // token 0 special; row 2 after removal = [0, 0.75, 0.25]
@@ -142,8 +145,10 @@ describe("edge index, grid values, signature", () => {
   it("indexes outgoing and incoming edges per token", () => {
     const edges = thresholdEdges(f32([0.5, 0.5, 0, 1]), 2, 1);
     const idx = indexEdges(edges, 2);
-    expect(idx.outgoing).toEqual([[0, 1], [2]]);
-    expect(idx.incoming).toEqual([[0], [1, 2]]);
+    const ids = (side: "left" | "right", i: number) => Array.from(edgesOf(idx, side, i));
+    expect([ids("left", 0), ids("left", 1)]).toEqual([[0, 1], [2]]);
+    expect([ids("right", 0), ids("right", 1)]).toEqual([[0], [1, 2]]);
+    expect(ids("left", 2)).toEqual([]); // no such token
     expect(idx.maxWeight).toBe(1);
   });
   it("computes row max (left) and column mean (right) per head over displayed tokens", () => {

@@ -69,6 +69,13 @@ describe("attention panel", () => {
       top_k: [],
       has_lm_head: false,
       num_heads: 1,
+      generated: [false, false],
+      attention_mode: "all_heads",
+      lines: null,
+      lines_rows: null,
+      lines_scale: 0,
+      head_summary: null,
+      model_description: "",
     });
     const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement;
     expect(q("token-left-1").textContent).toBe("y");

@@ -34,6 +34,9 @@ function hit(over: Partial<Hit> = {}): Hit {
     describes_next: false,
     att_offset: 0,
     att_length: 3,
+    whole_word: "girl",
+    token_spans: [], // no characters (a format-2 corpus): tokens are drawn as they are
+    word_spans: [],
     ...over,
   };
 }

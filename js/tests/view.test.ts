@@ -426,7 +426,10 @@ describe("search panel", () => {
     k.dispatchEvent(new Event("change"));
     expect(model.get("search_k")).toBe(7);
     ctx.click();
-    expect(model.commands()).toEqual([{ name: "search", args: { by: "context", k: 7 } }]);
+    // the defaults of view.search: a varied first list
+    expect(model.commands()).toEqual([
+      { name: "search", args: { by: "context", k: 7, skip_own_sentence: true, max_per_sentence: 2 } },
+    ]);
     expect(emb.disabled).toBe(true); // busy until the reply
     expect(q("search-busy")!.style.display).toBe("");
     model.reply(0, { error: { type: "InputError", message: "index <missing>" } });
@@ -435,6 +438,14 @@ describe("search panel", () => {
     expect(q("search-busy")!.style.display).toBe("none");
     expect(q("search-error")!.textContent).toBe("index <missing>");
     expect(el.querySelector("missing")).toBeNull();
+    (q("search-skip-own") as HTMLInputElement).click();
+    const perSentence = q("search-per-sentence") as HTMLSelectElement;
+    perSentence.value = "";
+    emb.click();
+    expect(model.commands()[1]).toEqual({
+      name: "search",
+      args: { by: "embedding", k: 7, skip_own_sentence: false, max_per_sentence: null },
+    });
   });
 
   it("renders hits, shading, strips and histograms", async () => {

@@ -3,7 +3,7 @@
 // into a typed array. float16 is widened to Float32Array because JS has no
 // native half type.
 
-export type NumericArray = Float32Array | Uint8Array | Int32Array;
+export type NumericArray = Float32Array | Uint8Array | Uint16Array | Int32Array;
 
 export interface Decoded<T extends NumericArray = NumericArray> {
   data: T;
@@ -60,6 +60,9 @@ export function normaliseDtype(dtype: string): string {
     case "b1":
     case "bool":
       return "uint8";
+    case "u2":
+    case "uint16":
+      return "uint16";
     case "i4":
     case "int32":
       return "int32";
@@ -112,6 +115,12 @@ export function decodeArray(payload: unknown): Decoded | null {
       // Copy so the result never aliases a buffer the widget manager may reuse.
       const out = new Uint8Array(count);
       out.set(new Uint8Array(dv.buffer, dv.byteOffset, count));
+      return { data: out, shape };
+    }
+    case "uint16": {
+      checkSize(dv, count, 2, dtype);
+      const out = new Uint16Array(count);
+      for (let i = 0; i < count; i++) out[i] = dv.getUint16(i * 2, true);
       return { data: out, shape };
     }
     case "int32": {

@@ -4,9 +4,13 @@
 // at a time; a newer request supersedes the one waiting and the one in flight:
 // the waiting one is never sent, and the reply of the one in flight is dropped.
 // Both are rejected with `Superseded`, so only the newest result is shown.
+// Arrays in a result arrive as array traits do: {dtype, shape} in the JSON, the
+// bytes as the message's binary buffers (`buffer_paths` says where each goes);
+// they are decoded here, like array traits at the model boundary.
 
 import type { AnyModel } from "@anywidget/types";
 import type { CommandName, Commands as Declared, WireState } from "../generated/contract";
+import { decodeFloat, isPayload } from "./arrays";
 
 export const REQUEST = "exbert-command";
 export const REPLY = "exbert-reply";
@@ -14,9 +18,12 @@ export const REPLY = "exbert-reply";
 export type Args<N extends CommandName> = Declared[N]["args"];
 export type Result<N extends CommandName> = Declared[N]["result"];
 
-export type Reply =
+export type Reply = (
   | { kind: typeof REPLY; id: string; ok: true; result: unknown }
-  | { kind: typeof REPLY; id: string; ok: false; error: { type: string; message: string } };
+  | { kind: typeof REPLY; id: string; ok: false; error: { type: string; message: string } }
+) & { buffer_paths?: Array<Array<string | number>> };
+
+type Buffer = DataView | ArrayBuffer | ArrayBufferView;
 
 /** The kernel refused or failed a command; `type` is the Python exception's class name. */
 export class CommandError extends Error {
@@ -55,7 +62,7 @@ const session = Math.random().toString(36).slice(2, 10);
 
 export class CommandChannel {
   private lanes = new Map<CommandName, Lane>();
-  private onMessage = (msg: unknown) => this.receive(msg);
+  private onMessage = (msg: unknown, buffers?: readonly Buffer[]) => this.receive(msg, buffers ?? []);
 
   constructor(private model: Pick<AnyModel<WireState>, "on" | "off" | "send">) {
     model.on("msg:custom", this.onMessage);
@@ -108,19 +115,52 @@ export class CommandChannel {
     if (next) this.model.send({ kind: REQUEST, id: next.id, name, args: next.args });
   }
 
-  private receive(msg: unknown): void {
+  private receive(msg: unknown, buffers: readonly Buffer[]): void {
     if (!isReply(msg)) return;
     for (const [name, lane] of this.lanes) {
       const request = lane.inFlight;
       if (!request || request.id !== msg.id) continue;
       if (!lane.dropped) {
-        if (msg.ok) request.resolve(msg.result);
-        else request.reject(new CommandError(msg.error.type, msg.error.message));
+        if (!msg.ok) request.reject(new CommandError(msg.error.type, msg.error.message));
+        else {
+          try {
+            request.resolve(decodeResult(msg.result, msg.buffer_paths ?? [], buffers));
+          } catch (e) {
+            request.reject(new CommandError("ViewError", `the view cannot read the reply: ${String(e)}`));
+          }
+        }
       }
       this.sendNext(name, lane);
       return;
     }
   }
+}
+
+/** The result with its buffers put back at their paths and every array payload decoded. */
+export function decodeResult(
+  result: unknown,
+  paths: ReadonlyArray<ReadonlyArray<string | number>>,
+  buffers: readonly Buffer[],
+): unknown {
+  const root = { result };
+  paths.forEach((path, i) => {
+    // Paths start at the reply's "result" key (the kernel lifted them from the whole reply).
+    let obj: Record<string | number, unknown> = root;
+    for (const key of path.slice(0, -1)) obj = obj[key] as Record<string | number, unknown>;
+    obj[path[path.length - 1]] = buffers[i];
+  });
+  return decodeArrays(root.result);
+}
+
+function decodeArrays(value: unknown): unknown {
+  if (isPayload(value)) return decodeFloat(value);
+  if (Array.isArray(value)) return value.map(decodeArrays);
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = decodeArrays(v);
+    return out;
+  }
+  return value;
 }
 
 function isReply(msg: unknown): msg is Reply {

@@ -38,6 +38,9 @@ export interface Hit {
   att_offset: number;
   att_length: number;
   describes_next: boolean;
+  whole_word: string;
+  token_spans: [number, number][];
+  word_spans: [number, number][];
   next_token?: string;
   next_pos?: string;
   next_dep?: string;
@@ -53,6 +56,8 @@ export interface Summaries {
 export interface SearchArgs {
   by: "embedding" | "context";
   k: number;
+  skip_own_sentence?: boolean;
+  max_per_sentence?: number | null;
 }
 
 export interface SearchResult {
@@ -68,6 +73,30 @@ export interface LoadHitResult {
   selected: number | null;
 }
 
+export interface GenerateArgs {
+  max_new_tokens: number;
+}
+
+export interface GenerateResult {
+  sentence: string;
+  generated: number;
+}
+
+export interface HeadLinesArgs {
+  head: number;
+}
+
+/** One head's lines alone (combined mode), keyed by what they were computed for. */
+export interface HeadLinesResult {
+  head: number;
+  layer: number;
+  threshold: number;
+  hide_special: boolean;
+  lines: FloatArray;
+  rows: FloatArray;
+  scale: number;
+}
+
 /** The control bar: sentence, layer, threshold, special tokens; the model; messages. */
 export interface ControlsState {
   /** The analysed text. (set by the user) */
@@ -80,6 +109,8 @@ export interface ControlsState {
   hide_special: boolean;
   /** Short label of the model. (computed by the kernel) */
   model_name: string;
+  /** What the model is, where its name does not say it all (the demo head); "" = none. (computed by the kernel) */
+  model_description: string;
   /** Layers of the model. (computed by the kernel) */
   num_layers: number;
   /** The sentence was cut to the model's maximum length. (computed by the kernel) */
@@ -110,8 +141,20 @@ export interface AttentionState {
   has_lm_head: boolean;
   /** Per position, [token, probability] pairs, best first. (computed by the kernel) */
   top_k: [string, number][][];
-  /** Raw attention of `layer`, every head; rows sum to 1 over all tokens. (computed by the kernel) */
+  /** Which tokens the model wrote (view.generate); all false else. (computed by the kernel) */
+  generated: boolean[];
+  /** all_heads: `attention` holds every head, the view combines; combined (long inputs): the kernel sends `lines` and `head_summary` instead. (computed by the kernel) */
+  attention_mode: "all_heads" | "combined";
+  /** Raw attention of `layer`, every head; rows sum to 1 over all tokens (all_heads mode, else null). (computed by the kernel) */
   attention: FloatArray | null;
+  /** Combined mode: the lines drawn (heads combined, hidden tokens removed, threshold cut), [column, round(weight / lines_scale * 65535)] each, row by row, strongest first. (computed by the kernel) */
+  lines: FloatArray | null;
+  /** Combined mode: row i's lines are lines[lines_rows[i]:lines_rows[i + 1]]. (computed by the kernel) */
+  lines_rows: FloatArray | null;
+  /** Combined mode: the weight of the strongest line. (computed by the kernel) */
+  lines_scale: number;
+  /** Combined mode, for the heads grids: [0, i, h] head h's strongest attention from token i, [1, j, h] its mean attention to token j (hidden tokens removed). (computed by the kernel) */
+  head_summary: FloatArray | null;
 }
 
 /** The corpus-search panel: hits, their attention, label summaries. */
@@ -136,9 +179,9 @@ export type WireState = {
   [K in keyof State]: K extends ArrayKey ? WireArray | null : State[K];
 };
 
-export const CONTROLS_KEYS = ["sentence", "layer", "threshold", "hide_special", "model_name", "num_layers", "truncated", "error"] as const;
+export const CONTROLS_KEYS = ["sentence", "layer", "threshold", "hide_special", "model_name", "model_description", "num_layers", "truncated", "error"] as const;
 
-export const ATTENTION_KEYS = ["heads", "head_weights", "masked", "selected", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "attention"] as const;
+export const ATTENTION_KEYS = ["heads", "head_weights", "masked", "selected", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary"] as const;
 
 export const SEARCH_KEYS = ["search_k", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
 
@@ -148,11 +191,14 @@ export const USER_KEYS = ["sentence", "layer", "threshold", "hide_special", "hea
 
 export type UserKey = (typeof USER_KEYS)[number];
 
-export const COMPUTED_KEYS = ["model_name", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "attention", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
+export const COMPUTED_KEYS = ["model_name", "model_description", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
 
 /** Array traits: dtype and named dimensions, checked when decoded. */
 export const ARRAYS = {
   attention: { dtype: "float16", shape: ["num_heads", "n", "n"] },
+  lines: { dtype: "uint16", shape: ["count", "2"] },
+  lines_rows: { dtype: "int32", shape: ["rows"] },
+  head_summary: { dtype: "float16", shape: ["2", "n", "num_heads"] },
   hits_attention: { dtype: "float16", shape: ["total"] },
 } as const;
 
@@ -160,12 +206,19 @@ export type ArrayKey = keyof typeof ARRAYS;
 
 /** Commands: kernel work started from the view, each with a reply or an error. */
 export interface Commands {
-  /** Search the corpus with the selected token (k in 1..1000); sets hit_list. */
+  /** Search the corpus with the selected token (k in 1..1000); sets hit_list. skip_own_sentence leaves out corpus sentences equal to the view's; max_per_sentence caps the hits from one sentence (null: no cap). */
   search: { args: SearchArgs; result: SearchResult };
   /** Load hit `index`'s sentence, clear the mask, select the matched token. */
   load_hit: { args: LoadHitArgs; result: LoadHitResult };
+  /** Append the model's greedy continuation to the sentence (decoders); marks `generated`. */
+  generate: { args: GenerateArgs; result: GenerateResult };
+  /** Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens in effect. */
+  head_lines: { args: HeadLinesArgs; result: HeadLinesResult };
 }
 
 export type CommandName = keyof Commands;
 
-export const COMMAND_NAMES = ["search", "load_hit"] as const;
+export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines"] as const;
+
+/** Defaults of optional command arguments (the Python methods use the same). */
+export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;

@@ -2,11 +2,96 @@
 // row = attending-from token, column = attended-to token. Indices always stay
 // in the full token numbering (hidden tokens get zero rows/columns) so the
 // view never has to translate between "visible" and "model" indices.
+// Edge sets are typed arrays (a long input's layer can keep millions of lines),
+// ordered by row, then by descending weight.
 
 export interface Edge {
   from: number;
   to: number;
   w: number;
+}
+
+/** Edges as parallel typed arrays: edge k goes from[k] -> to[k] with weight w[k]. */
+export interface EdgeList {
+  readonly count: number;
+  readonly from: Int32Array;
+  readonly to: Int32Array;
+  readonly w: Float32Array;
+}
+
+/** Appends edges to growing typed arrays; `done()` trims them. */
+export class EdgeBuilder {
+  private from: Int32Array;
+  private to: Int32Array;
+  private w: Float32Array;
+  private count = 0;
+
+  constructor(capacity = 1024) {
+    const c = Math.max(16, capacity);
+    this.from = new Int32Array(c);
+    this.to = new Int32Array(c);
+    this.w = new Float32Array(c);
+  }
+
+  push(from: number, to: number, w: number): void {
+    if (this.count === this.from.length) this.grow();
+    this.from[this.count] = from;
+    this.to[this.count] = to;
+    this.w[this.count] = w;
+    this.count++;
+  }
+
+  done(): EdgeList {
+    const c = this.count;
+    return { count: c, from: this.from.slice(0, c), to: this.to.slice(0, c), w: this.w.slice(0, c) };
+  }
+
+  private grow(): void {
+    const c = this.from.length * 2;
+    const f = new Int32Array(c);
+    f.set(this.from);
+    const t = new Int32Array(c);
+    t.set(this.to);
+    const w = new Float32Array(c);
+    w.set(this.w);
+    this.from = f;
+    this.to = t;
+    this.w = w;
+  }
+}
+
+export const NO_EDGES: EdgeList = { count: 0, from: new Int32Array(0), to: new Int32Array(0), w: new Float32Array(0) };
+
+/** Edges as plain objects (tests, debugging). */
+export function edgeObjects(edges: EdgeList): Edge[] {
+  const out: Edge[] = [];
+  for (let k = 0; k < edges.count; k++) out.push({ from: edges.from[k], to: edges.to[k], w: edges.w[k] });
+  return out;
+}
+
+/** Plain objects as an edge list (tests). */
+export function edgeList(edges: readonly Edge[]): EdgeList {
+  const b = new EdgeBuilder(edges.length);
+  for (const e of edges) b.push(e.from, e.to, e.w);
+  return b.done();
+}
+
+/** Lines the kernel sent (long inputs): row i's are lines[rows[i]..rows[i+1]), each [column, level]. */
+export const WEIGHT_LEVELS = 65535;
+
+export function linesToEdges(rows: ArrayLike<number>, lines: ArrayLike<number>, scale: number, n: number): EdgeList {
+  const count = rows.length > n ? Number(rows[n]) : 0;
+  if (count * 2 > lines.length) return NO_EDGES; // rows and lines from different payloads
+  const from = new Int32Array(count);
+  const to = new Int32Array(count);
+  const w = new Float32Array(count);
+  const unit = scale / WEIGHT_LEVELS;
+  for (let i = 0; i < n; i++) from.fill(i, Number(rows[i]), Number(rows[i + 1]));
+  for (let k = 0; k < count; k++) {
+    to[k] = lines[2 * k];
+    w[k] = lines[2 * k + 1] * unit;
+  }
+  return { count, from, to, w };
 }
 
 /**
@@ -97,9 +182,9 @@ export function visibleMask(n: number, special: readonly boolean[], hideSpecial:
  * (no float-rounding surprises); threshold <= 0 keeps none.
  * Edges are returned ordered by row, then by descending weight.
  */
-export function thresholdEdges(mat: Float32Array, n: number, threshold: number): Edge[] {
-  const edges: Edge[] = [];
-  if (!(threshold > 0)) return edges;
+export function thresholdEdges(mat: Float32Array, n: number, threshold: number): EdgeList {
+  const edges = new EdgeBuilder(n * 4);
+  if (!(threshold > 0)) return edges.done();
   const keepAll = threshold >= 1;
   // Sort keys instead of a comparator: for non-negative float32, the bit pattern
   // orders like the value, so key = (2^31 - 1 - bits) * M + j sorts ascending by
@@ -129,31 +214,51 @@ export function thresholdEdges(mat: Float32Array, n: number, threshold: number):
     for (let k = 0; k < count; k++) {
       const j = row[k] % M;
       const w = mat[r + j];
-      edges.push({ from: i, to: j, w });
+      edges.push(i, j, w);
       cum += w;
       if (!keepAll && cum >= target) break;
     }
   }
-  return edges;
+  return edges.done();
 }
 
-/** Per-token edge lists built once per state change, so hover is O(degree). */
+/**
+ * Per-token edge lists built once per state change, so hover is O(degree):
+ * token i's outgoing edges are outIds[outStart[i]..outStart[i+1]), its incoming
+ * inIds[inStart[i]..inStart[i+1]) (edge ids in edge order).
+ */
 export interface EdgeIndex {
-  outgoing: number[][]; // token -> indices into edges
-  incoming: number[][];
+  outStart: Int32Array;
+  outIds: Int32Array;
+  inStart: Int32Array;
+  inIds: Int32Array;
   maxWeight: number;
 }
 
-export function indexEdges(edges: readonly Edge[], n: number): EdgeIndex {
-  const outgoing: number[][] = Array.from({ length: n }, () => []);
-  const incoming: number[][] = Array.from({ length: n }, () => []);
+function bucketBy(keys: Int32Array, count: number, n: number): { start: Int32Array; ids: Int32Array } {
+  const start = new Int32Array(n + 1);
+  for (let k = 0; k < count; k++) start[keys[k] + 1]++;
+  for (let i = 0; i < n; i++) start[i + 1] += start[i];
+  const next = start.slice(0, n);
+  const ids = new Int32Array(count);
+  for (let k = 0; k < count; k++) ids[next[keys[k]]++] = k;
+  return { start, ids };
+}
+
+export function indexEdges(edges: EdgeList, n: number): EdgeIndex {
+  const out = bucketBy(edges.from, edges.count, n);
+  const inc = bucketBy(edges.to, edges.count, n);
   let maxWeight = 0;
-  edges.forEach((e, k) => {
-    outgoing[e.from].push(k);
-    incoming[e.to].push(k);
-    if (e.w > maxWeight) maxWeight = e.w;
-  });
-  return { outgoing, incoming, maxWeight };
+  for (let k = 0; k < edges.count; k++) if (edges.w[k] > maxWeight) maxWeight = edges.w[k];
+  return { outStart: out.start, outIds: out.ids, inStart: inc.start, inIds: inc.ids, maxWeight };
+}
+
+/** Ids of token i's outgoing (left) or incoming (right) edges. */
+export function edgesOf(index: EdgeIndex, side: "left" | "right", token: number): Int32Array {
+  if (token < 0 || token + 1 >= index.outStart.length) return new Int32Array(0);
+  return side === "left"
+    ? index.outIds.subarray(index.outStart[token], index.outStart[token + 1])
+    : index.inIds.subarray(index.inStart[token], index.inStart[token + 1]);
 }
 
 /**
@@ -192,7 +297,7 @@ export function headGridValues(
 }
 
 /** FNV-1a over the drawn edge set (weights quantised), as a short hex string. */
-export function edgeSignature(edges: readonly Edge[], ids: readonly number[] | null, salt = ""): string {
+export function edgeSignature(edges: EdgeList, ids: ArrayLike<number> | null, salt = ""): string {
   let h = 0x811c9dc5;
   const mix = (x: number) => {
     h ^= x & 0xffff;
@@ -201,13 +306,13 @@ export function edgeSignature(edges: readonly Edge[], ids: readonly number[] | n
     h = Math.imul(h, 0x01000193);
   };
   for (let i = 0; i < salt.length; i++) mix(salt.charCodeAt(i));
-  const count = ids ? ids.length : edges.length;
+  const count = ids ? ids.length : edges.count;
   mix(count);
   for (let k = 0; k < count; k++) {
-    const e = edges[ids ? ids[k] : k];
-    mix(e.from);
-    mix(e.to);
-    mix(Math.round(e.w * 10000));
+    const e = ids ? ids[k] : k;
+    mix(edges.from[e]);
+    mix(edges.to[e]);
+    mix(Math.round(edges.w[e] * 10000));
   }
   return (h >>> 0).toString(16).padStart(8, "0");
 }

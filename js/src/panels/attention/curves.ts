@@ -4,7 +4,7 @@
 // into a few opacity buckets, one stroke per bucket, so a full 512x512 edge set
 // is a handful of canvas calls rather than 250k.
 
-import { type Edge, edgeSignature } from "./attention";
+import { type EdgeList, edgeSignature } from "./attention";
 import { type Layout, rowCenter } from "./layout";
 
 const BUCKETS = 16;
@@ -14,8 +14,8 @@ const DENSE = 2000; // above this many drawn curves, thinner lines
 export const MAX_DRAWN = 6000; // curves per frame, past which the faintest are left out
 
 export interface DrawRequest {
-  edges: readonly Edge[];
-  ids: readonly number[] | null; // subset of edges to draw (hover), null = all
+  edges: EdgeList;
+  ids: ArrayLike<number> | null; // subset of edges to draw (hover), null = all
   maxWeight: number;
   layout: Layout;
   layer: number;
@@ -40,28 +40,31 @@ export interface CurvePick {
  * dropped (so "strongest" holds to a bucket's width, 1/16 of the top weight).
  */
 export function pickCurves(
-  edges: readonly Edge[],
-  ids: readonly number[] | null,
+  edges: EdgeList,
+  ids: ArrayLike<number> | null,
   maxWeight: number,
   layout: Layout,
   top: number,
   bottom: number,
   cap = MAX_DRAWN,
 ): CurvePick {
-  const count = ids ? ids.length : edges.length;
+  const count = ids ? ids.length : edges.count;
   const maxW = maxWeight > 0 ? maxWeight : 1;
   const buckets: number[][] = Array.from({ length: BUCKETS }, () => []);
+  // Rows in (or near) view, by row index: a row test is then two comparisons.
+  const h = layout.rowHeight;
+  const first = Math.ceil((top - MARGIN) / h - 0.5);
+  const last = Math.floor((bottom + MARGIN) / h - 0.5);
+  const rowOf = layout.rowOf;
+  const { from, to, w } = edges;
   let inView = 0;
   for (let k = 0; k < count; k++) {
     const id = ids ? ids[k] : k;
-    const e = edges[id];
-    const ya = rowCenter(layout, e.from);
-    const yb = rowCenter(layout, e.to);
-    if (Number.isNaN(ya) || Number.isNaN(yb)) continue;
-    const aIn = ya >= top - MARGIN && ya <= bottom + MARGIN;
-    const bIn = yb >= top - MARGIN && yb <= bottom + MARGIN;
-    if (!aIn && !bIn) continue;
-    buckets[Math.min(BUCKETS - 1, Math.floor((e.w / maxW) * BUCKETS))].push(id);
+    const ra = rowOf[from[id]];
+    const rb = rowOf[to[id]];
+    if (ra < 0 || rb < 0) continue;
+    if ((ra < first || ra > last) && (rb < first || rb > last)) continue;
+    buckets[Math.min(BUCKETS - 1, Math.floor((w[id] / maxW) * BUCKETS))].push(id);
     inView++;
   }
   let drawn = 0;
@@ -96,7 +99,7 @@ export class LinesCanvas {
 
   private paint(req: DrawRequest): CurvePick {
     const { edges, ids, layout } = req;
-    const count = ids ? ids.length : edges.length;
+    const count = ids ? ids.length : edges.count;
     const sig = edgeSignature(edges, ids, `L${req.layer}`);
     this.canvas.setAttribute("data-layer", String(req.layer));
     this.canvas.setAttribute("data-edge-count", String(count));
@@ -149,9 +152,9 @@ export class LinesCanvas {
         ctx.beginPath();
         const end = Math.min(list.length, start + CHUNK);
         for (let k = start; k < end; k++) {
-          const e = edges[list[k]];
-          const ya = rowCenter(layout, e.from) - top;
-          const yb = rowCenter(layout, e.to) - top;
+          const id = list[k];
+          const ya = rowCenter(layout, edges.from[id]) - top;
+          const yb = rowCenter(layout, edges.to[id]) - top;
           ctx.moveTo(x0, ya);
           ctx.bezierCurveTo(xm, ya, xm, yb, x1, yb);
         }

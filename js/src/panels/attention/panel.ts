@@ -6,17 +6,25 @@
 //   + heads/head_weights                  -> displayed matrix
 //   + threshold                           -> kept edges + per-token edge lists
 // Hover only picks a precomputed edge subset and redraws (one rAF per frame).
+//
+// Long inputs (attention_mode "combined") skip the first three stages: the
+// kernel sends the kept lines and the heads grids' values, and a head's own
+// lines (hovering a head) come from the kernel on demand, by a command.
 
-import { frameScheduler, h, percent } from "../../core/dom";
+import { type CommandChannel, Superseded } from "../../core/commands";
+import { frameScheduler, h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
 import { Tooltip } from "../../core/tooltip";
 import {
   combineHeads,
-  type Edge,
   type EdgeIndex,
+  type EdgeList,
+  edgesOf,
   headGridValues,
   indexEdges,
+  linesToEdges,
+  NO_EDGES,
   removeHidden,
   thresholdEdges,
   visibleMask,
@@ -42,15 +50,24 @@ const KEYS = [
   "top_k",
   "has_lm_head",
   "num_heads",
+  "generated",
+  "attention_mode",
+  "lines",
+  "lines_rows",
+  "lines_scale",
+  "head_summary",
+  "model_description",
 ] as const;
 type K = (typeof KEYS)[number];
 
 type Hover = { kind: "token"; side: Side; token: number } | { kind: "head"; head: number } | null;
 
 interface EdgeSet {
-  edges: Edge[];
+  edges: EdgeList;
   index: EdgeIndex;
 }
+
+const emptySet = (n: number): EdgeSet => ({ edges: NO_EDGES, index: indexEdges(NO_EDGES, n) });
 
 function sameJSON(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -66,8 +83,10 @@ export class AttentionPanel implements Panel<K> {
   private rightGrid: HeadsGrid;
   private lines: LinesCanvas;
   private cappedNote: HTMLDivElement;
+  private noHeadsNote: HTMLDivElement;
   private selection: ClickSelection;
   private scroll: HTMLDivElement;
+  private headerWrap: HTMLDivElement;
   private linesCol: HTMLDivElement;
   private resize: ResizeObserver | null = null;
   private scheduleDraw: () => void;
@@ -79,25 +98,32 @@ export class AttentionPanel implements Panel<K> {
   private hideSpecial = true;
   private numHeads = 0;
   private attPayload: unknown = undefined;
+  private summaryPayload: unknown = undefined;
+  private linesKey: unknown[] = [];
   private headsKey = "";
   private threshold = Number.NaN;
+  private combined = false;
 
   // Derived state.
   private n = 0;
   private att: Float32Array | null = null; // [H, n, n]
   private attHeads = 0;
+  private summary: Float32Array | null = null; // combined mode: [2, n, H]
   private visible: boolean[] = [];
   private layout: Layout = makeLayout([]);
   private displayed: Float32Array | null = null;
-  private full: EdgeSet = { edges: [], index: indexEdges([], 0) };
+  private full: EdgeSet = emptySet(0);
   private perHead = new Map<number, EdgeSet>();
+  private headRequests = new Set<number>(); // combined mode: heads asked of the kernel
   private active: boolean[] = [];
   private hover: Hover = null;
   private layer = 0;
+  private leftGridOnCanvas = false;
 
   constructor(
     private model: ViewModel,
     root: HTMLElement,
+    private commands: CommandChannel | null = null,
   ) {
     this.tooltip = new Tooltip(root, "tooltip");
     this.selection = new ClickSelection({
@@ -129,13 +155,19 @@ export class AttentionPanel implements Panel<K> {
       },
     });
     this.cappedNote.style.visibility = "hidden"; // hidden, not removed: it holds a grid column
+    this.noHeadsNote = h("div", {
+      cls: "exbert-no-heads",
+      testid: "no-heads-note",
+      text: "No heads selected: click a head number, or “all heads”, to draw attention.",
+    });
+    show(this.noHeadsNote, false);
 
     this.linesCol = h("div", { cls: "exbert-lines-col" }, [this.lines.canvas]);
     const linesCol = this.linesCol;
     const header = h("div", { cls: "exbert-attn-grid exbert-attn-header" }, [
       this.leftGrid.header,
       h("div", { cls: "exbert-col-label", text: "attending from" }),
-      this.cappedNote,
+      h("div", { cls: "exbert-mid-notes" }, [this.cappedNote, this.noHeadsNote]),
       h("div", { cls: "exbert-col-label", text: "attended to" }),
       this.rightGrid.header,
     ]);
@@ -146,9 +178,19 @@ export class AttentionPanel implements Panel<K> {
       this.right.el,
       this.rightGrid.el,
     ]);
-    this.scroll = h("div", { cls: "exbert-scroll" }, [body]);
-    this.scroll.addEventListener("scroll", () => this.scheduleDraw(), { passive: true });
-    this.el = h("div", { cls: "exbert-attn" }, [header, this.scroll]);
+    this.scroll = h("div", { cls: "exbert-scroll", testid: "attention-scroll" }, [body]);
+    // The header stays above the scrolling rows; it follows their horizontal scroll so the
+    // head numbers stay over their columns.
+    this.headerWrap = h("div", { cls: "exbert-attn-header-wrap" }, [header]);
+    this.scroll.addEventListener(
+      "scroll",
+      () => {
+        this.headerWrap.scrollLeft = this.scroll.scrollLeft;
+        this.scheduleDraw();
+      },
+      { passive: true },
+    );
+    this.el = h("div", { cls: "exbert-attn" }, [this.headerWrap, this.scroll]);
     this.scheduleDraw = frameScheduler(() => this.draw());
     if (typeof ResizeObserver === "function") {
       this.resize = new ResizeObserver(() => this.scheduleDraw());
@@ -162,7 +204,7 @@ export class AttentionPanel implements Panel<K> {
   }
 
   private headCount(): number {
-    return this.att ? this.attHeads : (this.state?.num_heads ?? 0);
+    return this.att || this.summary ? this.attHeads : (this.state?.num_heads ?? 0);
   }
 
   /** Recompute, stage by stage, only what depends on what changed. */
@@ -174,37 +216,64 @@ export class AttentionPanel implements Panel<K> {
     const attChanged = this.syncAttention(s);
     const structChanged = this.syncRows(s);
     if (attChanged || structChanged) this.syncGrids();
-    const displayedChanged = this.syncHeads(s, attChanged || structChanged);
-    this.syncEdges(s.threshold, displayedChanged);
+    this.active = range(this.numHeads).map((hd) =>
+      s.head_weights?.length ? (s.head_weights[hd] ?? 0) !== 0 : s.heads.includes(hd),
+    );
+    if (this.combined) this.syncLines(s, attChanged || structChanged);
+    else {
+      const displayedChanged = this.syncHeads(s, attChanged || structChanged);
+      this.syncEdges(s.threshold, displayedChanged);
+    }
     this.leftGrid.setActive(this.active, this.hoveredHead());
     this.rightGrid.setActive(this.active, this.hoveredHead());
+    show(this.noHeadsNote, this.n > 0 && !this.active.some(Boolean));
     this.markTokens();
     this.scheduleDraw();
   }
 
-  /** The attention, accepted only when its shape matches the tokens. */
+  /**
+   * The attention (every head), or in combined mode the heads grids' summary,
+   * accepted only when its shape matches the tokens.
+   */
   private syncAttention(s: Slice<K>): boolean {
-    if (s.attention === this.attPayload && s.tokens === this.tokens) return false;
+    const combined = s.attention_mode === "combined";
+    if (
+      s.attention === this.attPayload &&
+      s.head_summary === this.summaryPayload &&
+      s.tokens === this.tokens &&
+      combined === this.combined
+    ) {
+      return false;
+    }
     this.attPayload = s.attention;
-    const d = s.attention;
+    this.summaryPayload = s.head_summary;
+    this.combined = combined;
     const n = s.tokens.length;
+    const d = combined ? null : s.attention;
     const fits = d !== null && d.shape.length === 3 && d.shape[1] === n && d.shape[2] === n && n > 0;
+    const g = combined ? s.head_summary : null;
+    const summaryFits = g !== null && g.shape.length === 3 && g.shape[0] === 2 && g.shape[1] === n && n > 0;
     this.att = fits ? d.data : null;
-    this.attHeads = fits ? d.shape[0] : 0;
+    this.summary = summaryFits ? g.data : null;
+    this.attHeads = fits ? d.shape[0] : summaryFits ? g.shape[2] : 0;
+    this.perHead.clear();
     return true;
   }
 
   /** Rows, when the token list, visibility or head count change. */
   private syncRows(s: Slice<K>): boolean {
     const numHeads = this.headCount();
+    const onCanvas = this.combined;
     if (
       s.tokens === this.tokens &&
       s.special === this.special &&
       s.hide_special === this.hideSpecial &&
-      numHeads === this.numHeads
+      numHeads === this.numHeads &&
+      onCanvas === this.leftGridOnCanvas
     ) {
       return false;
     }
+    this.leftGridOnCanvas = onCanvas;
     this.tokens = s.tokens;
     this.special = s.special;
     this.hideSpecial = s.hide_special;
@@ -216,8 +285,8 @@ export class AttentionPanel implements Panel<K> {
     this.linesCol.style.height = `${this.layout.height}px`;
     this.left.render(s.tokens, this.layout);
     this.right.render(s.tokens, this.layout);
-    this.leftGrid.render(numHeads, this.layout);
-    this.rightGrid.render(numHeads, this.layout);
+    this.leftGrid.render(numHeads, this.layout, onCanvas);
+    this.rightGrid.render(numHeads, this.layout, onCanvas);
     this.hover = null;
     this.tooltip.hide();
     return true;
@@ -225,9 +294,34 @@ export class AttentionPanel implements Panel<K> {
 
   private syncGrids(): void {
     this.perHead.clear();
+    if (this.combined) {
+      const half = this.n * this.attHeads;
+      this.leftGrid.setValues(this.summary ? this.summary.subarray(0, half) : null);
+      this.rightGrid.setValues(this.summary ? this.summary.subarray(half, 2 * half) : null);
+      return;
+    }
     const g = this.att ? headGridValues(this.att, this.attHeads, this.n, this.visible) : null;
     this.leftGrid.setValues(g ? g.left : null);
     this.rightGrid.setValues(g ? g.right : null);
+  }
+
+  /** Combined mode: the lines as the kernel cut them. */
+  private syncLines(s: Slice<K>, before: boolean): void {
+    const key = [s.lines, s.lines_rows, s.lines_scale, s.layer, s.threshold, s.hide_special];
+    if (!before && key.every((v, i) => v === this.linesKey[i])) return;
+    const kernelChanged = key.slice(0, 3).some((v, i) => v !== this.linesKey[i]);
+    const cutChanged = key.slice(3).some((v, i) => v !== this.linesKey[i + 3]);
+    this.linesKey = key;
+    if (before || cutChanged) this.perHead.clear(); // a head's lines were for another cut
+    if (!before && !kernelChanged) return;
+    this.displayed = null;
+    this.headsKey = "";
+    this.threshold = Number.NaN;
+    const rows = s.lines_rows;
+    const lines = s.lines;
+    const fits = rows !== null && lines !== null && rows.data.length === this.n + 1 && lines.shape[1] === 2;
+    const edges = fits ? linesToEdges(rows.data, lines.data, s.lines_scale, this.n) : NO_EDGES;
+    this.full = { edges, index: indexEdges(edges, this.n) };
   }
 
   /** The combined matrix, when heads, weights or anything before them change. */
@@ -239,7 +333,6 @@ export class AttentionPanel implements Panel<K> {
     this.displayed = this.att
       ? removeHidden(combineHeads(this.att, this.attHeads, this.n, s.heads, weights), this.n, this.visible)
       : null;
-    this.active = range(this.numHeads).map((hd) => (weights?.length ? (weights[hd] ?? 0) !== 0 : s.heads.includes(hd)));
     return true;
   }
 
@@ -247,7 +340,7 @@ export class AttentionPanel implements Panel<K> {
     if (!before && threshold === this.threshold) return;
     this.threshold = threshold;
     this.perHead.clear();
-    const edges = this.displayed ? thresholdEdges(this.displayed, this.n, threshold) : [];
+    const edges = this.displayed ? thresholdEdges(this.displayed, this.n, threshold) : NO_EDGES;
     this.full = { edges, index: indexEdges(edges, this.n) };
   }
 
@@ -258,6 +351,7 @@ export class AttentionPanel implements Panel<K> {
       special: this.special,
       autoregressive: this.model.get("kind") === "autoregressive",
       hovered: this.hover && this.hover.kind === "token" ? this.hover.token : null,
+      generated: this.state?.generated ?? [],
     };
     this.left.mark(marks);
     this.right.mark(marks);
@@ -267,18 +361,49 @@ export class AttentionPanel implements Panel<K> {
     return this.hover && this.hover.kind === "head" ? this.hover.head : null;
   }
 
-  private headEdges(head: number): EdgeSet {
+  /** One head's lines alone, or null while the kernel is asked for them (combined mode). */
+  private headEdges(head: number): EdgeSet | null {
     let s = this.perHead.get(head);
-    if (!s) {
-      let edges: Edge[] = [];
-      if (this.att && head >= 0 && head < this.attHeads) {
-        const m = removeHidden(combineHeads(this.att, this.attHeads, this.n, [head], null), this.n, this.visible);
-        edges = thresholdEdges(m, this.n, this.threshold);
-      }
-      s = { edges, index: indexEdges(edges, this.n) };
-      this.perHead.set(head, s);
+    if (s) return s;
+    if (this.combined) {
+      this.requestHead(head);
+      return null;
     }
+    let edges = NO_EDGES;
+    if (this.att && head >= 0 && head < this.attHeads) {
+      const m = removeHidden(combineHeads(this.att, this.attHeads, this.n, [head], null), this.n, this.visible);
+      edges = thresholdEdges(m, this.n, this.threshold);
+    }
+    s = { edges, index: indexEdges(edges, this.n) };
+    this.perHead.set(head, s);
     return s;
+  }
+
+  /** Ask the kernel for a head's lines; kept if they answer for the cut still in effect. */
+  private requestHead(head: number): void {
+    const s = this.state;
+    if (!this.commands || !s || this.headRequests.has(head) || head < 0 || head >= this.numHeads) return;
+    this.headRequests.add(head);
+    const n = this.n;
+    this.commands
+      .invoke("head_lines", { head })
+      .then((r) => {
+        const now = this.state;
+        const current =
+          now !== null &&
+          this.n === n &&
+          r.layer === now.layer &&
+          r.threshold === now.threshold &&
+          r.hide_special === now.hide_special;
+        if (!current) return;
+        const edges = r.lines && r.rows ? linesToEdges(r.rows.data, r.lines.data, r.scale, n) : NO_EDGES;
+        this.perHead.set(head, { edges, index: indexEdges(edges, n) });
+        if (this.hoveredHead() === head) this.scheduleDraw();
+      })
+      .catch((e: unknown) => {
+        if (!(e instanceof Superseded)) console.warn("exbert-widget: head lines", e);
+      })
+      .finally(() => this.headRequests.delete(head));
   }
 
   private setHover(hv: Hover): void {
@@ -307,14 +432,18 @@ export class AttentionPanel implements Panel<K> {
     const m = this.model;
     const list = m.get("top_k")[token] ?? [];
     const phrase = m.get("kind") === "autoregressive" ? "would predict next" : "would predict here";
+    const generated = this.state?.generated?.[token] ? "written by the model; " : "";
     if (!m.get("has_lm_head") || list.length === 0) {
-      this.tooltip.show(el, "no LM head", []);
+      this.tooltip.show(el, `${generated}no LM head`, []);
       return;
     }
+    // The demo head says what it is (and how weak) beside its predictions.
+    const note = m.get("model_description") || undefined;
     this.tooltip.show(
       el,
-      phrase,
+      `${generated}${phrase}`,
       list.map(([t, p]) => ({ label: t, value: percent(p) })),
+      note,
     );
   }
 
@@ -328,6 +457,10 @@ export class AttentionPanel implements Panel<K> {
   }
 
   private toggleHead(head: number): void {
+    // Long inputs: each change is kernel work, so quick clicks go as one update.
+    const commit = this.combined
+      ? (v: { heads: number[]; head_weights: null }) => this.model.commitLater(v)
+      : (v: { heads: number[]; head_weights: null }) => this.model.commit(v);
     // A click edits the head set; it also drops head_weights, otherwise the
     // weights would keep overriding the heads and the click would do nothing.
     // Read the model, not this.active: several clicks can land before the
@@ -339,29 +472,34 @@ export class AttentionPanel implements Panel<K> {
     const heads = new Set<number>(current);
     if (heads.has(head)) heads.delete(head);
     else heads.add(head);
-    this.model.commit({ heads: Array.from(heads).sort((a, b) => a - b), head_weights: null });
+    commit({ heads: Array.from(heads).sort((a, b) => a - b), head_weights: null });
   }
 
   private draw(): void {
     let set: EdgeSet = this.full;
-    let ids: number[] | null = null;
+    let ids: Int32Array | null = null;
     let mode = "all";
     const hv = this.hover;
     if (hv && hv.kind === "head") {
-      set = this.headEdges(hv.head);
-      mode = `head-${hv.head}`;
+      const own = this.headEdges(hv.head);
+      set = own ?? emptySet(this.n);
+      mode = own ? `head-${hv.head}` : `loading-head-${hv.head}`;
     } else if (hv && hv.kind === "token" && hv.token < this.n) {
-      ids = hv.side === "left" ? this.full.index.outgoing[hv.token] : this.full.index.incoming[hv.token];
+      ids = edgesOf(this.full.index, hv.side, hv.token);
       mode = `token-${hv.side}-${hv.token}`;
     }
+    const top = this.scroll.scrollTop;
+    const height = this.scroll.clientHeight;
+    this.leftGrid.scrolled(top, height);
+    this.rightGrid.scrolled(top, height);
     const pick = this.lines.draw({
       edges: set.edges,
       ids,
       maxWeight: set.index.maxWeight,
       layout: this.layout,
       layer: this.layer,
-      scrollTop: this.scroll.scrollTop,
-      viewportHeight: this.scroll.clientHeight,
+      scrollTop: top,
+      viewportHeight: height,
       mode,
     });
     this.showCapped(pick);

@@ -18,6 +18,7 @@ export interface TokenMarks {
   special: readonly boolean[];
   autoregressive: boolean;
   hovered: number | null; // token whose lines are shown (either side)
+  generated: readonly boolean[]; // tokens the model wrote (view.generate)
 }
 
 export class TokenColumn {
@@ -84,6 +85,7 @@ export class TokenColumn {
       cl.toggle("greyed", m.autoregressive && m.selected !== null && i > m.selected);
       cl.toggle("next", m.autoregressive && m.selected !== null && i === m.selected + 1);
       cl.toggle("hovered", m.hovered === i);
+      cl.toggle("generated", !!m.generated[i]);
     }
   }
 

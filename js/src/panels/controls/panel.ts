@@ -1,10 +1,12 @@
-// The control bar: sentence box, layer selector, head buttons, threshold,
-// hide-special; plus the truncation note and the error line (the kernel's last
-// refusal and anything the view itself could not read).
+// The control bar: sentence box, generate (decoders), layer selector, head
+// buttons, threshold, hide-special; plus the truncation note and the error line
+// (the kernel's last refusal and anything the view itself could not read).
 
+import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
 import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
+import { DEFAULTS } from "../../generated/contract";
 
 const KEYS = [
   "sentence",
@@ -16,6 +18,9 @@ const KEYS = [
   "num_heads",
   "truncated",
   "error",
+  "kind",
+  "has_lm_head",
+  "model_description",
 ] as const;
 type K = (typeof KEYS)[number];
 
@@ -31,10 +36,17 @@ export class ControlsPanel implements Panel<K> {
   private modelLabel: HTMLSpanElement;
   private truncatedNote: HTMLDivElement;
   private errorLine: HTMLDivElement;
+  private generateButton: HTMLButtonElement;
+  private generateCount: HTMLInputElement;
+  private generateStatus: HTMLSpanElement;
+  private generating = false;
   private lastSentence: string | null = null;
   private numLayers = -1;
 
-  constructor(private model: ViewModel) {
+  constructor(
+    private model: ViewModel,
+    private commands: CommandChannel | null = null,
+  ) {
     this.input = h("input", {
       cls: "exbert-sentence",
       testid: "sentence-input",
@@ -54,7 +66,15 @@ export class ControlsPanel implements Panel<K> {
     });
     this.input.addEventListener("keyup", (ev) => ev.stopPropagation());
     const apply = this.button("sentence-apply", "Apply", () => this.apply());
-    this.modelLabel = h("span", { cls: "exbert-model-name" });
+    this.modelLabel = h("span", { cls: "exbert-model-name", testid: "model-name" });
+    this.generateButton = this.button("generate", "Generate", () => this.generate());
+    this.generateCount = h("input", {
+      cls: "exbert-k",
+      testid: "generate-tokens",
+      attrs: { type: "number", min: "1", max: "1000", step: "1", "aria-label": "new tokens" },
+    });
+    this.generateCount.value = String(DEFAULTS.max_new_tokens);
+    this.generateStatus = h("span", { cls: "exbert-error", testid: "generate-status", attrs: { role: "status" } });
 
     this.layerSelect = h("select", { cls: "exbert-select", testid: "layer-select", attrs: { "aria-label": "layer" } });
     this.layerSelect.addEventListener("change", () => model.commit({ layer: Number(this.layerSelect.value) }));
@@ -80,8 +100,14 @@ export class ControlsPanel implements Panel<K> {
       text: "Input was truncated to the model's maximum length",
     });
     this.errorLine = h("div", { cls: "exbert-error", testid: "error", attrs: { role: "alert" } });
+    show(this.generateStatus, false);
 
-    const row1 = h("div", { cls: "exbert-row" }, [this.input, apply, this.modelLabel]);
+    const generate = h("span", { cls: "exbert-field" }, [
+      this.generateButton,
+      this.generateCount,
+      document.createTextNode(" tokens"),
+    ]);
+    const row1 = h("div", { cls: "exbert-row" }, [this.input, apply, generate, this.modelLabel, this.generateStatus]);
     const row2 = h("div", { cls: "exbert-row" }, [
       h("label", { cls: "exbert-field", text: "Layer " }, [this.layerSelect]),
       all,
@@ -103,6 +129,9 @@ export class ControlsPanel implements Panel<K> {
       this.lastSentence = s.sentence;
     }
     this.modelLabel.textContent = s.model_name;
+    this.modelLabel.title = s.model_description;
+    this.modelLabel.classList.toggle("described", !!s.model_description);
+    this.syncGenerate(s);
     this.renderLayers(s.num_layers);
     this.layerSelect.value = String(s.layer);
     this.slider.value = String(s.threshold);
@@ -115,6 +144,43 @@ export class ControlsPanel implements Panel<K> {
 
   private apply(): void {
     this.model.commit({ sentence: this.input.value });
+  }
+
+  /** Generation is for decoders with their LM head; otherwise the button says why not. */
+  private syncGenerate(s: Slice<K>): void {
+    const reason =
+      s.kind !== "autoregressive"
+        ? "Masked language models fill in masked tokens; only decoders continue the text."
+        : !s.has_lm_head
+          ? "This model was loaded without its language-model head: it cannot predict tokens."
+          : "";
+    this.generateButton.disabled = !!reason || this.generating || !this.commands;
+    this.generateButton.title = reason || "Append the model's greedy continuation to the sentence";
+    this.generateCount.disabled = !!reason;
+  }
+
+  private generate(): void {
+    const n = Math.round(Number(this.generateCount.value));
+    if (!this.commands || !(n >= 1)) return;
+    this.generating = true;
+    this.generateButton.disabled = true;
+    this.generateStatus.className = "exbert-busy";
+    this.generateStatus.textContent = "generating…";
+    show(this.generateStatus, true);
+    this.commands
+      .invoke("generate", { max_new_tokens: n })
+      .then(() => show(this.generateStatus, false))
+      .catch((e: unknown) => {
+        if (e instanceof Superseded) return;
+        this.generateStatus.className = "exbert-error";
+        this.generateStatus.textContent =
+          e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
+      })
+      .finally(() => {
+        this.generating = false;
+        this.generateButton.disabled = false;
+        this.syncGenerate(this.model.slice(KEYS));
+      });
   }
 
   private button(testid: string, text: string, onClick: () => void): HTMLButtonElement {

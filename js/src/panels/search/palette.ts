@@ -1,58 +1,110 @@
 // A stable colour per label string: the same label gets the same colour in
-// the strips, both histograms and across searches. Common spaCy labels get
-// fixed, distinct colours; anything else is hashed into the palette.
+// the strips, their legend, both histograms and across searches.
+//
+// The 18 colours come from colour-blind-safe sets (Okabe & Ito; Paul Tol's
+// bright, muted and light; IBM's), picked greedily so that each new colour is
+// as far as possible (CIEDE2000) from those before it, under normal vision and
+// simulated protanopia, deuteranopia and tritanopia (Machado et al. 2009) at
+// once: any two differ by at least 7.5, the first nine by at least 11.8
+// (js/tests/palette.test.ts checks it). The most frequent universal POS tags
+// get the first colours, so the tags that fill most cells are the easiest to
+// tell apart; every POS tag has its own. spaCy's 18 entity types take the 18
+// colours too; dependency labels beyond the common ones, and any other label,
+// are hashed into the palette.
 
-const PALETTE = [
-  "#4e79a7",
-  "#f28e2b",
-  "#e15759",
-  "#76b7b2",
-  "#59a14f",
-  "#edc948",
-  "#b07aa1",
-  "#ff9da7",
-  "#9c755f",
-  "#bab0ac",
-  "#1f77b4",
-  "#aec7e8",
-  "#ff7f0e",
-  "#ffbb78",
-  "#2ca02c",
-  "#98df8a",
-  "#d62728",
-  "#ff9896",
-  "#9467bd",
-  "#c5b0d5",
-  "#8c564b",
-  "#c49c94",
-  "#e377c2",
-  "#17becf",
+export const PALETTE = [
+  "#117733", // green
+  "#f0e442", // yellow
+  "#99ddff", // light cyan
+  "#aa4499", // purple
+  "#ee6677", // rose
+  "#1a85ff", // blue
+  "#aaaa00", // olive
+  "#332288", // indigo
+  "#44bb99", // teal
+  "#882255", // wine
+  "#cc79a7", // pink
+  "#006cd1", // deep blue
+  "#e1be6a", // sand
+  "#009e73", // bluish green
+  "#d41159", // crimson
+  "#994f00", // brown
+  "#5d3a9b", // violet
+  "#997700", // ochre
 ];
 
-const FIXED: Record<string, number> = {};
-// Universal POS tags first (the default field), in a fixed order.
-[
+/** Universal POS tags, most frequent in English text first (they get the most distinct colours). */
+export const POS_TAGS = [
   "NOUN",
   "VERB",
-  "ADJ",
-  "ADV",
-  "PRON",
-  "DET",
-  "ADP",
-  "AUX",
-  "CCONJ",
-  "SCONJ",
-  "PART",
-  "NUM",
-  "PROPN",
   "PUNCT",
+  "ADP",
+  "DET",
+  "PRON",
+  "ADJ",
+  "PROPN",
+  "AUX",
+  "ADV",
+  "CCONJ",
+  "PART",
+  "SCONJ",
+  "NUM",
   "INTJ",
   "SYM",
   "X",
   "SPACE",
-].forEach((l, i) => {
-  FIXED[l] = i;
-});
+];
+
+/** spaCy's English entity types. */
+export const ENTITY_TYPES = [
+  "PERSON",
+  "GPE",
+  "DATE",
+  "ORG",
+  "CARDINAL",
+  "NORP",
+  "LOC",
+  "TIME",
+  "ORDINAL",
+  "FAC",
+  "MONEY",
+  "QUANTITY",
+  "PERCENT",
+  "WORK_OF_ART",
+  "EVENT",
+  "PRODUCT",
+  "LAW",
+  "LANGUAGE",
+];
+
+/** spaCy's most frequent dependency labels in English text. */
+export const DEP_LABELS = [
+  "prep",
+  "pobj",
+  "det",
+  "nsubj",
+  "punct",
+  "ROOT",
+  "amod",
+  "dobj",
+  "advmod",
+  "aux",
+  "cc",
+  "conj",
+  "compound",
+  "poss",
+  "mark",
+  "ccomp",
+  "advcl",
+  "xcomp",
+];
+
+const FIXED: Record<string, number> = {};
+for (const list of [DEP_LABELS, ENTITY_TYPES, POS_TAGS]) {
+  list.forEach((label, i) => {
+    FIXED[label] = i; // POS last: a label in two lists (none today) takes its POS colour
+  });
+}
 
 export const EMPTY_COLOR = "#d9d9d9";
 export const NONE_LABEL = "(none)";

@@ -9,6 +9,7 @@ import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
 import { Tooltip } from "../../core/tooltip";
+import { DEFAULTS } from "../../generated/contract";
 import { renderHistogram } from "./histograms";
 import { HitList } from "./hits";
 import { SummaryStrips } from "./strips";
@@ -33,6 +34,8 @@ export class SearchPanel implements Panel<K> {
   private byEmbedding: HTMLButtonElement;
   private byContext: HTMLButtonElement;
   private kInput: HTMLInputElement;
+  private skipOwn: HTMLInputElement;
+  private perSentence: HTMLSelectElement;
   private busy: HTMLSpanElement;
   private error: HTMLDivElement;
   private hitList: HitList;
@@ -90,6 +93,19 @@ export class SearchPanel implements Panel<K> {
     });
     this.kInput.addEventListener("keydown", (ev) => ev.stopPropagation());
     this.kInput.addEventListener("keyup", (ev) => ev.stopPropagation());
+    // A varied first list (the defaults of view.search): the view's own sentence left out,
+    // at most a few hits from one sentence.
+    this.skipOwn = h("input", { testid: "search-skip-own", attrs: { type: "checkbox" } });
+    this.skipOwn.checked = DEFAULTS.skip_own_sentence;
+    this.perSentence = h("select", {
+      cls: "exbert-select",
+      testid: "search-per-sentence",
+      attrs: { "aria-label": "hits per sentence" },
+    });
+    for (const v of ["1", "2", "3", "5", ""]) {
+      this.perSentence.appendChild(h("option", { text: v || "any", attrs: { value: v } }));
+    }
+    this.perSentence.value = String(DEFAULTS.max_per_sentence ?? "");
     this.busy = h("span", { cls: "exbert-busy", testid: "search-busy", text: "searching…" });
     this.error = h("div", { cls: "exbert-error", testid: "search-error", attrs: { role: "alert" } });
 
@@ -128,6 +144,7 @@ export class SearchPanel implements Panel<K> {
     const summary = h("div", { cls: "exbert-summary" }, [
       h("div", { cls: "exbert-row" }, [h("span", { cls: "exbert-section-title", text: "Matched token" }), minus, plus]),
       this.strips.el,
+      this.strips.legend,
     ]);
     const hists = h("div", { cls: "exbert-hists" }, [
       h("div", { cls: "exbert-row" }, [h("label", { cls: "exbert-field", text: "Summarise by " }, [this.fieldSelect])]),
@@ -141,6 +158,11 @@ export class SearchPanel implements Panel<K> {
         this.byEmbedding,
         this.byContext,
         h("label", { cls: "exbert-field", text: "k " }, [this.kInput]),
+        h("label", { cls: "exbert-field", text: "per sentence " }, [this.perSentence]),
+        h("label", { cls: "exbert-field", attrs: { title: "leave out corpus sentences equal to this one" } }, [
+          this.skipOwn,
+          document.createTextNode(" skip this sentence"),
+        ]),
         this.busy,
       ]),
       this.error,
@@ -157,7 +179,15 @@ export class SearchPanel implements Panel<K> {
   private search(by: "embedding" | "context"): void {
     const k = this.readK() ?? this.model.get("search_k");
     if (k !== this.model.get("search_k")) this.model.commit({ search_k: k });
-    this.run(this.commands.invoke("search", { by, k }));
+    const most = this.perSentence.value;
+    this.run(
+      this.commands.invoke("search", {
+        by,
+        k,
+        skip_own_sentence: this.skipOwn.checked,
+        max_per_sentence: most ? Number(most) : null,
+      }),
+    );
   }
 
   /** Show a command as busy until it replies; show its error, or clear the last one. */

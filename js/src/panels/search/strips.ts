@@ -1,6 +1,7 @@
 // exBERT's matched-token summary: one column per offset around the match
 // (-r..+r), one small cell per hit, coloured by the label (POS / DEP / entity)
-// of the token at that offset. Hovering a cell highlights its hit row.
+// of the token at that offset, with a legend of the labels drawn. Hovering a
+// cell highlights its hit row.
 
 import { colorFor, EMPTY_COLOR } from "./palette";
 import type { Field, Hit } from "./types";
@@ -59,8 +60,26 @@ export function offsetLabel(o: number): string {
   return o > 0 ? `+${o}` : String(o);
 }
 
+export interface LegendEntry {
+  label: string; // "" = no label (or outside the sentence)
+  count: number;
+}
+
+/** The labels the strips draw, most cells first (ties by label); "" last. */
+export function legendEntries(labels: readonly string[]): LegendEntry[] {
+  const counts = new Map<string, number>();
+  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  return Array.from(counts, ([label, count]) => ({ label, count })).sort(
+    (a, b) =>
+      Number(a.label === "") - Number(b.label === "") ||
+      b.count - a.count ||
+      (a.label < b.label ? -1 : a.label > b.label ? 1 : 0),
+  );
+}
+
 export class SummaryStrips {
   readonly el: HTMLDivElement; // data-testid summary-strips
+  readonly legend: HTMLDivElement; // data-testid strip-legend
   private radius = 1;
 
   constructor(private onHover: (hit: number | null) => void) {
@@ -72,6 +91,9 @@ export class SummaryStrips {
       if (t) this.onHover(Number(t.getAttribute("data-hit")));
     });
     this.el.addEventListener("mouseleave", () => this.onHover(null));
+    this.legend = document.createElement("div");
+    this.legend.className = "exbert-legend";
+    this.legend.setAttribute("data-testid", "strip-legend");
   }
 
   get offsetRadius(): number {
@@ -92,6 +114,7 @@ export class SummaryStrips {
     this.el.setAttribute("data-hide-special", String(hideSpecial));
     // Strips colour by token labels; "offset" is not one, so it falls back to POS.
     const f: Field = field === "offset" ? "pos" : field;
+    const drawn: string[] = [];
     for (let o = -this.radius; o <= this.radius; o++) {
       const col = document.createElement("div");
       col.className = `exbert-strip${o === 0 ? " exbert-strip-match" : ""}`;
@@ -112,8 +135,33 @@ export class SummaryStrips {
         if (!c) cell.classList.add("empty");
         cell.title = c ? `${c.token}: ${c.label || "(none)"}` : "(outside the sentence)";
         col.appendChild(cell);
+        drawn.push(c ? c.label : "");
       });
       this.el.appendChild(col);
+    }
+    this.renderLegend(legendEntries(drawn), f);
+  }
+
+  private renderLegend(entries: readonly LegendEntry[], field: Field): void {
+    this.legend.replaceChildren();
+    if (entries.length === 0) return;
+    const title = document.createElement("div");
+    title.className = "exbert-legend-title";
+    title.textContent = field === "ent" ? "entity" : field.toUpperCase();
+    this.legend.appendChild(title);
+    for (const { label, count } of entries) {
+      const item = document.createElement("div");
+      item.className = "exbert-legend-item";
+      item.setAttribute("data-testid", `legend-${label || "none"}`);
+      item.setAttribute("data-label", label);
+      const swatch = document.createElement("span");
+      swatch.className = "exbert-legend-swatch";
+      swatch.style.backgroundColor = colorFor(label);
+      const text = document.createElement("span");
+      text.textContent = label || "(none)";
+      item.title = `${count} cell${count === 1 ? "" : "s"}`;
+      item.append(swatch, text);
+      this.legend.appendChild(item);
     }
   }
 }
