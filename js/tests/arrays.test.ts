@@ -88,3 +88,16 @@ describe("float32, uint8, int32", () => {
     expect(() => decodeArray({ view: new Uint8Array(8), dtype: "float64", shape: [1] })).toThrow(/unsupported/);
   });
 });
+
+describe("uint16 (the kernel's lines)", () => {
+  it("decodes little-endian at any offset and widens to float on request", () => {
+    const dv = bytesU16([0, 1, 65535, 300], 3);
+    const d = decodeArray({ view: dv, dtype: "uint16", shape: [2, 2] })!;
+    expect(d.data).toBeInstanceOf(Uint16Array);
+    expect(Array.from(d.data)).toEqual([0, 1, 65535, 300]);
+    expect(normaliseDtype("<u2")).toBe("uint16");
+    const f = decodeFloat({ view: dv, dtype: "uint16", shape: [4] }, "uint16")!;
+    expect(Array.from(f.data)).toEqual([0, 1, 65535, 300]);
+    expect(() => decodeArray({ view: bytesU16([1]), dtype: "uint16", shape: [2] })).toThrow(/bytes/);
+  });
+});

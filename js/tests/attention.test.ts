@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
   combineHeads,
+  EdgeBuilder,
   type EdgeList,
   edgeObjects,
   edgeSignature,
   edgesOf,
   headGridValues,
   indexEdges,
+  linesToEdges,
   removeHidden,
   thresholdEdges,
   visibleMask,
@@ -169,5 +171,27 @@ describe("edge index, grid values, signature", () => {
     expect(edgeSignature(a, null, "L0")).not.toBe(edgeSignature(a, null, "L1"));
     expect(edgeSignature(a, [0], "L0")).not.toBe(edgeSignature(a, null, "L0"));
     expect(edgeSignature(a, null)).toMatch(/^[0-9a-f]{8}$/);
+  });
+});
+
+describe("the kernel's lines", () => {
+  it("become edges row by row, weights scaled back from 16-bit levels", () => {
+    const rows = [0, 2, 2, 3];
+    const lines = [2, 65535, 0, 32768, 1, 6554];
+    const e = linesToEdges(rows, lines, 0.5, 3);
+    expect(edgeObjects(e).map((x) => [x.from, x.to])).toEqual([
+      [0, 2],
+      [0, 0],
+      [2, 1],
+    ]);
+    close(e.w, [0.5, (0.5 * 32768) / 65535, (0.5 * 6554) / 65535]);
+    expect(linesToEdges([0, 5], lines, 1, 1).count).toBe(0); // rows and lines disagree
+  });
+  it("grow as needed", () => {
+    const b = new EdgeBuilder(1);
+    for (let k = 0; k < 100; k++) b.push(k, k + 1, k / 100);
+    const e = b.done();
+    expect(e.count).toBe(100);
+    expect([e.from[99], e.to[99], e.w[99]]).toEqual([99, 100, Math.fround(0.99)]);
   });
 });

@@ -64,4 +64,68 @@ describe("command channel", () => {
     expect(r.ok || r.error).toBeInstanceOf(Superseded);
     expect(model.listeners.get("msg:custom")?.size ?? 0).toBe(0);
   });
+
+  it("puts a reply's binary buffers back at their paths and decodes the arrays", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const reply = channel.invoke("head_lines", { head: 1 });
+    const request = model.sent[0];
+    const lines = new DataView(new ArrayBuffer(8));
+    [3, 65535, 1, 7].forEach((v, i) => {
+      lines.setUint16(2 * i, v, true);
+    });
+    const rows = new DataView(new ArrayBuffer(12));
+    [0, 1, 2].forEach((v, i) => {
+      rows.setInt32(4 * i, v, true);
+    });
+    model.emitReply(
+      {
+        kind: "exbert-reply",
+        id: request.id,
+        ok: true,
+        result: {
+          head: 1,
+          layer: 0,
+          threshold: 0.7,
+          hide_special: true,
+          scale: 0.5,
+          lines: { dtype: "uint16", shape: [2, 2] },
+          rows: { dtype: "int32", shape: [3] },
+        },
+        buffer_paths: [
+          ["result", "lines", "view"],
+          ["result", "rows", "view"],
+        ],
+      },
+      [lines, rows],
+    );
+    const r = await reply;
+    expect(r.lines.shape).toEqual([2, 2]);
+    expect(Array.from(r.lines.data)).toEqual([3, 65535, 1, 7]);
+    expect(Array.from(r.rows.data)).toEqual([0, 1, 2]);
+    expect(r.scale).toBe(0.5);
+  });
+
+  it("rejects a reply whose arrays cannot be read", async () => {
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const reply = outcome(channel.invoke("head_lines", { head: 1 }));
+    const request = model.sent[0];
+    model.emitReply(
+      {
+        kind: "exbert-reply",
+        id: request.id,
+        ok: true,
+        result: { lines: { dtype: "uint16", shape: [4, 2] } },
+        buffer_paths: [["result", "lines", "view"]],
+      },
+      [new DataView(new ArrayBuffer(4))], // 4 bytes for 8 values
+    );
+    const r = await reply;
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toBeInstanceOf(CommandError);
+      expect(r.error.message).toContain("cannot read the reply");
+    }
+  });
 });

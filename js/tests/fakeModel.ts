@@ -65,9 +65,9 @@ export class FakeModel implements AnyModel<WireState> {
         : { kind: "exbert-reply", id: request.id, ok: false, error: outcome.error };
     this.emit("msg:custom", msg, []);
   }
-  /** A custom message from the kernel. */
-  emitReply(msg: Record<string, unknown>) {
-    this.emit("msg:custom", msg, []);
+  /** A custom message from the kernel, with binary buffers as a widget message carries them. */
+  emitReply(msg: Record<string, unknown>, buffers: DataView[] = []) {
+    this.emit("msg:custom", msg, buffers);
   }
   private emit(ev: string, ...args: unknown[]) {
     for (const cb of this.listeners.get(ev) ?? []) cb(...args);
@@ -107,4 +107,20 @@ export function makeAttention(H: number, n: number): number[] {
   for (let h = 0; h < H; h++)
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out.push(j === (i + h) % n ? 0.6 + 0.4 / n : 0.4 / n);
   return out;
+}
+
+export function u16Payload(values: number[], shape: number[]) {
+  const dv = new DataView(new ArrayBuffer(values.length * 2));
+  values.forEach((v, i) => {
+    dv.setUint16(i * 2, v, true);
+  });
+  return { view: dv, dtype: "uint16", shape };
+}
+
+export function i32Payload(values: number[], shape: number[]) {
+  const dv = new DataView(new ArrayBuffer(values.length * 4));
+  values.forEach((v, i) => {
+    dv.setInt32(i * 4, v, true);
+  });
+  return { view: dv, dtype: "int32", shape };
 }

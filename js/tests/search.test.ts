@@ -252,3 +252,135 @@ describe("hit list with hide_special", () => {
     expect(q("strip-cell-1-0")!.title).toContain("The");
   });
 });
+
+describe("hits read as words", () => {
+  // "From Alnwick it ran": al ##n ##wick are one word; the match is the piece "n".
+  const sentence = "From Alnwick it ran.";
+  const wordHit = hit({
+    sentence,
+    token_index: 3,
+    token: "##n",
+    tokens: ["[CLS]", "from", "al", "##n", "##wick", "it", "ran", ".", "[SEP]"],
+    special: [true, false, false, false, false, false, false, false, true],
+    token_pos: ["", "ADP", "PROPN", "PROPN", "PROPN", "PRON", "VERB", "PUNCT", ""],
+    token_dep: ["", "prep", "pobj", "pobj", "pobj", "nsubj", "ROOT", "punct", ""],
+    token_ent: ["", "", "GPE", "GPE", "GPE", "", "", "", ""],
+    whole_word: "Alnwick",
+    token_spans: [
+      [-1, -1],
+      [0, 4],
+      [5, 7],
+      [7, 8],
+      [8, 12],
+      [13, 15],
+      [16, 19],
+      [19, 20],
+      [-1, -1],
+    ],
+    word_spans: [
+      [-1, -1],
+      [0, 4],
+      [5, 12],
+      [5, 12],
+      [5, 12],
+      [13, 15],
+      [16, 19],
+      [19, 20],
+      [-1, -1],
+    ],
+    att_offset: 0,
+    att_length: 9,
+  });
+
+  function mountHits(hideSpecial: boolean) {
+    const model = new FakeModel({
+      has_corpus: true,
+      selected: 1,
+      heads: [0],
+      head_weights: null,
+      search_k: 50,
+      hide_special: hideSpecial,
+      hit_list: [wordHit],
+      hits_attention: f16Payload([0.5, 0.1, 0.05, 0.2, 0.05, 0.05, 0.025, 0.025, 0], [9]),
+      summaries: {},
+    });
+    const root = document.createElement("div");
+    document.body.appendChild(root);
+    const view = new ViewModel(model);
+    const panel = new SearchPanel(view, new CommandChannel(model), root);
+    root.appendChild(panel.el);
+    panel.update(view.slice(panel.keys));
+    const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
+    return { root, q, panel, view, model };
+  }
+
+  it("draws the sentence's own text, each piece a span inside its word", () => {
+    const { root, q } = mountHits(true);
+    const line = root.querySelector("[data-testid=hit-0] .exbert-hit-tokens")!;
+    expect(line.textContent).toBe("From Alnwick it ran.");
+    const match = q("hit-token-0-3")!;
+    expect(match.textContent).toBe("n");
+    expect(match.classList.contains("match")).toBe(true);
+    const word = match.parentElement!;
+    expect(word.classList.contains("exbert-hit-word")).toBe(true);
+    expect(word.textContent).toBe("Alnwick");
+    expect(Array.from(word.children).map((c) => c.getAttribute("data-testid"))).toEqual([
+      "hit-token-0-2",
+      "hit-token-0-3",
+      "hit-token-0-4",
+    ]);
+    expect(q("hit-token-0-0")).toBeNull(); // [CLS] hidden
+    match.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    const tip = q("hit-tooltip")!.textContent!;
+    expect(tip).toContain("##n"); // the model's token
+    expect(tip).toContain("Alnwick"); // and its word
+    expect(tip).toContain("GPE");
+  });
+
+  it("shows special tokens apart from the words when they are drawn", () => {
+    const { root } = mountHits(false);
+    const line = root.querySelector("[data-testid=hit-0] .exbert-hit-tokens")!;
+    expect(line.textContent).toBe("[CLS] From Alnwick it ran. [SEP]");
+  });
+});
+
+describe("strip legend", () => {
+  it("lists the labels the strips draw, with their colours, for the field shown", () => {
+    const hits = [bertHit(), bertHit({ sentence_id: 1, token_index: 2, att_offset: 5 })];
+    const model = new FakeModel({
+      has_corpus: true,
+      selected: 1,
+      heads: [0],
+      head_weights: null,
+      search_k: 50,
+      hide_special: true,
+      hit_list: hits,
+      hits_attention: f16Payload(new Array(10).fill(0.1), [10]),
+      summaries: {},
+    });
+    const root = document.createElement("div");
+    document.body.appendChild(root);
+    const view = new ViewModel(model);
+    const panel = new SearchPanel(view, new CommandChannel(model), root);
+    root.appendChild(panel.el);
+    panel.update(view.slice(panel.keys));
+    const legend = root.querySelector("[data-testid=strip-legend]")!;
+    const labels = () =>
+      Array.from(legend.querySelectorAll("[data-testid^=legend-]")).map((e) => e.getAttribute("data-label"));
+    const drawn = new Set(
+      Array.from(root.querySelectorAll(".exbert-strip-cell")).map((c) => c.getAttribute("data-label")),
+    );
+    expect(new Set(labels())).toEqual(drawn);
+    expect(labels()).toEqual(["DET", "NOUN", "VERB", ""]); // most cells first (ties by label), none last
+    const swatch = legend.querySelector("[data-testid=legend-NOUN] .exbert-legend-swatch") as HTMLElement;
+    const cell = root.querySelector(".exbert-strip-cell[data-label=NOUN]") as HTMLElement;
+    expect(swatch.style.backgroundColor).toBe(cell.style.backgroundColor);
+    expect(legend.textContent).toContain("(none)");
+    const field = root.querySelector("[data-testid=hist-field]") as HTMLSelectElement;
+    field.value = "dep";
+    field.dispatchEvent(new Event("change"));
+    expect(labels()).toContain("nsubj");
+    expect(legend.querySelector(".exbert-legend-title")!.textContent).toBe("DEP");
+    root.remove();
+  });
+});
