@@ -78,6 +78,7 @@ class PageRecorder:
         self.pages: list[Any] = []
         self.dialogs: list[str] = []
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         for old in ARTIFACTS.glob(f"{module}-*.png"):
             old.unlink()
 
@@ -89,10 +90,14 @@ class PageRecorder:
             dialog.dismiss()
 
         page.on("dialog", on_dialog)
-        page.on(
-            "console",
-            lambda msg: self.errors.append(msg.text) if msg.type == "error" else None,
-        )
+
+        def on_console(msg) -> None:
+            if msg.type == "error":
+                self.errors.append(msg.text)
+            elif msg.type == "warning":
+                self.warnings.append(msg.text)
+
+        page.on("console", on_console)
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
     def screenshot(self, test: str, failed: bool) -> None:

@@ -1,4 +1,5 @@
-"""Take the README screenshot: the quickstart's view in real JupyterLab, in a telling state.
+"""Take the README screenshot: the quickstart's view in real JupyterLab, in a telling state (the
+demo head's predictions for a masked word, shown in the tooltip of the masked token).
 
 Usage: python -m tests.e2e.screenshot [OUT.png]   (default docs/screenshot.png)
 """
@@ -12,14 +13,22 @@ from pathlib import Path
 from .jupyter import CHROMIUM, CHROMIUM_ARGS, ROOT, WIDGET, JupyterServer, find, open_and_run
 
 STATE = """
-view.sentence = "The girl ran to a local pub to escape the din of her city."
-view.masked = []
-view.layer = 2
+view.apply({"sentence": "The wizard lived in the Emerald City.", "masked": [7], "selected": 2})
+view.layer = 3
 view.heads = [0, 2, 4, 5, 9]
 view.threshold = 0.7
 view.hide_special = True
-view.selected = 9
 """
+
+
+def _union(*locators) -> dict:
+    """The page area holding every one of ``locators`` (the tooltip may reach below the cell)."""
+    boxes = [box for loc in locators if (box := loc.bounding_box())]
+    left = min(b["x"] for b in boxes)
+    top = min(b["y"] for b in boxes)
+    right = max(b["x"] + b["width"] for b in boxes)
+    bottom = max(b["y"] + b["height"] for b in boxes) + 8
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
 
 
 def take(out: Path) -> None:
@@ -39,14 +48,17 @@ def take(out: Path) -> None:
                 )
                 kernel.run(STATE)
                 kernel.close()
-                expect(find(page, "token-left-9")).to_have_class("exbert-token selected")
-                expect(find(page, "attention-lines")).to_have_attribute("data-layer", "2")
-                page.mouse.move(2, 2)
+                expect(find(page, "token-left-2")).to_have_class("exbert-token selected")
+                expect(find(page, "token-left-7")).to_have_text("[MASK]")
+                expect(find(page, "attention-lines")).to_have_attribute("data-layer", "3")
                 cell = page.locator(".jp-CodeCell", has=page.locator(WIDGET)).first
                 cell.scroll_into_view_if_needed()
                 page.evaluate("() => document.activeElement && document.activeElement.blur()")
+                find(page, "token-right-7").hover()  # the masked word: what the head predicts
+                tooltip = find(page, "tooltip")
+                expect(tooltip).to_contain_text("would predict here")
                 page.wait_for_timeout(500)
-                cell.screenshot(path=str(out))
+                page.screenshot(path=str(out), clip=_union(cell, tooltip))
                 browser.close()
         finally:
             server.stop()

@@ -136,8 +136,11 @@ def test_hover_shows_tooltip_and_only_that_tokens_lines(page, kernel):
     find(page, "token-left-2").hover()
     tooltip = find(page, "tooltip")
     expect(tooltip).to_be_visible()
-    # all-MiniLM-L6-v2 ships without its masked-LM head: the tooltip says so.
-    expect(tooltip).to_contain_text("no LM head")
+    # The quickstart's demo head predicts, and says beside its predictions that it is a demo.
+    top = kernel.eval("view.top_k[2][0][0]")
+    expect(tooltip).to_contain_text("would predict here")
+    expect(tooltip).to_contain_text(top)
+    expect(tooltip).to_contain_text("demo masked-LM head")
     expect(lines).to_have_attribute("data-mode", "token-left-2")
     assert 0 < int(lines.get_attribute("data-edge-count")) < total
     page.mouse.move(5, 5)
@@ -193,16 +196,80 @@ def test_overlong_sentence_is_truncated_with_a_note(page, kernel):
     expect(lines).to_have_attribute("data-mode", "token-left-510")
     expect(lines).to_have_attribute("data-drawn-count", POSITIVE)
     expect(find(page, "tooltip")).to_be_visible()
-    expect(find(page, "tooltip")).to_contain_text("no LM head")
+    expect(find(page, "tooltip")).to_contain_text("would predict here")
     expect(note).to_be_hidden()  # one token's lines are all drawn
     page.mouse.move(5, 5)
     expect(lines).to_have_attribute("data-mode", "all")
+    _bounded_and_aligned(page, 510)
     # All lines: ~13k have an end in view here; the view says it draws the strongest 6,000.
     expect(note).to_be_visible()
     expect(note).to_have_text(re.compile(r"^showing the 6,000 strongest of [\d,]{5,} lines$"))
     kernel.run(RESET)
     expect(note).to_be_hidden()
     expect(find(page, "truncated-note")).to_be_hidden()
+
+
+def _centre(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _bounded_and_aligned(page, last: int) -> None:
+    """A long input scrolls inside a box of bounded height; rows and head columns stay aligned
+    with each other and with the head numbers above them, wherever the box is scrolled."""
+    scroll = find(page, "attention-scroll")
+    root = page.locator(WIDGET).first.bounding_box()
+    assert root is not None and root["height"] < 1000  # not 512 rows of 18 px
+    sizes = scroll.evaluate("e => [e.clientHeight, e.scrollHeight]")
+    assert sizes[0] < sizes[1] and sizes[0] <= 640
+    scroll.evaluate("e => { e.scrollTop = e.scrollHeight; e.scrollLeft = e.scrollWidth; }")
+    expect(find(page, f"token-left-{last}")).to_be_in_viewport()
+    y = _centre(find(page, f"token-left-{last}"))[1]
+    for other in (f"token-right-{last}", f"head-cell-left-{last}-0", f"head-cell-right-{last}-11"):
+        assert abs(_centre(find(page, other))[1] - y) < 1, other
+    for h in (0, 7, 11):
+        x = _centre(find(page, f"head-toggle-{h}"))[0]
+        assert abs(_centre(find(page, f"head-cell-left-{last}-{h}"))[0] - x) < 1, h
+    lines = find(page, "attention-lines").bounding_box()
+    box = scroll.bounding_box()
+    assert lines is not None and box is not None
+    top, bottom = box["y"] - 1, box["y"] + box["height"] + 1  # the lines stay in the box
+    assert top <= lines["y"] and lines["y"] + lines["height"] <= bottom
+    scroll.evaluate("e => { e.scrollTop = 0; e.scrollLeft = 0; }")
+
+
+def test_no_heads_selected_says_so_in_the_view(page, kernel):
+    note = find(page, "no-heads-note")
+    expect(note).to_be_hidden()
+    find(page, "heads-none").click()
+    kernel.wait_for("view.heads", [])
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("No heads selected")
+    expect(find(page, "attention-lines")).to_have_attribute("data-edge-count", "0")
+    find(page, "head-toggle-4").click()
+    expect(note).to_be_hidden()
+    kernel.wait_for("view.heads", [4])
+
+
+def test_head_numbers_are_legible(page):
+    number = find(page, "head-toggle-11").locator(".exbert-head-number")
+    style = number.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.fontSize, s.writingMode]; }"
+    )
+    assert float(style[0].removesuffix("px")) >= 10 and style[1] == "horizontal-tb"
+    box = number.bounding_box()
+    assert box is not None and box["width"] > box["height"]  # "11" reads left to right
+
+
+def test_the_model_label_says_the_head_is_a_demo(page, kernel):
+    label = find(page, "model-name")
+    expect(label).to_have_text("all-MiniLM-L6-v2 + demo MLM head")
+    assert label.get_attribute("title") == kernel.eval("view.model_description")
+    assert "top-5" in label.get_attribute("title")
+    generate = find(page, "generate")
+    expect(generate).to_be_disabled()  # a masked LM: nothing to continue
+    assert "Masked language models" in generate.get_attribute("title")
 
 
 def test_arrow_keys_move_the_slider_not_the_notebook(page, kernel):
@@ -235,5 +302,8 @@ def test_hide_special_and_apply_button(page, kernel):
     expect(find(page, "token-left-2")).to_have_text("cat")
 
 
-def test_no_view_errors_in_the_console(page, recorder):
+def test_no_view_errors_or_warnings_in_the_console(page, recorder):
     assert [e for e in recorder.errors if "exbert" in e.lower()] == []
+    # anywidget warns about a bundle that exports `render` itself: this one exports only its
+    # default object.
+    assert [w for w in recorder.warnings if "anywidget" in w.lower() or "exbert" in w.lower()] == []

@@ -36,12 +36,35 @@ def test_search_hits_histograms_and_loading_a_hit(lab):
     hits = kernel.eval("view.hit_list")
     expect(find(page, "hit-0")).to_be_visible()
     assert page.locator(f"{WIDGET} [data-testid^='hit-']:not([data-testid^='hit-token'])").count()
+    assert kernel.eval("view.sentence") not in [hit["sentence"] for hit in hits]  # varied
     for h, hit in enumerate(hits[:5]):
         j = hit["token_index"]
         match = find(page, f"hit-token-{h}-{j}")
         expect(match).to_have_class(has("match"))
-        expect(match).to_have_text(hit["tokens"][j])
+        start, end = hit["token_spans"][j]  # the piece as the sentence writes it
+        expect(match).to_have_text(hit["sentence"][start:end])
         assert page.locator(f"{WIDGET} [data-testid='hit-{h}'] .match").count() == 1
+        ws, we = hit["word_spans"][j]
+        piece = page.locator(f"[data-testid='hit-token-{h}-{j}']")  # `has` is relative
+        word = page.locator(f"{WIDGET} [data-testid='hit-{h}'] .exbert-hit-word", has=piece)
+        expect(word).to_have_text(hit["sentence"][ws:we])  # the whole word around it
+
+    # The strips' legend names every label the strips draw, in the strips' colours.
+    legend = find(page, "strip-legend")
+    expect(legend).to_be_visible()
+    cells = page.locator(f"{WIDGET} [data-testid='summary-strips'] .exbert-strip-cell")
+    drawn = {c.get_attribute("data-label") for c in cells.all()}
+    entries = legend.locator("[data-testid^='legend-']")
+    assert {e.get_attribute("data-label") for e in entries.all()} == drawn
+    for entry in entries.all()[:4]:
+        label = entry.get_attribute("data-label")
+        colour = entry.locator(".exbert-legend-swatch").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        cell = page.locator(
+            f"{WIDGET} [data-testid='summary-strips'] .exbert-strip-cell[data-label='{label}']"
+        ).first
+        assert cell.evaluate("e => getComputedStyle(e).backgroundColor") == colour
 
     # Histograms by dependency label: one bar per DEP label the kernel counted.
     find(page, "hist-field").select_option(value="dep")

@@ -61,10 +61,13 @@ export class Tooltip {
     const r = anchor.getBoundingClientRect();
     const base = this.root.getBoundingClientRect();
     let left = r.right - base.left + 8;
-    const top = r.top - base.top;
-    // Flip to the left of the anchor when it would overflow the root.
+    let top = r.top - base.top;
+    // Flip to the left of the anchor when it would overflow the root; move it up when it would
+    // run past the root's bottom (a notebook's output area clips what overflows it).
     const w = this.el.offsetWidth || 160;
     if (base.width > 0 && left + w > base.width) left = Math.max(0, r.left - base.left - w - 8);
+    const h = this.el.offsetHeight;
+    if (base.height > 0 && h > 0 && top + h > base.height) top = Math.max(0, base.height - h);
     this.el.style.left = `${left}px`;
     this.el.style.top = `${top}px`;
   }
