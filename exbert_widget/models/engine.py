@@ -244,7 +244,8 @@ class LanguageModel:
             for (a, b), s in zip(enc["offset_mapping"], special, strict=True)
         ]
         types = self._token_types(enc)
-        segments = segments_of(enc.sequence_ids(), types) if text_b is not None else [0] * len(ids)
+        raw_types = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
+        segments = segments_of(enc.sequence_ids(), raw_types) if text_b else [0] * len(ids)
         if self._bos_id is not None:
             ids.insert(0, self._bos_id)
             special.insert(0, True)

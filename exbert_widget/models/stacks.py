@@ -88,7 +88,10 @@ class StoredStack:
 
 
 def _at(items: Sequence | None, layer: int):
-    """``items[layer]``, or None where there is no such item."""
-    if not items or not 0 <= layer < len(items):
+    """``items[layer]``; the one item for every layer where there is one (ALBERT shares one
+    layer across depth); None where there is no such item."""
+    if not items:
         return None
-    return items[layer]
+    if len(items) == 1:
+        return items[0]
+    return items[layer] if 0 <= layer < len(items) else None
