@@ -207,6 +207,20 @@ class LanguageModel:
         blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    @cached_property
+    def weights_digest(self) -> str:
+        """A digest of the model's weights (names, shapes and up to 4,096 evenly spaced values
+        of each parameter): another checkpoint of the same architecture, which
+        :attr:`fingerprint` cannot tell apart, gets another digest. For caches of results."""
+        digest = hashlib.sha256()
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                flat = parameter.detach().reshape(-1)
+                sample = flat[:: max(1, flat.numel() // 4096)][:4096]
+                digest.update(f"{name}{tuple(parameter.shape)}".encode())
+                digest.update(sample.float().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
     # -- encoding ------------------------------------------------------------------------------
 
     def encode(
@@ -645,7 +659,10 @@ class LanguageModel:
         return out
 
     def attention_batches(
-        self, encodings: Sequence[Encoding], max_bytes: int = BATCH_ATTENTION_BYTES
+        self,
+        encodings: Sequence[Encoding],
+        batch_size: int = 32,
+        max_bytes: int = BATCH_ATTENTION_BYTES,
     ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
         """Every layer's attention for many encodings, a length-sorted batch at a time.
 
@@ -653,7 +670,8 @@ class LanguageModel:
         float32 ``[batch, heads, width, width]`` on the model's device, ``width`` the batch's
         longest encoding (rows and columns past an encoding's length are padding). One eager
         pass of the base model per batch (no LM head), the cheapest way to every layer's
-        weights at once; batches hold at most ``max_bytes`` of weights.
+        weights at once; batches hold at most ``batch_size`` encodings of similar lengths (less
+        padding) and at most ``max_bytes`` of weights.
 
         Raises:
             InputError: an encoder–decoder model.
@@ -665,7 +683,8 @@ class LanguageModel:
         batch: list[int] = []
         for i in order:
             width = len(encodings[i])
-            if batch and (len(batch) + 1) * width * width * per_token > max_bytes:
+            full = len(batch) == batch_size
+            if batch and (full or (len(batch) + 1) * width * width * per_token > max_bytes):
                 yield batch, self._batch_attention([encodings[j] for j in batch])
                 batch = []
             batch.append(i)
