@@ -12,6 +12,8 @@ renormalised, and rollout_l = Â_l · Â_{l−1} ⋯ Â_0.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -70,22 +72,51 @@ def head_output_norms(value: torch.Tensor, projection: nn.Module, heads: int) ->
         InputError: the projection does not take ``heads × head_dim`` inputs.
     """
     kv_heads, n, head_dim = value.shape
+    if heads % kv_heads:
+        raise InputError(f"{heads} query heads cannot share {kv_heads} key/value heads evenly.")
+    per_head = _per_head(projection, heads, head_dim)  # [heads, head_dim, hidden]
+    values = value.float()
+    if kv_heads != heads:
+        values = values.repeat_interleave(heads // kv_heads, dim=0)  # as the model repeats
+    step = max(1, _NORM_BLOCK_BYTES // max(1, n * per_head.shape[-1] * 4))
+    if step >= heads:
+        return torch.linalg.vector_norm(torch.bmm(values, per_head), dim=-1)
+    out = torch.empty((heads, n), dtype=torch.float32, device=value.device)
+    for h0 in range(0, heads, step):
+        h1 = min(h0 + step, heads)
+        out[h0:h1] = torch.linalg.vector_norm(torch.bmm(values[h0:h1], per_head[h0:h1]), dim=-1)
+    return out
+
+
+# projection -> (its weight's identity and version, the weight as float32 [heads, dim, hidden])
+_PER_HEAD: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+_PER_HEAD_LOCK = threading.Lock()
+
+
+def _per_head(projection: nn.Module, heads: int, head_dim: int) -> torch.Tensor:
+    """The projection's weight split by head, float32 ``[heads, head_dim, hidden]``; kept per
+    module until its weight changes (in place or replaced).
+
+    Raises:
+        InputError: the projection does not take ``heads × head_dim`` inputs.
+    """
     weight = projection_matrix(projection)
-    if weight.shape[0] != heads * head_dim or heads % kv_heads:
+    if weight.shape[0] != heads * head_dim:
         raise InputError(
             f"The attention output projection takes {weight.shape[0]} inputs, not {heads} heads "
             f"× {head_dim}; value-weighted norms are not available for this model."
         )
-    groups = heads // kv_heads
-    per_head = weight.float().reshape(heads, head_dim, -1)  # [heads, head_dim, hidden]
-    values = value.float()
-    step = max(1, _NORM_BLOCK_BYTES // max(1, n * per_head.shape[-1] * 4))
-    out = torch.empty((heads, n), dtype=torch.float32, device=value.device)
-    for h0 in range(0, heads, step):
-        h1 = min(h0 + step, heads)
-        v = values[torch.arange(h0, h1, device=value.device) // groups]  # [block, n, head_dim]
-        out[h0:h1] = torch.linalg.vector_norm(torch.bmm(v, per_head[h0:h1]), dim=-1)
-    return out
+    key = (weight.data_ptr(), weight._version, heads, head_dim, weight.device, weight.dtype)
+    with _PER_HEAD_LOCK:
+        kept = _PER_HEAD.get(projection)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+    split = weight.detach().float().reshape(heads, head_dim, -1).contiguous()
+    with _PER_HEAD_LOCK:
+        _PER_HEAD[projection] = (key, split)
+    return split
 
 
 def norm_weights(weights: torch.Tensor, output_norms: torch.Tensor) -> torch.Tensor:
