@@ -87,8 +87,10 @@ def llama3_tokenizer() -> PreTrainedTokenizerFast:
     (transformers' no-limit sentinel): the model's position table is the limit."""
     tok = _bpe(["<|begin_of_text|>", "<|end_of_text|>"])
     bos = "<|begin_of_text|>"
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))]
+    tok.post_processor = processors.TemplateProcessing(  # the pair as Llama 3's tokenizer.json
+        single=f"{bos} $A",
+        pair=f"{bos} $A {bos}:1 $B:1",
+        special_tokens=[(bos, tok.token_to_id(bos))],
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|end_of_text|>")
 
@@ -125,6 +127,7 @@ def modernbert_tokenizer() -> PreTrainedTokenizerFast:
     tok = _bpe(specials)
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     return PreTrainedTokenizerFast(
@@ -136,6 +139,50 @@ def modernbert_tokenizer() -> PreTrainedTokenizerFast:
         mask_token="[MASK]",
         model_input_names=["input_ids", "attention_mask"],
         model_max_length=8192,
+    )
+
+
+def _unigram(special: list[str], vocab_size: int = 600) -> Tokenizer:
+    """A SentencePiece-style unigram model (metaspace pieces) trained on the sample text, as
+    T5 and Marian tokenizers are."""
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = tk_decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=special, unk_token="<unk>"
+    )
+    lines = SAMPLE_TEXT.read_text(encoding="utf-8").splitlines()
+    tok.train_from_iterator(lines, trainer)
+    return tok
+
+
+def t5_tokenizer() -> PreTrainedTokenizerFast:
+    """Like T5's: <pad> 0, </s> 1, <unk> 2; appends </s>; no BOS, no mask token."""
+    tok = _unigram(["<pad>", "</s>", "<unk>"])
+    eos = ("</s>", tok.token_to_id("</s>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[eos]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=512,
+    )
+
+
+def marian_tokenizer() -> PreTrainedTokenizerFast:
+    """Like Marian's: </s> 0, <unk> 1, <pad> last-but-not-least; appends </s>."""
+    tok = _unigram(["</s>", "<unk>", "<pad>"])
+    eos = ("</s>", tok.token_to_id("</s>"))
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[eos])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=512,
     )
 
 
@@ -205,6 +252,8 @@ def build(family: str, max_positions: int = 128):
         return _build_extra(family, max_positions)
     elif family in MODERN_FAMILIES:
         return _build_modern(family, max_positions)
+    elif family in SEQ2SEQ_FAMILIES:
+        return _build_seq2seq(family, max_positions)
     else:
         raise ValueError(f"unknown family {family!r}")
     return model.eval(), tok
@@ -349,6 +398,60 @@ def _build_modern(family: str, max_positions: int):
     return getattr(t, _CAUSAL_CLASSES[family])(config).eval(), tok
 
 
+def _build_seq2seq(family: str, max_positions: int):
+    """Encoder–decoder models: T5 (relative position buckets, tied embeddings scaled before the
+    head), BART (learned positions, byte-level BPE, decoding starts with </s>, more decoder
+    layers than encoder layers) and Marian (sinusoidal positions, decoding starts with <pad>)."""
+    t = transformers
+    if family == "t5":
+        tok = t5_tokenizer()
+        config = t.T5Config(
+            vocab_size=len(tok),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.pad_token_id,
+        )
+        return t.T5ForConditionalGeneration(config).eval(), tok
+    common = {
+        "d_model": 32,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 64,
+        "decoder_ffn_dim": 64,
+        "max_position_embeddings": max_positions,
+    }
+    if family == "bart":
+        tok = roberta_tokenizer()
+        config = t.BartConfig(
+            **{**common, "decoder_layers": 3},
+            vocab_size=len(tok),
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.eos_token_id,
+            forced_eos_token_id=tok.eos_token_id,
+        )
+        return t.BartForConditionalGeneration(config).eval(), tok
+    tok = marian_tokenizer()
+    config = t.MarianConfig(
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+        forced_eos_token_id=tok.eos_token_id,
+        **common,
+    )
+    return t.MarianMTModel(config).eval(), tok
+
+
 def save(family: str, directory: Path, max_positions: int = 128) -> Path:
     """Build a tiny model of ``family`` and save it with its tokenizer under ``directory``."""
     model, tok = build(family, max_positions)
@@ -373,6 +476,8 @@ MODERN_FAMILIES = (
     "olmo2",
     "modernbert",
 )
+# Encoder–decoder families (issue 11).
+SEQ2SEQ_FAMILIES = ("t5", "bart", "marian")
 # The hub names these tiny models stand in for.
 HUB_NAMES = {
     "llama3": "meta-llama/Llama-3.2-1B",
@@ -384,4 +489,7 @@ HUB_NAMES = {
     "gpt_neox": "EleutherAI/pythia-160m",
     "olmo2": "allenai/OLMo-2-0425-1B",
     "modernbert": "answerdotai/ModernBERT-base",
+    "t5": "google-t5/t5-small",
+    "bart": "facebook/bart-base",
+    "marian": "Helsinki-NLP/opus-mt-en-de",
 }

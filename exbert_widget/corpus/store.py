@@ -220,6 +220,23 @@ class Corpus:
                 "corpus for this model."
             )
 
+    def head_report(self, lm, *, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+        """Which heads of ``lm`` track which dependency relations over this corpus (Clark et
+        al. 2019), with per-head attention statistics; see :mod:`.head_report` for every
+        convention. Columns: relation, layer, head, direction, accuracy, count,
+        baseline_offset, baseline_accuracy, few, entropy, to_special, to_previous, to_next.
+
+        Cached next to the corpus (or in the user cache directory) per corpus build and model;
+        ``refresh=True`` computes it again.
+
+        Raises:
+            CorpusError: ``lm`` is not the corpus's model.
+            InputError: an encoder–decoder model.
+        """
+        from .head_report import head_report  # torch only when a report is asked for
+
+        return head_report(self, lm, refresh=refresh, progress=progress)
+
     # -- the token table ---------------------------------------------------------------------------
 
     def _column(self, name: str) -> np.ndarray:

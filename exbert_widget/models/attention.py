@@ -35,6 +35,8 @@ class _Unsplittable(Exception):
 _FUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("exbert_fused", default=False)
 # Eager attention in chunks of key/value heads of at most this many bytes of weights (0: whole).
 _CHUNK_BYTES: contextvars.ContextVar[int] = contextvars.ContextVar("exbert_chunks", default=0)
+# Where each attention call's (module, value states) go while values are recorded, else None.
+_VALUES: contextvars.ContextVar[list | None] = contextvars.ContextVar("exbert_values", default=None)
 
 
 @contextmanager
@@ -57,6 +59,20 @@ def eager_attention(chunk_bytes: int = 0) -> Iterator[None]:
     finally:
         _CHUNK_BYTES.reset(chunks)
         _FUSED.reset(fused)
+
+
+@contextmanager
+def record_values() -> Iterator[list[tuple[nn.Module, torch.Tensor]]]:
+    """Within this block (this thread or context only), every attention call through
+    :data:`IMPLEMENTATION` appends ``(module, value)``: the value states exactly as the module
+    passed them, ``[batch, key/value heads, n, head_dim]`` (projected, bias included, before
+    grouped-query heads are repeated). Kept by reference; nothing is copied."""
+    found: list[tuple[nn.Module, torch.Tensor]] = []
+    token = _VALUES.set(found)
+    try:
+        yield found
+    finally:
+        _VALUES.reset(token)
 
 
 def eager_function(module: nn.Module) -> Callable | None:
@@ -154,6 +170,9 @@ def _attention(
     attention_mask: torch.Tensor | None,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    sink = _VALUES.get()
+    if sink is not None:
+        sink.append((module, value))
     if _FUSED.get() and kwargs.get("softcap") is None:  # SDPA has no soft-capping (Gemma 2)
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     eager = eager_function(module)

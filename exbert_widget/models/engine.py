@@ -7,18 +7,19 @@ import inspect
 import json
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
 from ..errors import InputError
 from . import attention as attention_impl
-from . import probe
+from . import lens, probe, seq2seq
 from .analysis import Analysis, Encoding
 from .contexts import capture_contexts, find_projections
 from .demo import DEMO_LABEL, is_demo_name, load_demo_parts
@@ -39,6 +40,7 @@ from .loading import (
     pick_dtype,
     prepare_given,
 )
+from .pairs import check_pair, segments_of
 from .predictions import top_k as top_k_of
 from .scopes import torch_threads
 
@@ -47,6 +49,8 @@ _POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "data2vec-text"
 # A tokenizer's model_max_length at or above this is transformers' "no limit" sentinel (1e30).
 _NO_LIMIT = 10**9
 _PROBE = probe.SENTENCE
+# attention_batches: weights of one batch, all layers (float32), at most this many bytes.
+BATCH_ATTENTION_BYTES = 256 * 2**20
 
 
 class _Stop(Exception):
@@ -95,16 +99,27 @@ class LanguageModel:
                 f"{type(model).__name__} ({text_config.model_type!r}) has no attention heads "
                 f"to explore ({exc}). exbert-widget needs a transformer with self-attention."
             ) from exc
-        head_dim = getattr(text_config, "head_dim", None) or self.hidden_size // self.num_heads
+        head_dim = (
+            getattr(text_config, "head_dim", None)
+            or getattr(text_config, "d_kv", None)  # T5
+            or self.hidden_size // self.num_heads
+        )
         self.head_dim: int = int(head_dim)
         self.context_size: int = self.num_heads * self.head_dim
         self.max_length: int = self._max_length()
         self._bos_id = self._missing_bos_id()
         self._takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+        self._chunk_bytes = CHUNK_BYTES
+        if kind == "seq2seq":
+            self.num_decoder_layers, self.num_decoder_heads = seq2seq.sizes(text_config)
+            self._on_demand = self._fused = False
+            self._projections: list[torch.nn.Module] = []
+            self._seq2seq = seq2seq.setup(self)
+            return
+        self.num_decoder_layers = self.num_decoder_heads = 0
         # One layer at a time where the attention modules are known; fused where they allow it.
         self._on_demand = bool(self._attention_modules[0])
         self._fused = self._use_fused_attention()
-        self._chunk_bytes = CHUNK_BYTES
         probe.check_runs(self)
         self._projections = find_projections(
             self.model,
@@ -192,60 +207,117 @@ class LanguageModel:
         blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    @cached_property
+    def weights_digest(self) -> str:
+        """A digest of the model's weights (names, shapes and up to 4,096 evenly spaced values
+        of each parameter): another checkpoint of the same architecture, which
+        :attr:`fingerprint` cannot tell apart, gets another digest. For caches of results."""
+        digest = hashlib.sha256()
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                flat = parameter.detach().reshape(-1)
+                sample = flat[:: max(1, flat.numel() // 4096)][:4096]
+                digest.update(f"{name}{tuple(parameter.shape)}".encode())
+                digest.update(sample.float().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
     # -- encoding ------------------------------------------------------------------------------
 
-    def encode(self, text: str, masked: Sequence[int] = ()) -> Encoding:
-        """Tokenise one sentence: ids, tokens, special flags and character offsets.
+    def encode(
+        self, text: str, masked: Sequence[int] = (), sentence_b: str | None = None
+    ) -> Encoding:
+        """Tokenise one sentence, or a pair: ids, tokens, special flags, character offsets and
+        each token's segment.
 
-        Input longer than ``max_length`` is truncated (``truncated`` is set and a warning issued).
-        Masked positions are replaced by the tokenizer's mask token.
+        Input longer than ``max_length`` is truncated (``truncated`` is set and a warning issued;
+        a pair loses tokens from the longer text first). Masked positions are replaced by the
+        tokenizer's mask token.
 
         Raises:
-            InputError: not a str, empty, only special tokens, or a mask the model cannot take.
+            InputError: not a str, empty, only special tokens, a mask the model cannot take, or a
+                pair the model's tokenizer has no convention for (see :meth:`analyze`).
         """
-        return self._encode(text, masked, warn=True)
+        return self._encode(text, masked, warn=True, text_b=sentence_b)
 
-    def _encode(self, text: str, masked: Sequence[int], warn: bool) -> Encoding:
+    def _encode(
+        self, text: str, masked: Sequence[int], warn: bool, text_b: str | None = None
+    ) -> Encoding:
         if not isinstance(text, str):
             raise InputError(f"A sentence must be a str, got {type(text).__name__}.")
         if not text.strip():
             raise InputError("The sentence is empty: type some text to analyse.")
         _check_encodable(text)
-        enc, truncated = self._tokenize(text, warn)
+        if text_b is not None:
+            check_pair(self.name, self.kind, self.tokenizer, text_b)
+            _check_encodable(text_b)
+        enc, truncated = self._tokenize(text, warn, text_b)
         ids = list(enc["input_ids"])
         special = [bool(s) for s in enc["special_tokens_mask"]]
         offsets = [
             (int(a), int(b)) if not s else (0, 0)
             for (a, b), s in zip(enc["offset_mapping"], special, strict=True)
         ]
+        types = self._token_types(enc)
+        raw_types = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
+        segments = segments_of(enc.sequence_ids(), raw_types) if text_b else [0] * len(ids)
         if self._bos_id is not None:
             ids.insert(0, self._bos_id)
             special.insert(0, True)
             offsets.insert(0, (0, 0))
+            segments.insert(0, 0)
+            if types is not None:
+                types.insert(0, 0)
         if not any(not s for s in special):
             raise InputError(f"The sentence {text!r} gives no tokens besides special ones.")
+        in_b = [g and not s for g, s in zip(segments, special, strict=True)]
+        if text_b is not None and not any(in_b):
+            raise InputError(f"sentence_b {text_b!r} gives no tokens besides special ones.")
         masked = self._check_mask(masked, special)
         for i in masked:
             ids[i] = self.tokenizer.mask_token_id
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        return Encoding(text, ids, tokens, special, offsets, truncated, masked)
+        return Encoding(
+            text, ids, tokens, special, offsets, truncated, masked, text_b, segments, types
+        )
 
-    def _tokenize(self, text: str, warn: bool):
-        """The tokenizer's encoding of ``text``, cut to ``max_length`` (with a warning)."""
+    def _token_types(self, enc) -> list[int] | None:
+        """The tokenizer's token types, where the model takes them (BERT-style); else None.
+
+        Raises:
+            InputError: types past the model's token-type table (a pair for a model trained
+                with one type only).
+        """
+        if not self._takes_token_types or "token_type_ids" not in enc:
+            return None
+        if "token_type_ids" not in getattr(self.tokenizer, "model_input_names", ()):
+            return None
+        types = [int(t) for t in enc["token_type_ids"]]
+        table = getattr(self.config, "type_vocab_size", None)
+        if table is not None and types and max(types) >= max(table, 1):  # 0: types unused
+            raise InputError(
+                f"{self.name} has {table} token type(s), so it cannot mark a second sentence; "
+                "join the two texts into one sentence instead."
+            )
+        return types
+
+    def _tokenize(self, text: str, warn: bool, text_b: str | None = None):
+        """The tokenizer's encoding of ``text`` (and ``text_b``), cut to ``max_length`` (with a
+        warning; a pair is cut longest text first)."""
         limit = self.max_length - (1 if self._bos_id is not None else 0)
         options = {
             "add_special_tokens": True,
             "return_offsets_mapping": True,
             "return_special_tokens_mask": True,
+            "return_token_type_ids": True,
         }
         # verbose=False: transformers' own too-long log; ours below says what was done
-        enc = self.tokenizer(text, verbose=False, **options)
+        enc = self.tokenizer(text, text_b, verbose=False, **options)
         count = len(enc["input_ids"]) + (1 if self._bos_id is not None else 0)
         if count <= self.max_length:
             return enc, False
         if warn:
             self._warn_truncated(count)
-        enc = self.tokenizer(text, truncation=True, max_length=limit, **options)
+        enc = self.tokenizer(text, text_b, truncation="longest_first", max_length=limit, **options)
         return enc, True
 
     def _warn_truncated(self, count: int) -> None:
@@ -294,7 +366,11 @@ class LanguageModel:
         if not bool(mask.all()):  # without padding the mask is all ones: let the model skip it
             inputs["attention_mask"] = mask
         if self._takes_token_types and "token_type_ids" in getattr(tok, "model_input_names", ()):
-            inputs["token_type_ids"] = torch.zeros_like(ids)
+            types = torch.zeros_like(ids)
+            for row, enc in enumerate(encodings):
+                if enc.token_type_ids is not None:
+                    types[row, : len(enc)] = torch.tensor(enc.token_type_ids)
+            inputs["token_type_ids"] = types
         return {k: v.to(self.device) for k, v in inputs.items()}
 
     def _fast(self):
@@ -328,11 +404,16 @@ class LanguageModel:
         """
         if not encodings:
             return []
+        self._check_one_stack("forward")
         inputs = self._batch_inputs(encodings)
         # Eager attention also needs output_attentions for the probe of a non-interface model.
         weights = attentions or not hidden_states
         mode = attention_impl.eager_attention() if weights else self._fast()
-        with mode, capture_contexts(self._projections if contexts else []) as captured:
+        with (
+            mode,
+            capture_contexts(self._projections if contexts else []) as captured,
+            attention_impl.record_values() as values,
+        ):
             out = self.model(
                 **inputs,
                 output_attentions=weights,
@@ -342,6 +423,8 @@ class LanguageModel:
         if contexts and len(captured) != self.num_layers:
             raise LayerCountError(self._count_message(len(captured), "contexts"))
         att = _stack_weights(out.attentions, self.name) if weights else None
+        # value states for norms, where every layer's attention passed through the dispatcher
+        kept_values = [v for _, v in values] if att is not None and len(values) == len(att) else []
         hid = _stack(out.hidden_states) if hidden_states else None
         ctx = _stack(captured) if contexts else None
         predictions = top_k_of(
@@ -365,9 +448,25 @@ class LanguageModel:
                     top_k=predictions[row][:n] if predictions else None,
                     truncated=enc.truncated,
                     masked=enc.masked,
+                    value_tensors=[v[row, :, :n] for v in kept_values] or None,
+                    projections=self._projections,
+                    segments=enc.segments,
+                    sentence_b=enc.text_b,
                 )
             )
         return results
+
+    def _check_one_stack(self, what: str) -> None:
+        """Refuse work done over one stack of layers for an encoder–decoder model.
+
+        Raises:
+            InputError: this is an encoder–decoder model.
+        """
+        if self.kind == "seq2seq":
+            raise InputError(
+                f"{what} works on encoders and decoders; {self.name} is an encoder–decoder "
+                "model (lm.analyze(source, target=...) shows its three parts)."
+            )
 
     def _count_message(self, count: int, what: str) -> str:
         return (
@@ -438,9 +537,21 @@ class LanguageModel:
             layers=LayerAttention(calls, index, chunk_bytes=self._chunk_bytes),
             hidden_tensors=[h[0] for h in out.hidden_states],
             context_tensors=[c[0] for c in captured],
+            projections=self._projections,
+            segments=enc.segments,
+            sentence_b=enc.text_b,
         )
 
-    def analyze(self, sentence: str, masked: Sequence[int] = (), top_k: int = 5) -> Analysis:
+    def analyze(
+        self,
+        sentence: str,
+        masked: Sequence[int] = (),
+        top_k: int = 5,
+        sentence_b: str | None = None,
+        *,
+        target: str | None = None,
+        max_new_tokens: int = 40,
+    ) -> Analysis:
         """Run the model once on ``sentence`` and return exBERT's view of it.
 
         The pass keeps tokens, predictions, hidden states, contexts and what each layer's
@@ -449,16 +560,35 @@ class LanguageModel:
 
         Args:
             sentence: the text; longer input is truncated to the model's maximum (with a warning).
+                Encoder–decoder models: the source.
             masked: token indices (specials included in the count) to replace by the mask token;
-                bidirectional models only.
+                bidirectional models (and encoder–decoder models with a mask token) only.
             top_k: how many predictions to keep per position (at most the vocabulary size).
+            sentence_b: a second sentence: the tokenizer encodes the pair (``[CLS] A [SEP] B
+                [SEP]`` for BERT), its token types reach the model, and ``a.segments`` says which
+                sentence each token is in. Models whose tokenizer has no pair convention (GPT-2,
+                Qwen: no separator) refuse it; join the texts yourself for those.
+            target: encoder–decoder models only: the target text. The decoder reads it shifted
+                right behind ``decoder_start_token_id``, as in training; when None the model's
+                greedy output for ``sentence`` is used (at most ``max_new_tokens`` tokens).
+            max_new_tokens: the longest greedy target, when ``target`` is None.
 
         Raises:
-            InputError: an empty sentence, a bad mask, or a negative ``top_k``.
+            InputError: an empty sentence, a bad mask, a negative ``top_k``, a pair the tokenizer
+                has no convention for, or ``target`` for a model that is not encoder–decoder.
         """
         if top_k < 0:
             raise InputError(f"top_k must be 0 or more, got {top_k}.")
-        enc = self.encode(sentence, masked)
+        if self.kind == "seq2seq":
+            if sentence_b is not None:
+                check_pair(self.name, self.kind, self.tokenizer, sentence_b)
+            return seq2seq.analyze(self, sentence, masked, top_k, target, max_new_tokens)
+        if target is not None:
+            raise InputError(
+                f"target= is for encoder–decoder models (T5, BART, Marian); {self.name} is "
+                f"{self.kind}. Use sentence_b= for a pair of sentences."
+            )
+        enc = self.encode(sentence, masked, sentence_b)
         if self._on_demand:
             return self._analyze_on_demand(enc, top_k)
         return self.forward([enc], top_k=top_k)[0]
@@ -476,6 +606,7 @@ class LanguageModel:
         batches run side by side in threads of one torch thread each; torch's thread count is
         restored afterwards.
         """
+        self._check_one_stack("layer_attentions")
         modules, index = self._attention_modules
         if not modules:
             full = self.forward(encodings, hidden_states=False, contexts=False)
@@ -527,6 +658,49 @@ class LanguageModel:
                 out[i] = w[row, :, :n, :n].copy()
         return out
 
+    def attention_batches(
+        self,
+        encodings: Sequence[Encoding],
+        batch_size: int = 32,
+        max_bytes: int = BATCH_ATTENTION_BYTES,
+    ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+        """Every layer's attention for many encodings, a length-sorted batch at a time.
+
+        Yields ``(indices, weights)``: the encodings' positions in ``encodings`` and, per layer,
+        float32 ``[batch, heads, width, width]`` on the model's device, ``width`` the batch's
+        longest encoding (rows and columns past an encoding's length are padding). One eager
+        pass of the base model per batch (no LM head), the cheapest way to every layer's
+        weights at once; batches hold at most ``batch_size`` encodings of similar lengths (less
+        padding) and at most ``max_bytes`` of weights.
+
+        Raises:
+            InputError: an encoder–decoder model.
+            NoWeightsError: the model gives no weights.
+        """
+        self._check_one_stack("attention_batches")
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+        per_token = self.num_layers * self.num_heads * 4  # bytes of one row of one token pair
+        batch: list[int] = []
+        for i in order:
+            width = len(encodings[i])
+            full = len(batch) == batch_size
+            if batch and (full or (len(batch) + 1) * width * width * per_token > max_bytes):
+                yield batch, self._batch_attention([encodings[j] for j in batch])
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch, self._batch_attention([encodings[j] for j in batch])
+
+    @torch.no_grad()
+    def _batch_attention(self, encodings: Sequence[Encoding]) -> list[torch.Tensor]:
+        with attention_impl.eager_attention():
+            out = self.model.base_model(
+                **self._batch_inputs(encodings), output_attentions=True, **self._no_cache
+            )
+        if not out.attentions or any(a is None for a in out.attentions):
+            raise NoWeightsError(f"{self.name} returned no attention weights.")
+        return [a.float() for a in out.attentions]
+
     @torch.no_grad()
     def token_vectors(self, encodings: Sequence[Encoding]) -> tuple[torch.Tensor, torch.Tensor]:
         """Every layer's output and context vectors of every real token, for indexing.
@@ -540,6 +714,7 @@ class LanguageModel:
         Raises:
             LayerCountError: the projections do not fit the model.
         """
+        self._check_one_stack("token_vectors")
         inputs = self._batch_inputs(encodings)
         with self._fast(), capture_contexts(self._projections) as captured:
             out = self.model.base_model(
@@ -554,6 +729,30 @@ class LanguageModel:
         hid = torch.stack(out.hidden_states[1:]).flatten(1, 2)[:, keep]
         ctx = torch.stack(captured).flatten(1, 2)[:, keep]
         return hid.float(), ctx.float()
+
+    # -- the logit lens ------------------------------------------------------------------------
+
+    def logit_lens(self, analysis: Analysis, position: int, top_k: int = 5) -> pd.DataFrame:
+        """What each layer would predict at ``position``: its hidden state through the model's
+        own final norm and language-model head (nostalgebraist's logit lens).
+
+        Returns a DataFrame with ``layer`` (0 = the embedding output … ``num_layers``),
+        ``rank`` (0 = best, as in ``a.top_k[position]``), ``token`` (a raw token string, as in
+        ``a.top_k``) and ``prob`` (softmax over the vocabulary), ``top_k`` rows per layer.
+        The last layer's rows are ``a.top_k[position]``: bidirectional models predict the token
+        at ``position``, autoregressive ones the next token; encoder–decoder models read the
+        decoder's layers and ``position`` is a target token. Masked LMs' head includes its
+        transform (dense, activation, norm) before the vocabulary projection.
+
+        Raises:
+            InputError: the model has no LM head, ``position`` is out of range, ``top_k`` is
+                not at least 1, or the analysis has no hidden states from this model.
+        """
+        return lens.logit_lens(self, lambda: self._lens_head, analysis, position, top_k)
+
+    @cached_property
+    def _lens_head(self) -> lens.LensHead:
+        return lens.find_head(self)
 
     # -- generation ----------------------------------------------------------------------------
 

@@ -85,6 +85,11 @@ def check_request(name: str, kind: str, has_lm_head: bool, max_new_tokens: int) 
     Raises:
         InputError: a masked LM, a model without its LM head, or a bad ``max_new_tokens``.
     """
+    if kind == "seq2seq":
+        raise InputError(
+            f"{name} is an encoder–decoder model: lm.analyze(source) generates its target "
+            "greedily (or give target=...); generate() continues a decoder's prompt."
+        )
     if kind != "autoregressive":
         raise InputError(
             f"{name} is a masked (bidirectional) language model: it fills in masked tokens and "

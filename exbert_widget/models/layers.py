@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attention import eager_attention
+from .attention import eager_attention, record_values
 
 # Recent layers' weights are kept while they take at most this much (at least two layers, so that
 # going back and forth between two layers never recomputes).
@@ -99,6 +99,16 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(dtype=torch.float32).cpu().numpy()
 
 
+@dataclass
+class _Entry:
+    """One cached layer: its weights on the device, their numpy copy once read, and the value
+    states its attention used (for :mod:`.measures`)."""
+
+    weights: torch.Tensor
+    value: torch.Tensor | None
+    array: np.ndarray | None = None
+
+
 class LayerAttention:
     """Computes and caches one layer's attention weights ``[heads, n, n]`` from recorded calls.
 
@@ -117,16 +127,24 @@ class LayerAttention:
         self._index = index
         self._chunk_bytes = chunk_bytes
         self._cache_bytes = cache_bytes
-        self._cache: OrderedDict[int, tuple[torch.Tensor, np.ndarray | None]] = OrderedDict()
+        self._cache: OrderedDict[int, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    @torch.no_grad()
     def compute(self, layer: int, chunk_bytes: int | None = None) -> torch.Tensor:
         """The weights of ``layer`` computed afresh (not cached), ``[heads, n, n]``; eager
         attention runs in chunks of ``chunk_bytes`` (default: as constructed; 0: all heads)."""
+        return self._compute(layer, chunk_bytes)[0]
+
+    @torch.no_grad()
+    def _compute(
+        self, layer: int, chunk_bytes: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weights of ``layer`` and the value states its attention used (``[key/value heads,
+        n, head_dim]``, None where the model's attention does not pass through
+        :mod:`.attention`), computed afresh."""
         call = self._calls[layer]
         chunks = self._chunk_bytes if chunk_bytes is None else chunk_bytes
         owner = threading.get_ident()
@@ -140,7 +158,7 @@ class LayerAttention:
 
         handle = call.attention.register_forward_hook(hook)
         try:
-            with eager_attention(chunks):
+            with eager_attention(chunks), record_values() as values:
                 call.module(*call.args, **call.kwargs)
         except _Stop:
             pass
@@ -149,34 +167,41 @@ class LayerAttention:
         if not found or found[0] is None:
             name = type(call.attention).__name__
             raise NoWeightsError(f"{name} returned no attention weights.")
-        return found[0][0]
+        value = values[-1][1][0] if values else None
+        return found[0][0], value
 
-    def tensor(self, layer: int) -> torch.Tensor:
-        """The weights of ``layer``, from the cache or computed and cached."""
+    def _entry(self, layer: int) -> _Entry:
+        """The cache entry of ``layer``, computed and cached when absent."""
         with self._lock:
             hit = self._cache.get(layer)
             if hit is not None:
                 self._cache.move_to_end(layer)
-                return hit[0]
-        weights = self.compute(layer)
+                return hit
+        weights, value = self._compute(layer)
+        entry = _Entry(weights, value)
         with self._lock:
-            self._cache[layer] = (weights, None)
+            self._cache[layer] = entry
             self._cache.move_to_end(layer)
             self._trim(weights.numel() * weights.element_size())
-        return weights
+        return entry
+
+    def tensor(self, layer: int) -> torch.Tensor:
+        """The weights of ``layer``, from the cache or computed and cached."""
+        return self._entry(layer).weights
+
+    def values(self, layer: int) -> torch.Tensor | None:
+        """The value states ``[key/value heads, n, head_dim]`` the attention of ``layer`` used
+        (cached with its weights), or None where the model's attention does not expose them."""
+        return self._entry(layer).value
 
     def numpy(self, layer: int) -> np.ndarray:
         """The weights of ``layer`` as read-only float32 numpy (shared with the cache)."""
-        weights = self.tensor(layer)
-        with self._lock:
-            entry = self._cache.get(layer)
-            if entry is not None and entry[1] is not None:
-                return entry[1]
-        array = to_numpy(weights)
+        entry = self._entry(layer)
+        if entry.array is not None:
+            return entry.array
+        array = to_numpy(entry.weights)
         array.flags.writeable = False
-        with self._lock:
-            if layer in self._cache:
-                self._cache[layer] = (weights, array)
+        entry.array = array
         return array
 
     def _trim(self, layer_bytes: int) -> None:

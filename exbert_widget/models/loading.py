@@ -13,6 +13,7 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -26,8 +27,8 @@ from ..errors import ModelLoadError
 from .hub import hub_options
 from .scopes import transformers_verbosity
 
-Kind = Literal["bidirectional", "autoregressive"]
-KINDS: tuple[str, ...] = ("bidirectional", "autoregressive")
+Kind = Literal["bidirectional", "autoregressive", "seq2seq"]
+KINDS: tuple[str, ...] = ("bidirectional", "autoregressive", "seq2seq")
 
 
 def _quiet_transformers():
@@ -63,12 +64,10 @@ def pick_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 
 def detect_kind(config: PretrainedConfig) -> Kind:
-    """Encoders with a masked-LM head family are bidirectional; decoders are autoregressive."""
+    """Encoder–decoder models are seq2seq; encoders with a masked-LM head family are
+    bidirectional; decoders are autoregressive."""
     if getattr(config, "is_encoder_decoder", False):
-        raise ModelLoadError(
-            f"{config.model_type!r} is an encoder-decoder model; exbert-widget explores one "
-            "sequence through an encoder (BERT, RoBERTa, ...) or a decoder (GPT-2, Llama, ...)."
-        )
+        return "seq2seq"
     if getattr(config, "is_decoder", False):
         return "autoregressive"
     if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
@@ -91,6 +90,12 @@ def resolve_kind(config: PretrainedConfig, kind: Kind | None) -> Kind:
     if kind is None or kind == detected:
         return detected
     model_type = config.model_type
+    if "seq2seq" in (kind, detected):
+        raise ModelLoadError(
+            f"kind={kind!r} cannot be forced on {model_type!r}, which is "
+            f"{'an encoder–decoder' if detected == 'seq2seq' else 'not an encoder–decoder'} "
+            "model. Leave kind= out."
+        )
     if kind == "autoregressive":
         if (
             model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
@@ -218,7 +223,11 @@ def load_pretrained(
             ) from exc
     _check_tokenizer(tokenizer, config, name_or_path, source, given)
 
-    head_class = AutoModelForMaskedLM if detected == "bidirectional" else AutoModelForCausalLM
+    head_class = {
+        "bidirectional": AutoModelForMaskedLM,
+        "autoregressive": AutoModelForCausalLM,
+        "seq2seq": AutoModelForSeq2SeqLM,
+    }[detected]
     common = {
         **hub,
         "config": config,  # carries is_decoder where a kind was forced
@@ -264,7 +273,11 @@ def prepare_given(model: PreTrainedModel, kind: Kind | None) -> tuple[PreTrained
             ) from exc
     else:  # pragma: no cover - older transformers
         model.config._attn_implementation = "eager"
-    detected = detect_kind(model.config) if kind is None else kind
+    detected = detect_kind(model.config)
+    if kind is not None and "seq2seq" in (kind, detected):
+        detected = resolve_kind(model.config, kind)  # refuses forcing a kind across the line
+    elif kind is not None:
+        detected = kind
     has_head = model.get_output_embeddings() is not None
     return model, detected, has_head
 
