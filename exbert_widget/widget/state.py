@@ -26,6 +26,8 @@ SEARCH_K_MAX = 1000
 Kind = Literal["bidirectional", "autoregressive"]
 AttentionMode = Literal["all_heads", "combined"]
 SearchBy = Literal["embedding", "context"]
+Measure = Literal["attention", "norm", "rollout"]
+Compare = Literal["", "unmasked", "model", "side"]
 TopK = list[list[tuple[str, float]]]
 
 
@@ -185,10 +187,70 @@ class SearchState(t.HasTraits):
     summaries = JSON(Summaries, {}, read_only=True, help="Label counts of the hits.").tag(sync=True)
 
 
-SLICES: tuple[type[t.HasTraits], ...] = (ControlsState, AttentionState, SearchState)
+class ReportRelation(TypedDict):
+    """One relation of the head report: its instances, and whether they are few (< 100)."""
+
+    relation: str
+    count: int
+    few: bool
 
 
-class ViewState(ControlsState, AttentionState, SearchState):
+class HeadReportView(TypedDict, total=False):
+    """The head report as the heatmap draws it: per relation and direction, ``layers × heads``
+    accuracies row by row (layer-major), and the best fixed-offset baseline."""
+
+    num_layers: int
+    num_heads: int
+    relations: list[ReportRelation]
+    directions: list[str]
+    accuracy: dict[str, dict[str, list[float]]]
+    baseline: dict[str, dict[str, tuple[int, float]]]
+
+
+class BeyondState(t.HasTraits):
+    """Beyond attention weights: the measure drawn, differences, a compare model, head report."""
+
+    measure = JSON(
+        Measure,
+        "attention",
+        help="What the lines show: attention weights, value-weighted norms (Kobayashi et al. "
+        "2020) or rollout (Abnar & Zuidema 2020); rows normalised for drawing.",
+    ).tag(sync=True)
+    compare = JSON(
+        Compare,
+        "",
+        help='The second panel: "" (or None) none, "unmasked" Δ against the sentence without '
+        'its mask, "model" Δ against the compare model, "side" the compare model beside it.',
+    ).tag(sync=True)
+    compare_model_name = Text(
+        "", read_only=True, help='Label of the compare model ("" = none).'
+    ).tag(sync=True)
+    compare_note = Text(
+        "", read_only=True, help='Why the second panel draws nothing, or what it shows ("" = none).'
+    ).tag(sync=True)
+    compare_lines = NDArray(
+        "float32",
+        ("count", 3),
+        read_only=True,
+        help="The second panel's lines, [from, to, value] each, row by row, strongest first; "
+        "value < 0: less attention than the reference (Δ views).",
+    ).tag(sync=True)
+    compare_top_k = JSON(
+        list[list[tuple[str, float, float]]],
+        [],
+        read_only=True,
+        help="Per position, [token, probability, reference probability]: the shown analysis' "
+        "top k with the reference's probability of the same token.",
+    ).tag(sync=True)
+    report = JSON(
+        HeadReportView, {}, read_only=True, help="The head report for the heatmap ({} = none)."
+    ).tag(sync=True)
+
+
+SLICES: tuple[type[t.HasTraits], ...] = (ControlsState, AttentionState, SearchState, BeyondState)
+
+
+class ViewState(ControlsState, AttentionState, SearchState, BeyondState):
     """Every synced trait of the view."""
 
 
@@ -240,6 +302,14 @@ class HeadLinesResult(TypedDict):
     scale: float
 
 
+class HeadReportArgs(TypedDict):
+    refresh: bool
+
+
+class HeadReportResult(TypedDict):
+    rows: int
+
+
 # Defaults of optional command arguments (and of the Python methods behind them); generated into
 # the view so its controls start from the same values. A varied first list of hits: the view's
 # own sentence left out, at most two hits from one sentence.
@@ -285,6 +355,12 @@ COMMANDS: dict[str, Command] = {
         HeadLinesResult,
         "Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens "
         "in effect.",
+    ),
+    "head_report": Command(
+        HeadReportArgs,
+        HeadReportResult,
+        "Compute (or load from the corpus's cache) the head report of the view's corpus; sets "
+        "report.",
     ),
 }
 

@@ -22,9 +22,10 @@ import traitlets as t
 from ..errors import InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
+from . import compare as diff
 from . import lines as drawing
 from .commands import Dispatcher
-from .layers import layer_attention, layer_attention_tensor
+from .measures import check_measure, measure_for_wire, measure_tensor
 from .state import (
     MAX_NEW_TOKENS,
     MAX_PER_SENTENCE,
@@ -34,6 +35,8 @@ from .state import (
     GenerateResult,
     HeadLinesArgs,
     HeadLinesResult,
+    HeadReportArgs,
+    HeadReportResult,
     LoadHitArgs,
     LoadHitResult,
     SearchArgs,
@@ -106,12 +109,16 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         model: a :func:`load_model` result, a hub name or local directory, or
             ``(model, tokenizer)`` objects.
         corpus: ``None``, a corpus directory, or an opened :class:`Corpus`.
+        compare_model: a second model with the same tokenizer (another checkpoint), taken as
+            ``model`` is; the second panel shows it beside the first (``compare="side"``, the
+            default with a compare model) or as Δ (``compare="model"``).
         **traits: initial values of the traits the user controls (``sentence``, ``layer``,
             ``heads``, ``head_weights``, ``masked``, ``hide_special``, ``threshold``,
             ``selected``, ``search_k``), applied together and checked against each other.
 
     Raises:
         TypeError: ``model`` is none of the above, or a trait name is unknown or computed.
+        InputError: ``compare_model`` reads other tokens than ``model`` (names both).
         ModelLoadError: the model cannot be loaded.
         CorpusError: the corpus cannot be opened or was built for another model.
         StateError: an initial trait value is refused (out of range, wrong type).
@@ -132,9 +139,17 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     #: summarises them itself); above it the kernel sends only what is drawn (see ``lines``).
     all_heads_max_tokens: int = drawing.ALL_HEADS_MAX_TOKENS
 
-    def __init__(self, model: Any, corpus: Any = None, **traits: Any) -> None:
+    def __init__(
+        self, model: Any, corpus: Any = None, compare_model: Any = None, **traits: Any
+    ) -> None:
         lm = _as_model(model)
         self.lm = lm
+        self.compare_lm = None if compare_model is None else _as_model(compare_model)
+        if self.compare_lm is not None:
+            diff.check_same_tokenizer(lm, self.compare_lm)
+            traits.setdefault("compare", "side")
+        # Reference analyses of the second panel, by what they were made from.
+        self._references: dict[tuple, Analysis] = {}
         self.corpus = self._open_corpus(corpus, lm)
         self.analysis: Analysis | None = None
         self.hits: pd.DataFrame | None = None
@@ -146,6 +161,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         # (text, start): the sentence view.generate wrote, and where the model's text begins.
         self._generation: tuple[str, int] | None = None
         self._own_ids: tuple[Any, dict[str, list[int]]] | None = None
+        self._measured: tuple[tuple, Any] | None = None
         super().__init__()
         with self.hold_sync():
             self.set_trait("model_name", _label(lm.name))
@@ -156,6 +172,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             self.set_trait("num_heads", lm.num_heads)
             self.set_trait("has_lm_head", lm.has_lm_head)
             self.set_trait("has_corpus", self.corpus is not None)
+            if self.compare_lm is not None:
+                self.set_trait("compare_model_name", _label(self.compare_lm.name))
         self._apply_initial(lm, traits)
         self._commands = Dispatcher(
             {
@@ -163,6 +181,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 "load_hit": self._load_hit_command,
                 "generate": self._generate_command,
                 "head_lines": self._head_lines_command,
+                "head_report": self._head_report_command,
             },
             send=lambda reply, buffers: self.send(reply, buffers),
         )
@@ -326,6 +345,29 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             raise StateError(f"threshold must be in (0, 1], got {value}.")
         return float(value)
 
+    @t.validate("measure")
+    def _valid_measure(self, proposal: t.Bunch) -> str:
+        try:
+            measure = check_measure(proposal["value"])
+            if measure == "norm" and self.analysis is not None:
+                self.analysis.attention(self.layer, measure="norm")  # refused models say so now
+        except InputError as exc:
+            raise StateError(str(exc)) from None
+        return measure
+
+    @t.validate("compare")
+    def _valid_compare(self, proposal: t.Bunch) -> str:
+        value = "" if proposal["value"] is None else proposal["value"]
+        if value not in ("", "unmasked", "model", "side"):
+            raise StateError(
+                f"compare must be '', 'unmasked', 'model' or 'side' (or None), not {value!r}."
+            )
+        if value in ("model", "side") and self.compare_lm is None:
+            raise StateError(
+                f"compare={value!r} needs a second model: ExBertView(lm, compare_model=other)."
+            )
+        return str(value)
+
     @t.validate("search_k")
     def _valid_k(self, proposal: t.Bunch) -> int:
         try:
@@ -348,8 +390,11 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _masked_changed(self, _change: t.Bunch) -> None:
         self._reanalyze()
 
-    @t.observe("layer", "hide_special", "heads", "head_weights", "threshold")
+    @t.observe("layer", "hide_special", "heads", "head_weights", "threshold", "measure", "compare")
     def _drawing_changed(self, _change: t.Bunch) -> None:
+        if self.compare is None:  # None is off, as "" (traitlets lets None past validation)
+            self.compare = ""
+            return
         with self._lock:
             self._draw()
 
@@ -400,12 +445,14 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         if a is None:
             return
         with self.hold_sync():
+            self._draw_compare(a)
             if not self._combined(a):
-                self._send_drawing("attention", (a, self.layer), self._all_heads)
+                self._send_drawing("attention", (a, self.layer, self.measure), self._all_heads)
                 return
-            self._send_drawing("summary", (a, self.layer, self.hide_special), self._summary)
+            key = (a, self.layer, self.measure, self.hide_special)
+            self._send_drawing("summary", key, self._summary)
             weights = tuple(self.head_weights) if self.head_weights else None
-            key = (a, self.layer, self.hide_special, tuple(self.heads), weights, self.threshold)
+            key += (tuple(self.heads), weights, self.threshold)
             self._send_drawing("lines", key, self._lines)
 
     def _send_drawing(self, part: str, key: tuple, send: Any) -> None:
@@ -414,6 +461,76 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         send(key[0])
         self._drawn[part] = key
 
+    def _draw_compare(self, analysis: Analysis) -> None:
+        """The second panel (see :mod:`.compare`), when what it is computed from changed."""
+        weights = tuple(self.head_weights) if self.head_weights else None
+        key = (analysis, self.compare, self.layer, self.measure, tuple(self.heads), weights)
+        key += (self.hide_special, self.threshold)
+        if self._drawn.get("compare") == key:
+            return
+        lines, note, top_k = self._compare_drawing(analysis)
+        self.set_trait("compare_lines", lines)
+        self.set_trait("compare_note", note)
+        self.set_trait("compare_top_k", top_k)
+        self._drawn["compare"] = key
+
+    def _compare_drawing(self, analysis: Analysis) -> tuple[np.ndarray | None, str, list]:
+        """(lines, note, probabilities) of the second panel for ``view.compare``."""
+        if not self.compare:
+            return None, "", []
+        shown = diff.Side(analysis, self.lm)
+        reference = self.reference()
+        assert reference is not None
+        other = reference if self.compare == "side" else shown
+        layer_count = other.lm.num_layers if self.compare == "side" else reference.lm.num_layers
+        if self.layer >= layer_count:
+            return None, f"{reference.lm.name} has layers 0..{layer_count - 1} only.", []
+        heads = [h for h in self.heads if h < reference.lm.num_heads]
+        weights = self.head_weights
+        if weights and len(weights) != reference.lm.num_heads:
+            weights = None
+        args = (self.layer, self.measure, heads, weights, self.hide_special)
+        if self.compare == "side":
+            matrix = diff.combined(reference, *args)
+            top_k = diff.top_k_pairs(reference, shown)
+            return diff.shown_lines(matrix, self.threshold), "", top_k
+        if self.compare == "unmasked" and not analysis.masked:
+            return None, "Mask a token (double-click it) to see what masking changes.", []
+        delta = diff.combined(shown, *args) - diff.combined(reference, *args)
+        return diff.signed_lines(delta, self.threshold), "", diff.top_k_pairs(shown, reference)
+
+    def reference(self) -> diff.Side | None:
+        """What the second panel compares the view's analysis with: the sentence without its
+        mask (``compare="unmasked"``), the compare model's analysis of the same sentence and
+        mask (``"model"``, ``"side"``), or None (``compare=""``)."""
+        a = self.analysis
+        if not self.compare or a is None:
+            return None
+        if self.compare == "unmasked":
+            if not a.masked:
+                return diff.Side(a, self.lm)
+            key: tuple = ("unmasked", a.text)
+            lm = self.lm
+        else:
+            key = ("model", a.text, a.masked)
+            lm = self.compare_lm
+        assert lm is not None
+        if key not in self._references:
+            self._references.clear()  # one sentence at a time
+            masked = () if self.compare == "unmasked" else a.masked
+            self._references[key] = lm.analyze(a.text, masked, top_k=5)
+        return diff.Side(self._references[key], lm)
+
+    def _measure(self, analysis: Analysis) -> Any:
+        """The layer's ``[heads, n, n]`` of ``view.measure`` (see :mod:`.measures`); the last
+        norm or rollout is kept, as the engine keeps attention."""
+        key = (analysis, self.layer, self.measure)
+        if self._measured is not None and self._measured[0] == key:
+            return self._measured[1]
+        tensor = measure_tensor(analysis, self.layer, self.measure)
+        self._measured = (key, tensor) if self.measure != "attention" else None
+        return tensor
+
     def _all_heads(self, analysis: Analysis) -> None:
         self._drawn.pop("summary", None)
         self._drawn.pop("lines", None)
@@ -421,18 +538,18 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         self.set_trait("lines", None)
         self.set_trait("lines_rows", None)
         self.set_trait("head_summary", None)
-        self.set_trait("attention", layer_attention(analysis, self.layer))
+        self.set_trait("attention", measure_for_wire(analysis, self.layer, self.measure))
 
     def _summary(self, analysis: Analysis) -> None:
         self._drawn.pop("attention", None)
-        attention = layer_attention_tensor(analysis, self.layer)
+        attention = self._measure(analysis)
         visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
         self.set_trait("attention", None)
         self.set_trait("head_summary", drawing.head_summary(attention, visible))
         self.set_trait("attention_mode", "combined")
 
     def _lines(self, analysis: Analysis) -> None:
-        attention = layer_attention_tensor(analysis, self.layer)
+        attention = self._measure(analysis)
         visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
         drawn = drawing.drawn_lines(
             attention, visible, self.heads, self.head_weights, self.threshold
@@ -452,7 +569,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         with self._lock:
             a = self.analysis
             assert a is not None
-            attention = layer_attention_tensor(a, self.layer)
+            attention = self._measure(a)
             visible = drawing.visible_mask(a.special, self.hide_special, attention.device)
             return drawing.head_lines(attention, visible, head, self.threshold)
 
@@ -595,6 +712,27 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         n = len(self.lm.encode(sentence))
         self.apply({"sentence": sentence, "masked": [], "selected": token if token < n else None})
 
+    # -- head report -----------------------------------------------------------------------------
+
+    def head_report(self, refresh: bool = False) -> pd.DataFrame:
+        """Which heads track which dependency relations over the view's corpus
+        (``corpus.head_report(lm)``, cached next to the corpus), also drawn as the view's
+        heatmap: click a cell to show that layer and head.
+
+        Raises:
+            InputError: the view has no corpus, or the model is encoder–decoder.
+            CorpusError: the corpus was built for another model.
+        """
+        if self.corpus is None:
+            raise InputError(
+                "The head report reads a corpus: pass corpus=DIR (or ew.demo_corpus(lm))."
+            )
+        from .report import report_view
+
+        frame = self.corpus.head_report(self.lm, refresh=refresh)
+        self.set_trait("report", report_view(frame, self.lm.num_layers, self.lm.num_heads))
+        return frame
+
     # -- commands from the view ------------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
@@ -617,6 +755,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _generate_command(self, args: GenerateArgs) -> GenerateResult:
         self.generate(args["max_new_tokens"])
         return {"sentence": self.sentence, "generated": sum(self.generated)}
+
+    def _head_report_command(self, args: HeadReportArgs) -> HeadReportResult:
+        return {"rows": len(self.head_report(refresh=args["refresh"]))}
 
     def _head_lines_command(self, args: HeadLinesArgs) -> HeadLinesResult:
         with self._lock:

@@ -53,6 +53,23 @@ export interface Summaries {
   max_att?: Record<string, Record<string, number>>;
 }
 
+/** The head report as the heatmap draws it: per relation and direction, ``layers × heads`` accuracies row by row (layer-major), and the best fixed-offset baseline. */
+export interface HeadReportView {
+  num_layers?: number;
+  num_heads?: number;
+  relations?: ReportRelation[];
+  directions?: string[];
+  accuracy?: Record<string, Record<string, number[]>>;
+  baseline?: Record<string, Record<string, [number, number]>>;
+}
+
+/** One relation of the head report: its instances, and whether they are few (< 100). */
+export interface ReportRelation {
+  relation: string;
+  count: number;
+  few: boolean;
+}
+
 export interface SearchArgs {
   by: "embedding" | "context";
   k: number;
@@ -95,6 +112,14 @@ export interface HeadLinesResult {
   lines: FloatArray;
   rows: FloatArray;
   scale: number;
+}
+
+export interface HeadReportArgs {
+  refresh: boolean;
+}
+
+export interface HeadReportResult {
+  rows: number;
 }
 
 /** The control bar: sentence, layer, threshold, special tokens; the model; messages. */
@@ -171,8 +196,26 @@ export interface SearchState {
   summaries: Summaries;
 }
 
+/** Beyond attention weights: the measure drawn, differences, a compare model, head report. */
+export interface BeyondState {
+  /** What the lines show: attention weights, value-weighted norms (Kobayashi et al. 2020) or rollout (Abnar & Zuidema 2020); rows normalised for drawing. (set by the user) */
+  measure: "attention" | "norm" | "rollout";
+  /** The second panel: "" (or None) none, "unmasked" Δ against the sentence without its mask, "model" Δ against the compare model, "side" the compare model beside it. (set by the user) */
+  compare: "" | "unmasked" | "model" | "side";
+  /** Label of the compare model ("" = none). (computed by the kernel) */
+  compare_model_name: string;
+  /** Why the second panel draws nothing, or what it shows ("" = none). (computed by the kernel) */
+  compare_note: string;
+  /** The second panel's lines, [from, to, value] each, row by row, strongest first; value < 0: less attention than the reference (Δ views). (computed by the kernel) */
+  compare_lines: FloatArray | null;
+  /** Per position, [token, probability, reference probability]: the shown analysis' top k with the reference's probability of the same token. (computed by the kernel) */
+  compare_top_k: [string, number, number][][];
+  /** The head report for the heatmap ({} = none). (computed by the kernel) */
+  report: HeadReportView;
+}
+
 /** Every synced trait, as the view reads it. */
-export type State = ControlsState & AttentionState & SearchState;
+export type State = ControlsState & AttentionState & SearchState & BeyondState;
 
 /** Every synced trait, as the widget model holds it (array traits still encoded). */
 export type WireState = {
@@ -185,13 +228,15 @@ export const ATTENTION_KEYS = ["heads", "head_weights", "masked", "selected", "t
 
 export const SEARCH_KEYS = ["search_k", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
 
+export const BEYOND_KEYS = ["measure", "compare", "compare_model_name", "compare_note", "compare_lines", "compare_top_k", "report"] as const;
+
 /** Traits the view may set (the kernel refuses the others). */
 
-export const USER_KEYS = ["sentence", "layer", "threshold", "hide_special", "heads", "head_weights", "masked", "selected", "search_k"] as const;
+export const USER_KEYS = ["sentence", "layer", "threshold", "hide_special", "heads", "head_weights", "masked", "selected", "search_k", "measure", "compare"] as const;
 
 export type UserKey = (typeof USER_KEYS)[number];
 
-export const COMPUTED_KEYS = ["model_name", "model_description", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
+export const COMPUTED_KEYS = ["model_name", "model_description", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "has_corpus", "hit_list", "hits_attention", "summaries", "compare_model_name", "compare_note", "compare_lines", "compare_top_k", "report"] as const;
 
 /** Array traits: dtype and named dimensions, checked when decoded. */
 export const ARRAYS = {
@@ -200,6 +245,7 @@ export const ARRAYS = {
   lines_rows: { dtype: "int32", shape: ["rows"] },
   head_summary: { dtype: "float16", shape: ["2", "n", "num_heads"] },
   hits_attention: { dtype: "float16", shape: ["total"] },
+  compare_lines: { dtype: "float32", shape: ["count", "3"] },
 } as const;
 
 export type ArrayKey = keyof typeof ARRAYS;
@@ -214,11 +260,13 @@ export interface Commands {
   generate: { args: GenerateArgs; result: GenerateResult };
   /** Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens in effect. */
   head_lines: { args: HeadLinesArgs; result: HeadLinesResult };
+  /** Compute (or load from the corpus's cache) the head report of the view's corpus; sets report. */
+  head_report: { args: HeadReportArgs; result: HeadReportResult };
 }
 
 export type CommandName = keyof Commands;
 
-export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines"] as const;
+export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "head_report"] as const;
 
 /** Defaults of optional command arguments (the Python methods use the same). */
 export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;
