@@ -9,6 +9,9 @@ import { ViewModel } from "./core/model";
 import { wire } from "./core/panel";
 import type { WireState } from "./generated/contract";
 import { AttentionPanel } from "./panels/attention/panel";
+import { ComparePanel } from "./panels/beyond/compare";
+import { BeyondBar } from "./panels/beyond/panel";
+import { HeadReportPanel } from "./panels/beyond/report";
 import { ControlsPanel } from "./panels/controls/panel";
 import { SearchPanel } from "./panels/search/panel";
 
@@ -19,10 +22,13 @@ function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }):
   const controls = new ControlsPanel(view, commands);
   const attention = new AttentionPanel(view, root, commands);
   const search = new SearchPanel(view, commands, root);
-  root.append(controls.el, controls.messages, attention.el, search.el);
+  const report = new HeadReportPanel(view, commands);
+  const beyond = new BeyondBar(view, [report.button, report.status]);
+  const compare = new ComparePanel(view, root);
+  root.append(controls.el, beyond.el, controls.messages, attention.el, compare.el, report.el, search.el);
   el.appendChild(root);
   const releaseKeys = isolateKeys(root);
-  const unwire = wire(view, [controls, attention, search]);
+  const unwire = wire(view, [controls, attention, search, beyond, compare, report]);
   return () => {
     unwire();
     view.flush(); // an edit still waiting for its debounce reaches the kernel
