@@ -294,3 +294,39 @@ def test_head_report_command_replies(minilm, small_corpus, tmp_path, monkeypatch
         small_corpus.head_report(minilm)
     )
     assert view.report["relations"]
+
+
+def test_a_model_without_norms_refuses_norm_and_keeps_its_measure(tmp_path):
+    lm = ew.load_model(tiny_models.save("deberta-v2", tmp_path / "deberta"))
+    view = ew.ExBertView(lm, measure="rollout")
+    with pytest.raises(ew.ExbertError, match="measure='attention' works"):
+        view.measure = "norm"
+    assert view.measure == "rollout"
+    a = view.analysis
+    np.testing.assert_allclose(
+        view.attention[view.heads].astype(np.float64).mean(0), a.rollout(0), atol=3e-3
+    )
+
+
+def test_a_decoder_draws_measures_and_compares_models(tiny_dirs):
+    gpt2 = ew.load_model(tiny_dirs["gpt2"])
+    model, tok = tiny_models.build("gpt2")
+    torch.manual_seed(2)
+    other = ew.load_model(model=type(model)(model.config).eval(), tokenizer=tok)
+    view = ew.ExBertView(gpt2, compare_model=other, sentence="the cat sat on the mat", layer=1)
+    view.measure = "norm"
+    np.testing.assert_allclose(
+        view.attention, _rows(view.analysis.attention(1, measure="norm")), atol=2e-3
+    )
+    view.compare = "model"
+    mine, theirs = gpt2.analyze(view.sentence), other.analyze(view.sentence)
+    delta = _drawn(_rows(mine.attention(1, measure="norm")), view.heads, mine.special) - _drawn(
+        _rows(theirs.attention(1, measure="norm")), view.heads, theirs.special
+    )
+    _assert_same_lines(_sent(view.compare_lines), _cut(delta, view.threshold), atol=1e-3)
+    # next-token predictions, with the compare model's probability of the same next token
+    everything = other.analyze(view.sentence, top_k=len(tok))
+    for position, row in enumerate(view.compare_top_k):
+        probs = dict(everything.top_k[position])
+        for token, _, q in row:
+            assert q == pytest.approx(probs[token], abs=1e-5)

@@ -133,8 +133,11 @@ def token_probabilities(side: Side, wanted: Sequence[Sequence[str]]) -> list[lis
 
 def top_k_pairs(shown: Side, reference: Side) -> list[list[tuple[str, float, float]]]:
     """Per position, ``(token, probability, reference probability)`` for the shown analysis'
-    top k; empty when either model has no language-model head."""
+    top k; empty when either model has no language-model head, and for encoder–decoder models
+    (their predictions are per target token, and the two targets need not agree)."""
     if not (shown.lm.has_lm_head and reference.lm.has_lm_head):
+        return []
+    if shown.lm.kind == "seq2seq" or reference.lm.kind == "seq2seq":
         return []
     top = shown.analysis.top_k
     ref = token_probabilities(reference, [[tok for tok, _ in row] for row in top])

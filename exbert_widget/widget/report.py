@@ -8,6 +8,8 @@ import pandas as pd
 from ..errors import InputError
 from .state import HeadReportView
 
+DIRECTIONS = ("dependent→head", "head→dependent")  # the order the view lists them in
+
 
 def report_view(frame: pd.DataFrame, num_layers: int, num_heads: int) -> HeadReportView:
     """Per relation and direction, the ``layers × heads`` accuracies (layer-major, NaN-free: a
@@ -44,7 +46,7 @@ def report_view(frame: pd.DataFrame, num_layers: int, num_heads: int) -> HeadRep
             {"relation": str(rel), "count": int(row["count"]), "few": bool(row["few"])}
             for rel, row in counts.iterrows()
         ],
-        "directions": sorted({str(d) for d in frame["direction"]}, reverse=True),
+        "directions": [d for d in DIRECTIONS if d in set(frame["direction"])],
         "accuracy": accuracy,
         "baseline": baseline,
     }
