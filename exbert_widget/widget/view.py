@@ -449,7 +449,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             if not self._combined(a):
                 self._send_drawing("attention", (a, self.layer, self.measure), self._all_heads)
                 return
-            key = (a, self.layer, self.measure, self.hide_special)
+            key: tuple = (a, self.layer, self.measure, self.hide_special)
             self._send_drawing("summary", key, self._summary)
             weights = tuple(self.head_weights) if self.head_weights else None
             key += (tuple(self.heads), weights, self.threshold)
@@ -464,8 +464,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _draw_compare(self, analysis: Analysis) -> None:
         """The second panel (see :mod:`.compare`), when what it is computed from changed."""
         weights = tuple(self.head_weights) if self.head_weights else None
-        key = (analysis, self.compare, self.layer, self.measure, tuple(self.heads), weights)
-        key += (self.hide_special, self.threshold)
+        key: tuple = (analysis, self.compare, self.layer, self.measure, tuple(self.heads))
+        key += (weights, self.hide_special, self.threshold)
         if self._drawn.get("compare") == key:
             return
         lines, note, top_k = self._compare_drawing(analysis)
@@ -481,12 +481,11 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         shown = diff.Side(analysis, self.lm)
         reference = self.reference()
         assert reference is not None
-        other = reference if self.compare == "side" else shown
-        layer_count = other.lm.num_layers if self.compare == "side" else reference.lm.num_layers
+        layer_count = reference.lm.num_layers
         if self.layer >= layer_count:
             return None, f"{reference.lm.name} has layers 0..{layer_count - 1} only.", []
         heads = [h for h in self.heads if h < reference.lm.num_heads]
-        weights = self.head_weights
+        weights: list[float] | None = self.head_weights
         if weights and len(weights) != reference.lm.num_heads:
             weights = None
         args = (self.layer, self.measure, heads, weights, self.hide_special)
@@ -510,7 +509,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             if not a.masked:
                 return diff.Side(a, self.lm)
             key: tuple = ("unmasked", a.text)
-            lm = self.lm
+            lm: LanguageModel | None = self.lm
         else:
             key = ("model", a.text, a.masked)
             lm = self.compare_lm
