@@ -45,6 +45,7 @@ function compareModel(state: Record<string, unknown>) {
     compare_model_name: "",
     model_name: "tiny",
     layer: 1,
+    selected: 2,
     ...state,
   });
 }
@@ -65,10 +66,14 @@ describe("compare panel", () => {
     expect(svg.querySelectorAll("path.exbert-less").length).toBe(1);
     expect(q("compare-legend").style.display).toBe("");
     expect(q("compare-token-left-0")).toBeNull(); // a hidden special token
+    expect(q("compare-token-right-2").classList.contains("selected")).toBe(true);
     expect(q("compare-title").textContent).toContain("masked − unmasked");
     q("compare-token-left-1").dispatchEvent(new Event("mouseenter"));
+    expect(svg.querySelectorAll("path:not(.exbert-dim)").length).toBe(1); // the lines from "a"
     expect(q("compare-tooltip").textContent).toContain("50.0%");
     expect(q("compare-tooltip").textContent).toContain("+25.0 pt");
+    q("compare-token-left-1").dispatchEvent(new Event("mouseleave"));
+    expect(svg.querySelectorAll("path.exbert-dim").length).toBe(0);
     model.update({ compare: "side", compare_model_name: "other" });
     panel.update(view.slice(panel.keys));
     expect(svg.querySelectorAll("path.exbert-same").length).toBe(3);

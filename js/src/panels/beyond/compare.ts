@@ -22,6 +22,7 @@ const KEYS = [
   "compare_model_name",
   "model_name",
   "layer",
+  "selected",
 ] as const;
 type K = (typeof KEYS)[number];
 
@@ -112,6 +113,8 @@ export class ComparePanel implements Panel<K> {
       const path = svg("path", {
         d: `M${x1},${y1} C${x1 + GAP / 2},${y1} ${x2 - GAP / 2},${y2} ${x2},${y2}`,
         class: `exbert-compare-line ${cls}`,
+        "data-from": String(l.from),
+        "data-to": String(l.to),
         "stroke-opacity": (peak > 0 ? Math.max(0.08, Math.abs(l.value) / peak) : 0).toFixed(3),
       });
       group.appendChild(path);
@@ -137,13 +140,28 @@ export class ComparePanel implements Panel<K> {
       y: String(row * ROW + ROW / 2),
       "text-anchor": left ? "end" : "start",
       "dominant-baseline": "middle",
-      class: "exbert-compare-token",
+      class: `exbert-compare-token${s.selected === i ? " selected" : ""}`,
       "data-testid": `compare-token-${side}-${i}`,
     });
     text.textContent = s.tokens[i];
-    text.addEventListener("mouseenter", () => this.showProbabilities(i, text));
-    text.addEventListener("mouseleave", () => this.tooltip.hide());
+    text.addEventListener("mouseenter", () => {
+      this.focus(side, i);
+      this.showProbabilities(i, text);
+    });
+    text.addEventListener("mouseleave", () => {
+      this.focus(side, null);
+      this.tooltip.hide();
+    });
     return text;
+  }
+
+  /** While a token is hovered, only its lines (from it on the left, to it on the right) show. */
+  private focus(side: "left" | "right", token: number | null): void {
+    const attr = side === "left" ? "data-from" : "data-to";
+    for (const path of Array.from(this.drawing.querySelectorAll("path"))) {
+      path.classList.toggle("exbert-dim", token !== null && path.getAttribute(attr) !== String(token));
+    }
+    this.drawing.setAttribute("data-focus", token === null ? "" : `${side}-${token}`);
   }
 
   private showProbabilities(i: number, anchor: Element): void {
