@@ -330,3 +330,13 @@ def test_a_decoder_draws_measures_and_compares_models(tiny_dirs):
         probs = dict(everything.top_k[position])
         for token, _, q in row:
             assert q == pytest.approx(probs[token], abs=1e-5)
+
+
+def test_delta_is_the_same_for_long_inputs(tiny_bert, monkeypatch):
+    """The second panel is cut in the kernel in both modes: kernel-combined lines change nothing."""
+    short = ew.ExBertView(tiny_bert, sentence=SENTENCE, masked=[4], compare="unmasked", layer=1)
+    monkeypatch.setattr(ew.ExBertView, "all_heads_max_tokens", 8)
+    long = ew.ExBertView(tiny_bert, sentence=SENTENCE, masked=[4], compare="unmasked", layer=1)
+    assert long.attention_mode == "combined" and short.attention_mode == "all_heads"
+    np.testing.assert_array_equal(long.compare_lines, short.compare_lines)
+    assert long.compare_top_k == short.compare_top_k
