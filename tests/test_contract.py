@@ -42,6 +42,7 @@ def test_every_synced_trait_is_declared_once_with_its_direction():
     assert set(state.user_traits()) == {
         "sentence", "layer", "threshold", "hide_special", "heads", "head_weights", "masked",
         "selected", "search_k",
+        "sentence_b", "pair_filter", "target", "part",
     }  # fmt: skip
     ts = contract.render_ts()
     for name in names:

@@ -20,7 +20,7 @@ payload is ``(n_source + n_target)²`` per head instead of the block's size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -88,10 +88,12 @@ def spans(analysis: Analysis, part: str) -> tuple[list[int], list[int]]:
 def top_k(analysis: Analysis) -> TopK:
     """Per token of the view's list, [token, probability] pairs: the decoder's next-token
     predictions at target tokens, none at source tokens."""
-    rows = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
+    # lists, not tuples: the trait holds what the wire carries (JSON arrays)
+    rows = cast(TopK, [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k])
     if analysis.target is None:
-        return rows  # type: ignore[return-value]
-    return [[] for _ in analysis.tokens] + rows  # type: ignore[return-value]
+        return rows
+    empty: TopK = [[] for _ in analysis.tokens]
+    return empty + rows
 
 
 def generated(analysis: Analysis) -> list[bool]:
@@ -137,14 +139,12 @@ def rescale_summary(
     return out.astype(np.float16)
 
 
-def check_mask(masked: Sequence[int], n_source: int | None) -> None:
+def check_mask(masked: Sequence[int], n_source: int) -> None:
     """Encoder–decoder: only source tokens can be masked.
 
     Raises:
         StateError: an index past the source's tokens.
     """
-    if n_source is None:
-        return
     beyond = [i for i in masked if i >= n_source]
     if beyond:
         raise StateError(

@@ -104,8 +104,8 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
 
 def _lines_frame(drawn: drawing.Lines, tokens: Sequence[str]) -> pd.DataFrame:
     counts = np.diff(drawn.rows)
-    rows = np.repeat(np.arange(len(counts)), counts)
-    columns = drawn.lines[:, 0].astype(np.int64)
+    rows = np.repeat(np.arange(len(counts)), counts).tolist()
+    columns = drawn.lines[:, 0].astype(np.int64).tolist()
     weights = drawn.lines[:, 1].astype(np.float64) / drawing.WEIGHT_LEVELS * drawn.scale
     return pd.DataFrame(
         {
@@ -328,10 +328,11 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _valid_masked(self, proposal: t.Bunch) -> list[int]:
         masked = sorted(set(proposal["value"]))
         try:
-            enc = self.lm.encode(self.sentence, masked, self.sentence_b or None)
+            if self.lm.kind == "seq2seq":  # source tokens only, before the encoder's own checks
+                parts.check_mask(masked, len(self.lm.encode(self.sentence)))
+            self.lm.encode(self.sentence, masked, self.sentence_b or None)
         except InputError as exc:
             raise StateError(str(exc)) from None
-        parts.check_mask(masked, len(enc) if self.lm.kind == "seq2seq" else None)
         return masked
 
     @t.validate("selected")
@@ -521,8 +522,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             key = (a, self.layer, self.part, self.hide_special)
             self._send_drawing("summary", key, self._summary)
             weights = tuple(self.head_weights) if self.head_weights else None
-            key = (*key, tuple(self.heads), weights, self.threshold)
-            self._send_drawing("lines", key, self._lines)
+            cut = (*key, tuple(self.heads), weights, self.threshold)
+            self._send_drawing("lines", cut, self._lines)
 
     def _send_drawing(self, part: str, key: tuple, send: Any) -> None:
         if self._drawn.get(part) == key:
