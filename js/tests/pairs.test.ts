@@ -172,6 +172,16 @@ describe("sentence pairs in the view", () => {
     expect(counts.slice(1).every((c) => c > 0)).toBe(true);
   });
 
+  it("separates the sentences by a rule above B's first shown token, in both columns", async () => {
+    await mount(pairState());
+    for (const side of ["left", "right"]) {
+      expect(q(`token-${side}-4`)!.className).toContain("segment-start"); // [SEP] 3 is hidden
+      expect(q(`token-${side}-5`)!.className).toContain("segment-b");
+      expect(q(`token-${side}-5`)!.className).not.toContain("segment-start");
+      expect(q(`token-${side}-2`)!.className).not.toContain("segment-b");
+    }
+  });
+
   it("the filter control is shown with a pair and sends pair_filter", async () => {
     const model = await mount(pairState());
     const select = q("pair-filter") as HTMLSelectElement;

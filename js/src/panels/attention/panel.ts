@@ -16,7 +16,7 @@ import { frameScheduler, h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
 import { Tooltip } from "../../core/tooltip";
-import { filterPairs, inSpan } from "../pairs/filter";
+import { filterPairs, inSpan, markSegments } from "../pairs/filter";
 import {
   combineHeads,
   type EdgeIndex,
@@ -229,6 +229,10 @@ export class AttentionPanel implements Panel<K> {
     const pairChanged = pairKey.some((v, i) => v !== this.pairKey[i]);
     this.pairKey = pairKey;
     if (pairChanged) this.perHead.clear();
+    if (pairChanged || structChanged) {
+      markSegments((i) => this.left.item(i), this.layout.order, s.segments);
+      markSegments((i) => this.right.item(i), this.rightLayout.order, s.segments);
+    }
     this.active = range(this.numHeads).map((hd) =>
       s.head_weights?.length ? (s.head_weights[hd] ?? 0) !== 0 : s.heads.includes(hd),
     );

@@ -59,3 +59,24 @@ export function inSpan(visible: readonly boolean[], span: readonly number[] | un
   const [start, stop] = span?.length === 2 ? span : [0, visible.length];
   return visible.map((v, i) => v && i >= start && i < stop);
 }
+
+/**
+ * Marks sentence B's tokens in a column (`segment-b`) and the first of them
+ * shown (`segment-start`, drawn as a rule between the two sentences).
+ * `item(i)` is token i's element, undefined when the column does not show it.
+ */
+export function markSegments(
+  item: (i: number) => HTMLElement | undefined,
+  order: readonly number[],
+  segments: readonly number[] | undefined,
+): void {
+  let first = true;
+  for (const i of order) {
+    const el = item(i);
+    if (!el) continue;
+    const inB = (segments?.[i] ?? 0) === 1;
+    el.classList.toggle("segment-b", inB);
+    el.classList.toggle("segment-start", inB && first);
+    if (inB) first = false;
+  }
+}
