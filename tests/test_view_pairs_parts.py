@@ -252,6 +252,28 @@ def test_cross_lines_run_from_target_tokens_to_source_tokens(s2s):
     assert drawn(view) == reference_lines(full, view.special, heads, view.threshold)
 
 
+def test_long_input_heads_grids_of_a_part_are_over_its_block(s2s):
+    view = ew.ExBertView(s2s["bart"], sentence=SOURCE, target=TARGET, part="cross", layer=2)
+    view.all_heads_max_tokens = 8
+    view.layer = 1
+    assert view.attention_mode == "combined"
+    a = view.analysis
+    ns = len(a.tokens)
+    block = a.attention(1, part="cross").astype(np.float64)  # [H, target, source]
+    rows_shown = ~np.asarray(a.target.special)
+    cols_shown = ~np.asarray(a.special)
+    kept = block * rows_shown[None, :, None] * cols_shown[None, None, :]
+    sums = kept.sum(-1, keepdims=True)
+    kept = np.divide(kept, sums, out=np.zeros_like(kept), where=sums > 0)
+    summary = view.head_summary.astype(np.float64)
+    # [0, i, h]: the strongest share of target row i; [1, j, h]: source column j's mean over
+    # the shown target rows
+    np.testing.assert_allclose(summary[0, ns:], kept.max(-1).T, atol=2e-3)
+    means = kept.sum(1) / rows_shown.sum()
+    np.testing.assert_allclose(summary[1, :ns], means.T, atol=2e-3)
+    assert not summary[0, :ns].any() and not summary[1, ns:].any()
+
+
 def test_the_layer_range_follows_the_part(s2s):
     lm = s2s["bart"]  # two encoder layers, three decoder layers
     view = ew.ExBertView(lm, sentence=SOURCE, target=TARGET)

@@ -271,6 +271,11 @@ describe("encoder–decoder parts in the view", () => {
     expect(q("target-generated-note")!.style.display).toBe("");
     expect(q("search-unavailable")!.style.display).toBe("");
     expect(q("pair-controls")!.style.display).toBe("none");
+    // heads grids: a row's strongest share (left), a column's mean over the part's rows (right):
+    // rows 4 and 5 give ▁a 0.75 / 0.875 once </s> is hidden; the source rows do not count
+    expect(Number(q("head-cell-left-4-0")!.getAttribute("data-value"))).toBeCloseTo(0.75 / 0.875, 3);
+    expect(Number(q("head-cell-right-0-1")!.getAttribute("data-value"))).toBeCloseTo(0.75 / 0.875, 3);
+    expect(Number(q("head-cell-right-1-0")!.getAttribute("data-value"))).toBeCloseTo(0.125 / 0.875, 3);
   });
 
   it("the part selector sends part; an unedited generated target stays generated", async () => {
