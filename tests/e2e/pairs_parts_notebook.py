@@ -1,6 +1,7 @@
 """The notebook the pair and part browser tests (and their README screenshots) run: a sentence
 pair on the demo model, and a tiny random T5 (built from its config, as notebook 03 builds a
-decoder) with a given target, each in its own view."""
+decoder) with a given target, and a tiny random GPT-2 (no pair convention), each in its own
+view."""
 
 from __future__ import annotations
 
@@ -26,12 +27,16 @@ t5 = ew.load_model(str(tiny_models.save("t5", Path(tempfile.mkdtemp()) / "t5")))
 s2s = ew.ExBertView(t5, sentence="The keeper of the lighthouse slept.",
                     target="Die Wärterin des Leuchtturms schlief.")
 s2s"""
+DECODER_CELL = """\
+gpt2 = ew.load_model(str(tiny_models.save("gpt2", Path(tempfile.mkdtemp()) / "gpt2")))
+decoder = ew.ExBertView(gpt2, sentence="The keeper of the lighthouse slept.")
+decoder"""
 
 
 def write(directory: Path) -> Path:
     """Write the notebook into ``directory`` (a Jupyter server's root); returns its path."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(PAIR_CELL), nbformat.v4.new_code_cell(SEQ2SEQ_CELL)]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (PAIR_CELL, SEQ2SEQ_CELL, DECODER_CELL)]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",

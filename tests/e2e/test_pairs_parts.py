@@ -20,7 +20,7 @@ def lab(lab_server, new_page):
     pairs_parts_notebook.write(lab_server.root)
     page = new_page()
     kernel = open_and_run(page, lab_server, NOTEBOOK)
-    expect(page.locator(WIDGET)).to_have_count(2)
+    expect(page.locator(WIDGET)).to_have_count(3)
     yield page, kernel
     kernel.close()
 
@@ -76,6 +76,35 @@ def test_the_pair_filter_draws_the_kernels_filtered_lines(lab):
     frame = kernel.eval(f"pair.drawn_lines().query('to == {b_first}').shape[0]")
     expect(lines).to_have_attribute("data-edge-count", str(frame))
     page.mouse.move(5, 5)
+
+
+def test_a_pair_typed_in_the_view_reaches_the_kernel(lab):
+    page, kernel = lab
+    root = widget(page, 0)
+    before = kernel.eval("pair.sentence_b")
+    box = find(root, "sentence-b-input")
+    box.fill("The sea was calm.")
+    box.press("Enter")
+    kernel.wait_for("pair.sentence_b", "The sea was calm.")
+    expect(find(root, "token-left-12")).to_have_text("calm")  # [CLS] 7 tokens [SEP] the sea was
+    expect(find(root, "token-left-9")).to_have_class(has("segment-start"))
+    kernel.run(f"pair.sentence_b = {before!r}")
+    expect(box).to_have_value(before)
+
+
+def test_a_decoder_without_a_pair_convention_says_so_and_keeps_its_state(lab):
+    page, kernel = lab
+    root = widget(page, 2)
+    before = kernel.eval("list(decoder.tokens)")
+    lines = find(root, "attention-lines")
+    expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "decoder"))
+    box = find(root, "sentence-b-input")
+    box.fill("Mrs. Okafor kept the lamp burning.")
+    box.press("Enter")
+    expect(find(root, "error")).to_contain_text("no convention for a pair")
+    expect(box).to_have_value("")  # the kernel's value comes back
+    assert kernel.eval("decoder.sentence_b") == "" and kernel.eval("list(decoder.tokens)") == before
+    expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "decoder"))
 
 
 def test_a_refused_pair_is_shown_and_the_last_good_state_kept(lab):
