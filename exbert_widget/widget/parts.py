@@ -27,6 +27,7 @@ import torch
 
 from ..errors import StateError
 from ..models import Analysis
+from .layers import layer_attention_tensor
 from .state import PARTS, TopK
 
 if TYPE_CHECKING:
@@ -108,8 +109,8 @@ def attention_tensor(analysis: Analysis, layer: int, part: str) -> torch.Tensor:
     """``[heads, n, n]`` over the view's list: ``a.attention_tensor(layer)`` for one stack, else
     the part's block in place and zeros elsewhere (a new tensor: safe to modify)."""
     if analysis.target is None:
-        return analysis.attention_tensor(layer)
-    block = analysis.attention_tensor(layer, part=part)
+        return layer_attention_tensor(analysis, layer)
+    block = layer_attention_tensor(analysis, layer, part)
     rows, cols = spans(analysis, part)
     n = len(analysis.tokens) + len(analysis.target.tokens)
     out = torch.zeros((block.shape[0], n, n), dtype=block.dtype, device=block.device)
