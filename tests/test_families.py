@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoModelForCausalLM
 
 import exbert_widget as ew
 from exbert_widget.models import contexts
@@ -25,7 +25,7 @@ WINDOWED = ("mistral", "gemma2", "modernbert")
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("modern-models")
-    return {f: str(tiny_models.save(f, root / f)) for f in FAMILIES}
+    return tiny_models.save_all(FAMILIES, root)
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +33,10 @@ def lms(dirs) -> dict[str, ew.LanguageModel]:
     return {family: ew.load_model(path) for family, path in dirs.items()}
 
 
-def _auto(family: str):
-    return AutoModelForMaskedLM if family == "modernbert" else AutoModelForCausalLM
-
-
 @pytest.fixture(scope="module")
 def refs(dirs) -> dict[str, torch.nn.Module]:
-    """Each saved model loaded again by transformers itself, with eager attention."""
-    return {
-        family: _auto(family).from_pretrained(path, attn_implementation="eager").eval()
-        for family, path in dirs.items()
-    }
+    """Each saved model loaded again by transformers itself, eager attention."""
+    return {f: tiny_models.reference(path) for f, path in dirs.items()}
 
 
 def _reference(model, ids: list[int]):

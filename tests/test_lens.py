@@ -11,21 +11,18 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
 
 import exbert_widget as ew
 from tests import tiny_models
 
 SENTENCE = "The keeper of the lighthouse, Mrs. Okafor, didn't sleep in 1998."
 FAMILIES = ("gpt2", "llama3", "qwen3", "gemma2", "gpt_neox", "bert", "modernbert", "t5", "bart")
-AUTO = {"bert": AutoModelForMaskedLM, "modernbert": AutoModelForMaskedLM}
-AUTO.update({f: AutoModelForSeq2SeqLM for f in tiny_models.SEQ2SEQ_FAMILIES})
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("lens-models")
-    return {f: str(tiny_models.save(f, root / f)) for f in FAMILIES}
+    return tiny_models.save_all(FAMILIES, root)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +32,8 @@ def lms(dirs) -> dict[str, ew.LanguageModel]:
 
 @pytest.fixture(scope="module")
 def refs(dirs) -> dict[str, torch.nn.Module]:
-    return {
-        f: AUTO.get(f, AutoModelForCausalLM)
-        .from_pretrained(path, attn_implementation="eager")
-        .eval()
-        for f, path in dirs.items()
-    }
+    """Each saved model loaded again by transformers itself, eager attention."""
+    return {f: tiny_models.reference(path) for f, path in dirs.items()}
 
 
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float, offset: float = 0.0) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoModel
 
 import exbert_widget as ew
 from tests import tiny_models
@@ -27,13 +27,12 @@ FAMILIES = (
     "gpt_neox",
     "modernbert",
 )
-CAUSAL = ("gpt2", "llama", "qwen2", "phi3", "gpt_neox")
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("measure-models")
-    return {f: str(tiny_models.save(f, root / f)) for f in FAMILIES}
+    return tiny_models.save_all(FAMILIES, root)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +42,8 @@ def lms(dirs) -> dict[str, ew.LanguageModel]:
 
 @pytest.fixture(scope="module")
 def refs(dirs) -> dict[str, torch.nn.Module]:
-    """Each model loaded again by transformers itself, eager attention."""
-    out = {}
-    for family, path in dirs.items():
-        auto = AutoModelForCausalLM if family in CAUSAL else AutoModelForMaskedLM
-        out[family] = auto.from_pretrained(path, attn_implementation="eager").eval()
-    return out
+    """Each saved model loaded again by transformers itself, eager attention."""
+    return {f: tiny_models.reference(path) for f, path in dirs.items()}
 
 
 def _blocks(model) -> list:

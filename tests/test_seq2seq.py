@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 import exbert_widget as ew
 from tests import tiny_models
@@ -21,7 +21,7 @@ ATOL = 1e-5
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("seq2seq-models")
-    return {f: str(tiny_models.save(f, root / f)) for f in FAMILIES}
+    return tiny_models.save_all(FAMILIES, root)
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,8 @@ def lms(dirs) -> dict[str, ew.LanguageModel]:
 
 @pytest.fixture(scope="module")
 def refs(dirs) -> dict[str, torch.nn.Module]:
-    return {
-        f: AutoModelForSeq2SeqLM.from_pretrained(path, attn_implementation="eager").eval()
-        for f, path in dirs.items()
-    }
+    """Each saved model loaded again by transformers itself, eager attention."""
+    return {f: tiny_models.reference(path) for f, path in dirs.items()}
 
 
 def _shifted(model, tok, target: str) -> list[int]:

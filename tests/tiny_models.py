@@ -461,6 +461,19 @@ def save(family: str, directory: Path, max_positions: int = 128) -> Path:
     return directory
 
 
+def save_all(families: tuple[str, ...], root: Path) -> dict[str, str]:
+    """Save a tiny model of each family under ``root``; family -> directory."""
+    return {f: str(save(f, root / f)) for f in families}
+
+
+def reference(path: str) -> torch.nn.Module:
+    """A saved tiny model loaded again by transformers itself, as the class it was saved as
+    (its config's ``architectures``), with eager attention: the tests' independent reference."""
+    config = transformers.AutoConfig.from_pretrained(path)
+    model_class = getattr(transformers, config.architectures[0])
+    return model_class.from_pretrained(path, attn_implementation="eager").eval()
+
+
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "electra", "gpt2", "llama")
 # Families absent from exbert_widget.models.contexts.PROJECTION_PATTERNS.
 EXTRA_FAMILIES = ("data2vec-text", "megatron-bert", "deberta-v2")

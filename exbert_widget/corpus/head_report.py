@@ -170,9 +170,8 @@ class Instances:
 
     def of_sentences(self, sentences: list[int]) -> np.ndarray:
         """Indices of the instances of these sentences."""
-        return np.concatenate(
-            [np.arange(self.starts[s], self.starts[s + 1]) for s in sentences] or [[]]
-        ).astype(np.int64)
+        parts = [np.arange(self.starts[s], self.starts[s + 1]) for s in sentences]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
 
 class _Accumulator:

@@ -115,7 +115,7 @@ def save(schema: Schema, frame: pd.DataFrame, paths: list[Path], wanted: dict[st
             continue  # read-only, or not a directory: try the next place
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle here
             os.replace(tmp, path)
         except OSError:
             Path(tmp).unlink(missing_ok=True)

@@ -89,7 +89,7 @@ def find_head(lm: LanguageModel) -> LensHead:
     modules = {**candidates, "": stack}
     handles = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
     try:
-        probe = lm.analyze(PROBE, top_k=0, **_probe_target(seq2seq))
+        probe = lm.analyze(PROBE, top_k=0, target=_probe_target(seq2seq))
     finally:
         for handle in handles:
             handle.remove()
@@ -109,8 +109,8 @@ def find_head(lm: LanguageModel) -> LensHead:
     return LensHead(stack, norm, last_normed and norm is not None)
 
 
-def _probe_target(seq2seq: bool) -> dict[str, str]:
-    return {"target": "We look."} if seq2seq else {}
+def _probe_target(seq2seq: bool) -> str | None:
+    return "We look." if seq2seq else None
 
 
 def _same(a, b: torch.Tensor) -> bool:

@@ -16,6 +16,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -53,7 +54,7 @@ def projection_matrix(projection: nn.Module) -> torch.Tensor:
     if isinstance(projection, nn.Linear):
         return projection.weight.t()
     if type(projection).__name__ == "Conv1D":
-        return projection.weight
+        return cast(torch.Tensor, projection.weight)
     raise InputError(
         f"The attention output projection is a {type(projection).__name__}, not a linear map; "
         "value-weighted norms are not available for this model."

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError
 from . import attention as attention_impl
-from .analysis import Analysis, Target
+from .analysis import Analysis, Stack, Target
 from .predictions import top_k as top_k_of
 from .stacks import StoredStack
 
@@ -256,7 +256,7 @@ def analyze(
         if id(module) in where:
             part, layer = where[id(module)]
             per_part[part][layer] = value[0]
-    parts = {
+    parts: dict[str, Stack] = {
         part: StoredStack(
             [w[0] for w in weights],
             per_part.get(part),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,12 +10,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .jupyter import ROOT, _free_port
+from .jupyter import ROOT, ServerProcess, _free_port
 
 START_S = 180
 
 
-class AppServer:
+class AppServer(ServerProcess):
     """A web app on 127.0.0.1 started by ``args`` (a random port is passed as ``{port}``)."""
 
     def __init__(self, args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None):
@@ -57,23 +56,3 @@ class AppServer:
                 time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"{self.args[0]} did not answer in {START_S} s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
-        if getattr(self, "_log", None):
-            self._log.close()

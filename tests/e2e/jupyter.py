@@ -53,7 +53,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class JupyterServer:
+class ServerProcess:
+    """A server started in its own process group, its output in ``log_path``."""
+
+    proc: subprocess.Popen | None = None
+    log_path: Path
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+class JupyterServer(ServerProcess):
     """A JupyterLab or Notebook 7 server on 127.0.0.1 with a random port and token."""
 
     def __init__(self, app: str, base: Path, notebooks: list[str]) -> None:
@@ -142,26 +169,6 @@ class JupyterServer:
                 path = self.runtime_dir / f"kernel-{session['kernel']['id']}.json"
                 return Kernel(path)
         raise LookupError(f"no kernel session for {notebook}: {self.api('sessions')}")
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
-        if getattr(self, "_log", None):
-            self._log.close()
 
 
 class Kernel:
