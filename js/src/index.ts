@@ -10,6 +10,7 @@ import { wire } from "./core/panel";
 import type { WireState } from "./generated/contract";
 import { AttentionPanel } from "./panels/attention/panel";
 import { ControlsPanel } from "./panels/controls/panel";
+import { ModelViewPanel } from "./panels/modelView/panel";
 import { SearchPanel } from "./panels/search/panel";
 
 function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }): () => void {
@@ -19,10 +20,11 @@ function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }):
   const controls = new ControlsPanel(view, commands);
   const attention = new AttentionPanel(view, root, commands);
   const search = new SearchPanel(view, commands, root);
-  root.append(controls.el, controls.messages, attention.el, search.el);
+  const modelView = new ModelViewPanel(view, commands);
+  root.append(controls.el, controls.messages, attention.el, modelView.el, search.el);
   el.appendChild(root);
   const releaseKeys = isolateKeys(root);
-  const unwire = wire(view, [controls, attention, search]);
+  const unwire = wire(view, [controls, attention, search, modelView]);
   return () => {
     unwire();
     view.flush(); // an edit still waiting for its debounce reaches the kernel

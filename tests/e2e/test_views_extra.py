@@ -1,0 +1,87 @@
+"""The model view, the logit-lens panel and export in real JupyterLab: what the user does in them
+reaches the kernel, and what the kernel computes is what the view shows.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from .jupyter import find
+
+pytestmark = pytest.mark.e2e
+NOTEBOOK = "01_quickstart.ipynb"
+RESET = """
+view.apply({"sentence": "The wizard lived in the Emerald City.", "masked": [], "selected": None})
+view.layer = 0
+view.heads = list(range(view.num_heads))
+view.head_weights = None
+view.hide_special = True
+"""
+
+
+@pytest.fixture()
+def page(lab):
+    page, kernel = lab
+    kernel.run(RESET)
+    page.mouse.move(5, 5)
+    expect(find(page, "token-left-2")).to_have_text("wizard")
+    return page
+
+
+@pytest.fixture()
+def kernel(lab):
+    return lab[1]
+
+
+def test_model_view_click_selects_layer_and_head(page, kernel):
+    layers, heads = kernel.eval("view.num_layers"), kernel.eval("view.num_heads")
+    expect(find(page, "model-view")).to_be_hidden()  # on demand only
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view")).to_be_visible(timeout=60_000)
+    expect(page.locator("[data-testid^=model-cell-]")).to_have_count(layers * heads)
+    # the canvas shows the kernel's thumbnails: compare a few pixels' darkness to the levels
+    find(page, "model-cell-3-5").hover()
+    expect(find(page, "model-view-hover")).to_have_text("layer 3, head 5")
+    find(page, "model-cell-3-5").click()
+    kernel.wait_for("view.layer", 3)
+    kernel.wait_for("view.heads", [5])
+    expect(find(page, "layer-select")).to_have_value("3")
+    expect(find(page, "model-view-canvas")).to_have_attribute("data-heads", "5")
+    # a new mask is a new analysis: the model view asks again and still answers clicks
+    kernel.run("view.masked = [6]")
+    expect(find(page, "model-view-note")).not_to_have_attribute("data-busy", "true", timeout=60_000)
+    find(page, "model-cell-1-2").click()
+    kernel.wait_for("view.layer", 1)
+    kernel.wait_for("view.heads", [2])
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view")).to_be_hidden()
+
+
+def test_model_view_pixels_follow_the_kernels_thumbnails(page, kernel):
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view")).to_be_visible(timeout=60_000)
+    expect(find(page, "model-view-note")).not_to_have_attribute("data-busy", "true", timeout=60_000)
+    thumbs = kernel.eval("view.thumbnails()[2, 4].tolist()")
+    size = len(thumbs)
+    # the darkest and the lightest cell of thumbnail (2, 4), read back from the canvas
+    flat = [(v, i // size, i % size) for i, v in enumerate(v for row in thumbs for v in row)]
+    hi, lo = max(flat), min(flat)
+    read = page.evaluate(
+        """([layer, head, size, cells]) => {
+          const canvas = document.querySelector('[data-testid=model-view-canvas]');
+          const cell = document.querySelector(`[data-testid=model-cell-${layer}-${head}]`);
+          const ctx = canvas.getContext('2d');
+          const px = parseFloat(cell.style.width);
+          const x0 = parseFloat(cell.style.left), y0 = parseFloat(cell.style.top);
+          return cells.map(([r, c]) => {
+            const x = Math.floor(x0 + ((c + 0.5) * px) / size);
+            const y = Math.floor(y0 + ((r + 0.5) * px) / size);
+            return Array.from(ctx.getImageData(x, y, 1, 1).data).slice(0, 3);
+          });
+        }""",
+        [2, 4, size, [[hi[1], hi[2]], [lo[1], lo[2]]]],
+    )
+    dark, light = (sum(rgb) for rgb in read)
+    assert hi[0] == 255 and dark < light
+    find(page, "model-view-toggle").click()
