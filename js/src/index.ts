@@ -10,6 +10,7 @@ import { wire } from "./core/panel";
 import type { WireState } from "./generated/contract";
 import { AttentionPanel } from "./panels/attention/panel";
 import { ControlsPanel } from "./panels/controls/panel";
+import { LensPanel } from "./panels/lens/panel";
 import { ModelViewPanel } from "./panels/modelView/panel";
 import { SearchPanel } from "./panels/search/panel";
 
@@ -21,10 +22,11 @@ function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }):
   const attention = new AttentionPanel(view, root, commands);
   const search = new SearchPanel(view, commands, root);
   const modelView = new ModelViewPanel(view, commands);
-  root.append(controls.el, controls.messages, attention.el, modelView.el, search.el);
+  const lens = new LensPanel(view, commands);
+  root.append(controls.el, controls.messages, attention.el, lens.el, modelView.el, search.el);
   el.appendChild(root);
   const releaseKeys = isolateKeys(root);
-  const unwire = wire(view, [controls, attention, search, modelView]);
+  const unwire = wire(view, [controls, attention, search, modelView, lens]);
   return () => {
     unwire();
     view.flush(); // an edit still waiting for its debounce reaches the kernel

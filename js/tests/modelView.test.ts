@@ -76,7 +76,7 @@ describe("model view panel", () => {
     expect(document.querySelectorAll(".exbert-model-cell").length).toBe(6);
     q("model-cell-1-2").dispatchEvent(new MouseEvent("click", { bubbles: true }));
     // jsdom has no layout: the click lands at (0, 0) of the overlay, i.e. cell 0-0
-    expect(model.saved.at(-1)).toEqual({ layer: 0, heads: [0], head_weights: null });
+    expect(model.saved[model.saved.length - 1]).toEqual({ layer: 0, heads: [0], head_weights: null });
     panel.update({ ...state, hide_special: false });
     expect(model.commands().length).toBe(2); // a new setting: asked again
     panel.update({ ...state, hide_special: false, layer: 1 });

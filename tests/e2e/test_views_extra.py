@@ -85,3 +85,28 @@ def test_model_view_pixels_follow_the_kernels_thumbnails(page, kernel):
     dark, light = (sum(rgb) for rgb in read)
     assert hi[0] == 255 and dark < light
     find(page, "model-view-toggle").click()
+
+
+def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, kernel):
+    expect(find(page, "lens-note")).to_contain_text("Select a token")
+    find(page, "token-left-2").click()
+    kernel.wait_for("view.selected", 2)
+    expect(find(page, "lens-table")).to_be_visible(timeout=30_000)
+    rows = kernel.eval(
+        "[[r.token, round(float(r.prob), 6)] for r in view.logit_lens().itertuples()]"
+    )
+    layers = kernel.eval("view.num_layers") + 1
+    k = len(rows) // layers
+    expect(find(page, "lens-table")).to_have_attribute("data-layers", str(layers))
+    for layer in (0, layers - 1):
+        for rank in (0, k - 1):
+            token, prob = rows[layer * k + rank]
+            cell = find(page, f"lens-cell-{layer}-{rank}")
+            expect(cell.locator(".exbert-lens-token")).to_have_text(token)
+            assert abs(float(cell.get_attribute("data-prob")) - prob) < 1e-6
+    # a layer change does not ask again; a new token does
+    kernel.run("view.layer = 2")
+    find(page, "token-left-3").click()
+    kernel.wait_for("view.selected", 3)
+    top = kernel.eval("view.logit_lens().iloc[-5].token")
+    expect(find(page, f"lens-cell-{layers - 1}-0").locator(".exbert-lens-token")).to_have_text(top)
