@@ -117,10 +117,12 @@ def save_view(view: ExBertView, path: pathlib.Path) -> pathlib.Path:
     if suffix == ".png":
         request_png(view, path)
         return path
-    from .export import render_html, render_svg, snapshot
+    from .html_export import load_bundle, render_html
+    from .snapshot import snapshot
+    from .svg_export import render_svg
 
     shot = snapshot(view)
-    text = render_svg(shot) if suffix == ".svg" else render_html(shot)
+    text = render_svg(shot) if suffix == ".svg" else render_html(shot, *load_bundle())
     write_whole(path, text.encode("utf-8"))
     return path
 
@@ -149,7 +151,8 @@ def request_png(view: ExBertView, path: pathlib.Path) -> str:
     folder = path.parent if str(path.parent) else pathlib.Path(".")
     if not folder.is_dir():
         raise InputError(f"Cannot save {str(path)!r}: the folder {str(folder)!r} does not exist.")
-    from .export import render_svg, snapshot
+    from .snapshot import snapshot
+    from .svg_export import render_svg
 
     request = uuid.uuid4().hex
     pending: dict[str, pathlib.Path] = view.__dict__.setdefault("_png_requests", {})

@@ -10,6 +10,7 @@ import { wire } from "./core/panel";
 import type { WireState } from "./generated/contract";
 import { AttentionPanel } from "./panels/attention/panel";
 import { ControlsPanel } from "./panels/controls/panel";
+import { ExportPanel } from "./panels/export/panel";
 import { LensPanel } from "./panels/lens/panel";
 import { ModelViewPanel } from "./panels/modelView/panel";
 import { SearchPanel } from "./panels/search/panel";
@@ -23,10 +24,11 @@ function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }):
   const search = new SearchPanel(view, commands, root);
   const modelView = new ModelViewPanel(view, commands);
   const lens = new LensPanel(view, commands);
-  root.append(controls.el, controls.messages, attention.el, lens.el, modelView.el, search.el);
+  const exporter = new ExportPanel(view, commands);
+  root.append(controls.el, controls.messages, attention.el, lens.el, modelView.el, exporter.el, search.el);
   el.appendChild(root);
   const releaseKeys = isolateKeys(root);
-  const unwire = wire(view, [controls, attention, search, modelView, lens]);
+  const unwire = wire(view, [controls, attention, search, modelView, lens, exporter]);
   return () => {
     unwire();
     view.flush(); // an edit still waiting for its debounce reaches the kernel
