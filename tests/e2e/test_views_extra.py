@@ -4,6 +4,9 @@ reaches the kernel, and what the kernel computes is what the view shows.
 
 from __future__ import annotations
 
+import struct
+import xml.etree.ElementTree as ET
+
 import pytest
 from playwright.sync_api import expect
 
@@ -110,3 +113,31 @@ def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, ke
     kernel.wait_for("view.selected", 3)
     top = kernel.eval("view.logit_lens().iloc[-5].token")
     expect(find(page, f"lens-cell-{layers - 1}-0").locator(".exbert-lens-token")).to_have_text(top)
+
+
+def test_png_is_drawn_by_the_displayed_view_at_twice_the_svgs_size(page, kernel, tmp_path):
+    png = tmp_path / "view.png"
+    svg = tmp_path / "view.svg"
+    kernel.run(f"view.save({str(svg)!r}); view.save({str(png)!r})")
+    kernel.wait_for(f"__import__('pathlib').Path({str(png)!r}).exists()", True, timeout=30)
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", data[16:24])
+    root = ET.parse(svg).getroot()
+    assert (width, height) == (2 * int(root.get("width")), 2 * int(root.get("height")))
+    expect(find(page, "export-status")).to_contain_text(str(png))
+
+
+def test_save_button_writes_the_chosen_format(page, kernel):
+    kernel.run("import os, tempfile; _cwd = os.getcwd(); os.chdir(tempfile.mkdtemp())")
+    try:
+        find(page, "export-format").select_option("svg")
+        find(page, "export-button").click()
+        expect(find(page, "export-status")).to_contain_text("exbert-view.svg", timeout=30_000)
+        assert kernel.eval("os.path.getsize('exbert-view.svg') > 1000")
+        find(page, "export-format").select_option("png")
+        find(page, "export-button").click()
+        expect(find(page, "export-status")).to_contain_text("exbert-view.png", timeout=30_000)
+        assert kernel.eval("open('exbert-view.png', 'rb').read(4).hex()") == "89504e47"
+    finally:
+        kernel.run("os.chdir(_cwd)")
