@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { CommandChannel } from "../src/core/commands";
 import { ViewModel } from "../src/core/model";
-import { cellAt, cellOrigin, gridGeometry, paintGrid } from "../src/panels/modelView/grid";
+import { cellAt, cellOrigin, gridGeometry, paintAtlas } from "../src/panels/modelView/grid";
 import { ModelViewPanel } from "../src/panels/modelView/panel";
 import { FakeModel } from "./fakeModel";
 
@@ -28,18 +28,18 @@ describe("model view grid", () => {
     expect(cellAt(g, g.width + 5, 0)).toBeNull();
   });
 
-  it("paints each cell's level as opacity over the background, nearest neighbour", () => {
+  it("paints each cell's level as opacity over the background, thumbnails side by side", () => {
     const g = { layers: 1, heads: 2, size: 2, cell: 4, gap: 2, width: 10, height: 4 };
-    // head 0: [[255, 0], [0, 51]]; head 1: all 0
-    const levels = [255, 0, 0, 51, 0, 0, 0, 0];
-    const px = paintGrid(g, levels, [0, 0, 200], [255, 255, 255]);
-    const at = (x: number, y: number) => Array.from(px.slice((y * g.width + x) * 4, (y * g.width + x) * 4 + 4));
+    // head 0: [[255, 0], [0, 51]]; head 1: [[0, 0], [0, 255]]
+    const levels = [255, 0, 0, 51, 0, 0, 0, 255];
+    const px = paintAtlas(g, levels, [0, 0, 200], [255, 255, 255]);
+    const at = (x: number, y: number) => Array.from(px.slice((y * 4 + x) * 4, (y * 4 + x) * 4 + 4));
+    expect(px.length).toBe(4 * 2 * 4);
     expect(at(0, 0)).toEqual([0, 0, 200, 255]); // level 255: the colour itself
-    expect(at(1, 1)).toEqual([0, 0, 200, 255]); // same source cell, upscaled
-    expect(at(2, 0)).toEqual([255, 255, 255, 255]); // level 0: background
-    expect(at(3, 3)).toEqual([204, 204, 244, 255]); // level 51 = 0.2
-    expect(at(6, 0)).toEqual([255, 255, 255, 255]); // head 1
-    expect(at(4, 0)).toEqual([0, 0, 0, 0]); // the gap stays transparent
+    expect(at(1, 0)).toEqual([255, 255, 255, 255]); // level 0: background
+    expect(at(1, 1)).toEqual([204, 204, 244, 255]); // level 51 = 0.2
+    expect(at(2, 0)).toEqual([255, 255, 255, 255]); // head 1
+    expect(at(3, 1)).toEqual([0, 0, 200, 255]);
   });
 });
 

@@ -44,39 +44,37 @@ export function cellAt(g: GridGeometry, x: number, y: number): { layer: number; 
 }
 
 /**
- * RGBA pixels of the whole grid (width x height), a thumbnail cell's level
- * `v` drawn as `rgb` at opacity v / 255 over `background`.
+ * The thumbnails at their own size, side by side without gaps: an RGBA atlas
+ * (heads * s) x (layers * s), a cell's level `v` drawn as `rgb` at opacity
+ * v / 255 over `background`. The canvas scales each thumbnail up (nearest
+ * neighbour), so the per-pixel work here is one pass over the levels.
  */
-export function paintGrid(
+export function paintAtlas(
   g: GridGeometry,
   levels: ArrayLike<number>,
   rgb: readonly [number, number, number],
   background: readonly [number, number, number],
 ): Uint8ClampedArray<ArrayBuffer> {
-  const out = new Uint8ClampedArray(new ArrayBuffer(g.width * g.height * 4));
   const s = g.size;
-  // Which thumbnail cell each pixel row/column of a thumbnail shows.
-  const cellOf = new Int32Array(g.cell);
-  for (let p = 0; p < g.cell; p++) cellOf[p] = Math.min(s - 1, Math.floor((p * s) / g.cell));
-  const colour = new Uint8ClampedArray(256 * 3);
+  const width = g.heads * s;
+  const out = new Uint8ClampedArray(new ArrayBuffer(width * g.layers * s * 4));
+  const colour = new Uint8ClampedArray(256 * 4);
   for (let v = 0; v < 256; v++) {
     const a = v / 255;
-    for (let c = 0; c < 3; c++) colour[v * 3 + c] = Math.round(background[c] + (rgb[c] - background[c]) * a);
+    for (let c = 0; c < 3; c++) colour[v * 4 + c] = Math.round(background[c] + (rgb[c] - background[c]) * a);
+    colour[v * 4 + 3] = 255;
   }
+  const words = new Uint32Array(out.buffer);
+  const colourWords = new Uint32Array(colour.buffer);
   for (let layer = 0; layer < g.layers; layer++) {
     for (let head = 0; head < g.heads; head++) {
       const base = (layer * g.heads + head) * s * s;
-      const { x, y } = cellOrigin(g, layer, head);
-      for (let py = 0; py < g.cell; py++) {
-        const rowBase = base + cellOf[py] * s;
-        let o = ((y + py) * g.width + x) * 4;
-        for (let px = 0; px < g.cell; px++) {
-          const v = Math.max(0, Math.min(255, Math.round(Number(levels[rowBase + cellOf[px]])))) * 3;
-          out[o] = colour[v];
-          out[o + 1] = colour[v + 1];
-          out[o + 2] = colour[v + 2];
-          out[o + 3] = 255;
-          o += 4;
+      for (let r = 0; r < s; r++) {
+        let o = (layer * s + r) * width + head * s;
+        const src = base + r * s;
+        for (let c = 0; c < s; c++) {
+          const v = levels[src + c];
+          words[o++] = colourWords[v > 255 ? 255 : v > 0 ? v | 0 : 0];
         }
       }
     }

@@ -10,7 +10,7 @@ import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
 import type { ModelViewResult } from "../../generated/contract";
-import { cellAt, cellOrigin, type GridGeometry, gridGeometry, paintGrid, parseRgb } from "./grid";
+import { cellAt, cellOrigin, type GridGeometry, gridGeometry, paintAtlas, parseRgb } from "./grid";
 
 const KEYS = [
   "sentence",
@@ -42,7 +42,7 @@ export class ModelViewPanel implements Panel<K> {
   private requested = ""; // what the last request was for
   private result: ModelViewResult | null = null;
   private geometry: GridGeometry | null = null;
-  private image: ImageData | null = null;
+  private base: HTMLCanvasElement | null = null; // the grid without marks, drawn once per reply
 
   constructor(
     private model: ViewModel,
@@ -134,12 +134,29 @@ export class ModelViewPanel implements Panel<K> {
     this.canvas.height = g.height;
     this.canvas.style.width = `${g.width}px`;
     this.canvas.style.height = `${g.height}px`;
+    this.base = null;
     const style = getComputedStyle(this.el);
     const rgb = parseRgb(style.getPropertyValue("--exbert-head-rgb"), DEFAULT_RGB);
     const root = this.el.closest(".exbert-root") ?? this.el;
     const background = opaqueRgb(getComputedStyle(root).backgroundColor) ?? WHITE;
-    const pixels = paintGrid(g, levels, rgb, background);
-    this.image = typeof ImageData === "function" ? new ImageData(pixels, g.width, g.height) : null;
+    const atlas = document.createElement("canvas");
+    atlas.width = g.heads * g.size;
+    atlas.height = g.layers * g.size;
+    const base = document.createElement("canvas");
+    base.width = g.width;
+    base.height = g.height;
+    const actx = context(atlas);
+    const bctx = context(base);
+    if (!actx || !bctx || typeof ImageData !== "function") return; // jsdom: no canvas
+    actx.putImageData(new ImageData(paintAtlas(g, levels, rgb, background), atlas.width, atlas.height), 0, 0);
+    bctx.imageSmoothingEnabled = false;
+    for (let layer = 0; layer < g.layers; layer++) {
+      for (let head = 0; head < g.heads; head++) {
+        const { x, y } = cellOrigin(g, layer, head);
+        bctx.drawImage(atlas, head * g.size, layer * g.size, g.size, g.size, x, y, g.cell, g.cell);
+      }
+    }
+    this.base = base;
     if (t0) this.canvas.setAttribute("data-draw-ms", (performance.now() - t0).toFixed(1));
   }
 
@@ -189,15 +206,11 @@ export class ModelViewPanel implements Panel<K> {
   private drawMarks(hover: { layer: number; head: number } | null = null): void {
     const g = this.geometry;
     const s = this.state;
-    if (!g || !s || !this.image) return;
-    let ctx: CanvasRenderingContext2D | null = null;
-    try {
-      ctx = this.canvas.getContext("2d");
-    } catch {
-      ctx = null; // jsdom without canvas
-    }
+    if (!g || !s || !this.base) return;
+    const ctx = context(this.canvas);
     if (!ctx) return;
-    ctx.putImageData(this.image, 0, 0);
+    ctx.clearRect(0, 0, g.width, g.height);
+    ctx.drawImage(this.base, 0, 0);
     const accent = getComputedStyle(this.el).getPropertyValue("--exbert-accent").trim() || "#2f6fbf";
     const shown = s.head_weights ? [] : s.heads;
     ctx.lineWidth = 2;
@@ -223,4 +236,12 @@ function opaqueRgb(css: string | undefined): [number, number, number] | null {
   if (!css || css === "transparent" || /rgba\([^)]*,\s*0\)$/.test(css)) return null;
   const rgb = parseRgb(css, [-1, -1, -1]);
   return rgb[0] < 0 ? null : rgb;
+}
+
+function context(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
+  try {
+    return canvas.getContext("2d");
+  } catch {
+    return null; // jsdom without canvas support
+  }
 }
