@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import exbert_widget as ew
-from exbert_widget.widget.thumbnails import THUMB_MAX
+from exbert_widget.widget.thumbnails import THUMB_MAX, thumbnail_size
 from tests import tiny_models
 
 
@@ -86,3 +86,11 @@ def test_model_view_command_replies_with_one_uint8_buffer(minilm):
     np.testing.assert_array_equal(
         np.frombuffer(buffer, np.uint8).reshape(6, 12, 15, 15), view.thumbnails()
     )
+
+
+def test_many_heads_get_smaller_thumbnails_in_one_bounded_buffer():
+    assert thumbnail_size(512, 12 * 12) == 64
+    assert thumbnail_size(512, 32 * 32) == 24  # 32 × 32 heads: 590 kB in all, as 12 × 12
+    assert 32 * 32 * thumbnail_size(512, 32 * 32) ** 2 <= 12 * 12 * 64 * 64
+    assert thumbnail_size(512, 100 * 100) == 8  # never below 8 cells a side
+    assert thumbnail_size(5, 32 * 32) == 5  # no upsampling

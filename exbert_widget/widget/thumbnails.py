@@ -5,10 +5,14 @@ draws it) is block-averaged to at most :data:`THUMB_MAX` × :data:`THUMB_MAX` on
 device (``adaptive_avg_pool2d``: bin ``i`` covers rows ``floor(i * n / s)`` to
 ``ceil((i + 1) * n / s)``), scaled so the thumbnail's strongest cell is 255, and cast to uint8
 before anything is copied to the host. A whole model's thumbnails are then one small buffer:
-``[layers, heads, s, s]`` uint8, 590 kB at 12 × 12 heads.
+``[layers, heads, s, s]`` uint8, 590 kB at 12 × 12 heads. Models with many more heads get
+smaller thumbnails, so the buffer stays at most that size (24 × 24 cells at 32 × 32 heads, where
+the view draws each thumbnail about 26 px wide anyway).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -21,12 +25,18 @@ from .lines import remove_hidden, visible_mask
 
 #: Thumbnails are at most this many cells a side.
 THUMB_MAX = 64
+#: ... and all of a model's together at most this many cells (12 × 12 heads at 64 × 64).
+MAX_CELLS = 12 * 12 * 64 * 64
+THUMB_MIN = 8
 LEVELS = 255
 
 
-def thumbnail_size(visible_tokens: int) -> int:
-    """Cells a side of a thumbnail of ``visible_tokens`` tokens (no upsampling)."""
-    return max(1, min(THUMB_MAX, visible_tokens))
+def thumbnail_size(visible_tokens: int, thumbnails: int = 1) -> int:
+    """Cells a side of each of ``thumbnails`` thumbnails of ``visible_tokens`` tokens: at most
+    :data:`THUMB_MAX`, at most :data:`MAX_CELLS` in all (but no fewer than :data:`THUMB_MIN`
+    a side), and no upsampling."""
+    budget = max(THUMB_MIN, math.isqrt(MAX_CELLS // max(1, thumbnails)))
+    return max(1, min(THUMB_MAX, budget, visible_tokens))
 
 
 def quantise(pooled: torch.Tensor) -> torch.Tensor:
@@ -37,12 +47,15 @@ def quantise(pooled: torch.Tensor) -> torch.Tensor:
     return torch.round(scaled * LEVELS).to(torch.uint8)
 
 
-def layer_thumbnails(attention: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[heads, s, s]`` thumbnails of one layer's ``[heads, n, n]`` attention, on its
-    device: hidden tokens dropped, rows renormalised, block-averaged, quantised."""
+def layer_thumbnails(
+    attention: torch.Tensor, visible: torch.Tensor, layers: int = 1
+) -> torch.Tensor:
+    """uint8 ``[heads, s, s]`` thumbnails of one layer's ``[heads, n, n]`` attention (one of
+    ``layers``), on its device: hidden tokens dropped, rows renormalised, block-averaged,
+    quantised."""
     keep = torch.nonzero(visible).flatten()
     shown = remove_hidden(attention, visible)[:, keep][:, :, keep]
-    size = thumbnail_size(int(keep.numel()))
+    size = thumbnail_size(int(keep.numel()), layers * attention.shape[0])
     return quantise(F.adaptive_avg_pool2d(shown, size))
 
 
@@ -58,5 +71,5 @@ def model_thumbnails(
         visible = visible_mask(special, hide_special, attention.device)
         if not bool(visible.any()):  # every token hidden: nothing to draw
             visible = torch.ones_like(visible)
-        out.append(layer_thumbnails(attention, visible).cpu().numpy())
+        out.append(layer_thumbnails(attention, visible, layers).cpu().numpy())
     return np.stack(out)

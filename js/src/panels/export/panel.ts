@@ -60,7 +60,7 @@ export class ExportPanel implements Panel<never> {
       this.format.append(h("option", { text: f.toUpperCase(), attrs: { value: f } }));
     this.button = h("button", { cls: "exbert-btn", testid: "export-button", text: "Save", attrs: { type: "button" } });
     this.button.addEventListener("click", () => this.save(this.format.value as Format));
-    this.status = h("span", { cls: "exbert-note exbert-export-status", testid: "export-status" });
+    this.status = h("span", { cls: "exbert-export-status", testid: "export-status" });
     this.el = h("div", { cls: "exbert-export" }, [
       h("span", { text: "Export " }),
       this.format,

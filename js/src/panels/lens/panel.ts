@@ -32,7 +32,7 @@ export class LensPanel implements Panel<K> {
     private commands: CommandChannel,
     private delay = DEBOUNCE_MS,
   ) {
-    this.note = h("div", { cls: "exbert-note exbert-lens-note", testid: "lens-note" });
+    this.note = h("div", { cls: "exbert-lens-note", testid: "lens-note" });
     this.table = h("table", { cls: "exbert-lens-table", testid: "lens-table" });
     show(this.table, false);
     this.el = h("div", { cls: "exbert-lens", testid: "logit-lens" }, [

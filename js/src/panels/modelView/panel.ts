@@ -55,7 +55,7 @@ export class ModelViewPanel implements Panel<K> {
       attrs: { type: "button", "aria-pressed": "false" },
     });
     this.toggle.addEventListener("click", () => this.setOpen(!this.open));
-    this.note = h("div", { cls: "exbert-note exbert-model-note", testid: "model-view-note" });
+    this.note = h("div", { cls: "exbert-model-note", testid: "model-view-note" });
     this.hoverLabel = h("div", { cls: "exbert-model-hover", testid: "model-view-hover" });
     this.canvas = h("canvas", { cls: "exbert-model-canvas", testid: "model-view-canvas" });
     this.overlay = h("div", { cls: "exbert-model-overlay" });
@@ -174,7 +174,19 @@ export class ModelViewPanel implements Panel<K> {
         cells.push(cell);
       }
     }
-    this.overlay.replaceChildren(...cells);
+    const step = g.heads > 16 ? 4 : 1; // a number on every head, or every 4th of many
+    const labels: HTMLElement[] = [];
+    for (let head = 0; head < g.heads; head += step) {
+      const label = h("div", { cls: "exbert-model-label exbert-model-head-label", text: String(head) });
+      label.style.cssText = `left:${cellOrigin(g, 0, head).x}px;width:${g.cell}px`;
+      labels.push(label);
+    }
+    for (let layer = 0; layer < g.layers; layer += g.layers > 16 ? 4 : 1) {
+      const label = h("div", { cls: "exbert-model-label exbert-model-layer-label", text: String(layer) });
+      label.style.cssText = `top:${cellOrigin(g, layer, 0).y}px;height:${g.cell}px;line-height:${g.cell}px`;
+      labels.push(label);
+    }
+    this.overlay.replaceChildren(...labels, ...cells);
     this.overlay.style.width = `${g.width}px`;
     this.overlay.style.height = `${g.height}px`;
     this.overlay.onmousemove = (ev) => this.setHover(this.pointCell(ev));
