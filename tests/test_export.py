@@ -173,7 +173,7 @@ def test_png_is_asked_of_the_displayed_view_and_written_when_it_answers(demo, tm
         view._commands.handle({"kind": "exbert-command", "id": "1", "name": name, "args": args})
         return replies[-1]
 
-    assert command("attach", {"attached": True})["result"] == {"views": 1}
+    view._on_message(view, {"kind": "exbert-attach", "attached": True}, [])
     path = tmp_path / "view.png"
     view.save(path)
     assert not path.exists()  # written when the view answers
@@ -190,6 +190,6 @@ def test_png_is_asked_of_the_displayed_view_and_written_when_it_answers(demo, tm
     assert ok["ok"] and path.read_bytes() == data
     again = command("png", {"request": messages[-1]["request"], "data": ""})
     assert not again["ok"]  # answered already
-    assert command("attach", {"attached": False})["result"] == {"views": 0}
+    view._on_message(view, {"kind": "exbert-attach", "attached": False}, [])
     with pytest.raises(InputError, match="display the view"):
         view.save(path)

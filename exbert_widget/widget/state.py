@@ -20,8 +20,6 @@ import traitlets as t
 
 from .traits import JSON, Flag, ListOf, NDArray, OptionalInt, StrictFloat, StrictInt, Text
 from .view_commands import (
-    AttachArgs,
-    AttachResult,
     ExportArgs,
     ExportResult,
     LogitLensArgs,
@@ -320,11 +318,6 @@ COMMANDS: dict[str, Command] = {
         PngArgs,
         PngResult,
         "The view's PNG (base64) for the kernel's request `request` (view.save of a .png).",
-    ),
-    "attach": Command(
-        AttachArgs,
-        AttachResult,
-        "A view was displayed (attached) or removed: PNG export needs a displayed view.",
     ),
 }
 

@@ -655,7 +655,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     # -- commands from the view ------------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
-        if not self._commands.handle(content):
+        from .view_extras import attach_message
+
+        if not self._commands.handle(content) and not attach_message(self, content):
             _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
 
     def _search_command(self, args: SearchArgs) -> SearchResult:

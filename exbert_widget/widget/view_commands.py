@@ -61,11 +61,3 @@ class PngArgs(TypedDict):
 class PngResult(TypedDict):
     path: str
     bytes: int
-
-
-class AttachArgs(TypedDict):
-    attached: bool
-
-
-class AttachResult(TypedDict):
-    views: int

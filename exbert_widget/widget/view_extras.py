@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .view_commands import (
-    AttachArgs,
-    AttachResult,
     ExportArgs,
     ExportResult,
     LogitLensArgs,
@@ -31,6 +29,7 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".svg", ".html", ".png")
 PNG_REQUEST = "exbert-png-request"
+ATTACH = "exbert-attach"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,7 +40,6 @@ def commands(view: ExBertView) -> dict[str, Any]:
         "logit_lens": lambda args: logit_lens_command(view, args),
         "export": lambda args: export_command(view, args),
         "png": lambda args: png_command(view, args),
-        "attach": lambda args: attach_command(view, args),
     }
 
 
@@ -131,10 +129,15 @@ def _attached(view: ExBertView) -> int:
     return int(getattr(view, "_attached_views", 0))
 
 
-def attach_command(view: ExBertView, args: AttachArgs) -> AttachResult:
-    count = max(0, _attached(view) + (1 if args["attached"] else -1))
-    view._attached_views = count
-    return {"views": count}
+def attach_message(view: ExBertView, content: object) -> bool:
+    """Count the views on screen from their ``{"kind": "exbert-attach", "attached": bool}``
+    messages (sent when a view is displayed and removed; no reply); returns whether
+    ``content`` was one."""
+    if not isinstance(content, dict) or content.get("kind") != ATTACH:
+        return False
+    step = 1 if content.get("attached") is True else -1
+    view._attached_views = max(0, _attached(view) + step)
+    return True
 
 
 def request_png(view: ExBertView, path: pathlib.Path) -> str:

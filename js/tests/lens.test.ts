@@ -24,6 +24,10 @@ describe("logit lens panel", () => {
     const panel = new LensPanel(new ViewModel(model), new CommandChannel(model), 5);
     document.body.appendChild(panel.el);
     const q = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement;
+    panel.update({ ...base, selected: 1 });
+    await tick(20);
+    expect(model.commands()).toEqual([]); // closed: nothing asked
+    q("lens-toggle").click();
     panel.update(base);
     expect(q("lens-note").textContent).toContain("Select a token");
     panel.update({ ...base, selected: 1 });
@@ -64,6 +68,7 @@ describe("logit lens panel", () => {
     await tick(20);
     expect(model.commands()).toEqual([]);
     expect(panel.el.textContent).toContain("MiniLM has no language-model head");
+    expect((panel.el.querySelector("[data-testid=lens-toggle]") as HTMLElement).style.display).toBe("none");
     expect((panel.el.querySelector("table") as HTMLElement).style.display).toBe("none");
   });
 });

@@ -40,6 +40,7 @@ def take(out: Path) -> None:
                 kernel.run(f"view.save({str(svg)!r})")
                 kernel.close()
                 lens = find(page, "logit-lens")
+                find(page, "lens-toggle").click()
                 expect(find(page, "lens-table")).to_be_visible(timeout=60_000)
                 lens.scroll_into_view_if_needed()
                 lens.screenshot(path=str(out / "logit_lens.png"))

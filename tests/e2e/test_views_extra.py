@@ -91,6 +91,8 @@ def test_model_view_pixels_follow_the_kernels_thumbnails(page, kernel):
 
 
 def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, kernel):
+    expect(find(page, "lens-note")).to_be_hidden()  # on demand only
+    find(page, "lens-toggle").click()
     expect(find(page, "lens-note")).to_contain_text("Select a token")
     find(page, "token-left-2").click()
     kernel.wait_for("view.selected", 2)
@@ -113,6 +115,8 @@ def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, ke
     kernel.wait_for("view.selected", 3)
     top = kernel.eval("view.logit_lens().iloc[-5].token")
     expect(find(page, f"lens-cell-{layers - 1}-0").locator(".exbert-lens-token")).to_have_text(top)
+    find(page, "lens-toggle").click()
+    expect(find(page, "lens-table")).to_be_hidden()
 
 
 def test_png_is_drawn_by_the_displayed_view_at_twice_the_svgs_size(page, kernel, tmp_path):

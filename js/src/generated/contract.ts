@@ -144,14 +144,6 @@ export interface PngResult {
   bytes: number;
 }
 
-export interface AttachArgs {
-  attached: boolean;
-}
-
-export interface AttachResult {
-  views: number;
-}
-
 /** The control bar: sentence, layer, threshold, special tokens; the model; messages. */
 export interface ControlsState {
   /** The analysed text. (set by the user) */
@@ -277,13 +269,11 @@ export interface Commands {
   export: { args: ExportArgs; result: ExportResult };
   /** The view's PNG (base64) for the kernel's request `request` (view.save of a .png). */
   png: { args: PngArgs; result: PngResult };
-  /** A view was displayed (attached) or removed: PNG export needs a displayed view. */
-  attach: { args: AttachArgs; result: AttachResult };
 }
 
 export type CommandName = keyof Commands;
 
-export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "model_view", "logit_lens", "export", "png", "attach"] as const;
+export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "model_view", "logit_lens", "export", "png"] as const;
 
 /** Defaults of optional command arguments (the Python methods use the same). */
 export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;

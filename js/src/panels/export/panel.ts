@@ -2,15 +2,18 @@
 // HTML from its own state), and the view's part of a PNG: the kernel sends the
 // SVG it rendered, the view rasterises it at 2x pixel density and sends the PNG
 // back by the `png` command. The view tells the kernel when it is displayed
-// (`attach`), so `view.save("x.png")` can say at once when no view would answer.
+// (an `exbert-attach` message), so `view.save("x.png")` can say at once when no
+// view would answer.
 
-import { type CommandChannel, CommandError, REQUEST, Superseded } from "../../core/commands";
+import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
 import { h } from "../../core/dom";
 import type { ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
 import type { ExportArgs } from "../../generated/contract";
 
 export const PNG_REQUEST = "exbert-png-request";
+/** A view was displayed or removed (no reply; the kernel counts the views on screen). */
+export const ATTACH = "exbert-attach";
 export const PNG_SCALE = 2;
 
 type Format = ExportArgs["format"];
@@ -68,15 +71,14 @@ export class ExportPanel implements Panel<never> {
       this.status,
     ]);
     model.raw.on("msg:custom", this.onMessage);
-    this.commands.invoke("attach", { attached: true }).catch(() => undefined);
+    model.raw.send({ kind: ATTACH, attached: true });
   }
 
   update(): void {}
 
   dispose(): void {
     this.model.raw.off("msg:custom", this.onMessage);
-    // Not through the channel: it is being disposed, and no reply is awaited.
-    this.model.raw.send({ kind: REQUEST, id: `detach-${Date.now()}`, name: "attach", args: { attached: false } });
+    this.model.raw.send({ kind: ATTACH, attached: false });
   }
 
   private say(text: string, error = false): void {

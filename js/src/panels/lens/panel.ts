@@ -1,8 +1,10 @@
 // The logit-lens panel: for the selected token, what each layer would predict
 // there (its hidden state through the model's own final norm and LM head), as
-// a layer x rank table with probabilities shaded. The kernel computes it (a
-// `logit_lens` command) once the selection rests, not on every layer change.
-// Models without an LM head get a one-line reason instead of the table.
+// a layer x rank table with probabilities shaded. Shown on demand (the "Logit
+// lens" toggle: each selection costs the kernel one extra forward pass); while
+// open, the kernel computes it (a `logit_lens` command) once the selection
+// rests, not on every layer change. Models without an LM head get a one-line
+// reason instead of the toggle.
 
 import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
 import { h, percent, show } from "../../core/dom";
@@ -21,8 +23,10 @@ export function shade(prob: number): number {
 export class LensPanel implements Panel<K> {
   readonly keys = KEYS;
   readonly el: HTMLElement;
+  private toggle: HTMLButtonElement;
   private note: HTMLDivElement;
   private table: HTMLTableElement;
+  private open = false;
   private state: Slice<K> | null = null;
   private requested = "";
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -35,21 +39,38 @@ export class LensPanel implements Panel<K> {
     this.note = h("div", { cls: "exbert-lens-note", testid: "lens-note" });
     this.table = h("table", { cls: "exbert-lens-table", testid: "lens-table" });
     show(this.table, false);
-    this.el = h("div", { cls: "exbert-lens", testid: "logit-lens" }, [
-      h("div", { cls: "exbert-lens-title", text: "Logit lens" }),
-      this.note,
-      this.table,
-    ]);
+    this.toggle = h("button", {
+      cls: "exbert-btn",
+      testid: "lens-toggle",
+      text: "Logit lens",
+      attrs: { type: "button", "aria-pressed": "false" },
+    });
+    this.toggle.addEventListener("click", () => this.setOpen(!this.open));
+    this.el = h("div", { cls: "exbert-lens", testid: "logit-lens" }, [this.toggle, this.note, this.table]);
+    show(this.note, false);
+  }
+
+  private setOpen(open: boolean): void {
+    this.open = open;
+    this.toggle.setAttribute("aria-pressed", String(open));
+    this.toggle.classList.toggle("on", open);
+    this.requested = "";
+    if (this.state) this.update(this.state);
   }
 
   update(state: Slice<K>): void {
     this.state = state;
+    show(this.toggle, state.has_lm_head);
     if (!state.has_lm_head) {
       this.clear(`Logit lens: ${state.model_name || "this model"} has no language-model head.`);
-      this.el.classList.add("exbert-lens-off");
+      show(this.note, true);
       return;
     }
-    this.el.classList.remove("exbert-lens-off");
+    show(this.note, this.open);
+    if (!this.open) {
+      this.clear("");
+      return;
+    }
     if (state.selected === null || state.selected >= state.tokens.length) {
       this.clear("Select a token to see what each layer would predict there.");
       return;
