@@ -94,3 +94,13 @@ def test_many_heads_get_smaller_thumbnails_in_one_bounded_buffer():
     assert 32 * 32 * thumbnail_size(512, 32 * 32) ** 2 <= 12 * 12 * 64 * 64
     assert thumbnail_size(512, 100 * 100) == 8  # never below 8 cells a side
     assert thumbnail_size(5, 32 * 32) == 5  # no upsampling
+
+
+def test_long_inputs_in_combined_mode_get_the_same_thumbnails(minilm):
+    class Combined(ew.ExBertView):
+        all_heads_max_tokens = 8
+
+    view = Combined(minilm)
+    assert view.attention_mode == "combined" and view.attention is None
+    np.testing.assert_array_equal(view.thumbnails(), ew.ExBertView(minilm).thumbnails())
+    assert_thumbnails(view.thumbnails(), view.analysis, hide_special=True)
