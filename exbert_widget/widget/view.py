@@ -501,7 +501,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             The path written (or, for ``.png``, to be written).
 
         Raises:
-            InputError: an unknown suffix, or ``.png`` with no view displayed.
+            InputError: an unknown suffix, a folder that does not exist, or ``.png`` with no
+                view displayed; nothing is written.
+            ExbertError: ``.html`` without the built view bundle (``npm run build`` in js/).
         """
         from .view_extras import save_view
 
