@@ -19,6 +19,16 @@ import numpy as np
 import traitlets as t
 
 from .traits import JSON, Flag, ListOf, NDArray, OptionalInt, StrictFloat, StrictInt, Text
+from .view_commands import (
+    ExportArgs,
+    ExportResult,
+    LogitLensArgs,
+    LogitLensResult,
+    ModelViewArgs,
+    ModelViewResult,
+    PngArgs,
+    PngResult,
+)
 
 DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
 SEARCH_K_MAX = 1000
@@ -342,6 +352,29 @@ COMMANDS: dict[str, Command] = {
         HeadLinesResult,
         "Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens "
         "in effect.",
+    ),
+    "model_view": Command(
+        ModelViewArgs,
+        ModelViewResult,
+        "Every layer × head's attention as a uint8 thumbnail [layers, heads, s, s] (s <= 64), "
+        "hidden tokens removed, each scaled to its strongest cell.",
+    ),
+    "logit_lens": Command(
+        LogitLensArgs,
+        LogitLensResult,
+        "The logit lens at token `position`: each layer's top-k predictions (models with an LM "
+        "head).",
+    ),
+    "export": Command(
+        ExportArgs,
+        ExportResult,
+        "Save the view as svg, html or png (png: rendered by this view) at `path` (default "
+        "exbert-view.<format> in the kernel's working directory).",
+    ),
+    "png": Command(
+        PngArgs,
+        PngResult,
+        "The view's PNG (base64) for the kernel's request `request` (view.save of a .png).",
     ),
 }
 

@@ -194,6 +194,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 "load_hit": self._load_hit_command,
                 "generate": self._generate_command,
                 "head_lines": self._head_lines_command,
+                **self._extra_commands(),
             },
             send=lambda reply, buffers: self.send(reply, buffers),
         )
@@ -601,6 +602,64 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             drawn = pairing.filter_lines(drawn, self.segments, self.pair_filter)
             return _lines_frame(drawn, self.tokens)
 
+    # -- model view, logit lens, export (view_extras.py) ---------------------------------------
+
+    def thumbnails(self) -> np.ndarray:
+        """The model view's thumbnails: uint8 ``[layers, heads, s, s]`` (``s`` ≤ 64), each
+        head's attention with hidden tokens removed (as drawn), block-averaged where it lives
+        and scaled so its strongest cell is 255. One layer is recomputed at a time."""
+        from .thumbnails import model_thumbnails
+
+        with self._lock:
+            a = self.analysis
+            assert a is not None
+            return model_thumbnails(a, a.special, self.hide_special)
+
+    def logit_lens(self, top_k: int = 5) -> pd.DataFrame:
+        """The logit lens at the selected token: ``lm.logit_lens(view.analysis, view.selected)``,
+        a DataFrame ``layer`` (0 = the embedding output), ``rank``, ``token``, ``prob``.
+
+        Raises:
+            InputError: no token is selected, the model has no language-model head, or a bad
+                ``top_k``.
+        """
+        with self._lock:
+            if self.selected is None or self.analysis is None:
+                raise InputError("Select a token first (click it, or set view.selected = index).")
+            if not self.lm.has_lm_head:
+                raise InputError(
+                    f"{self.model_name} has no language-model head: there is no logit lens."
+                )
+            return self.lm.logit_lens(self.analysis, self.selected, top_k=top_k)
+
+    def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Save the view as a figure, by the suffix of ``path``: ``.svg`` (vector: each token a
+        text element, each line a path), ``.html`` (one self-contained, interactive file that
+        opens offline) or ``.png`` (2× pixel density, drawn by a displayed view).
+
+        ``.svg`` and ``.html`` are rendered from the kernel's state and need no view on screen.
+        ``.png`` asks a displayed view to draw it: the file is written when the view answers,
+        after this call returns (the kernel cannot wait for the browser while a cell runs).
+        The file appears whole or not at all.
+
+        Returns:
+            The path written (or, for ``.png``, to be written).
+
+        Raises:
+            InputError: an unknown suffix, a folder that does not exist, or ``.png`` with no
+                view displayed; nothing is written.
+            ExbertError: ``.html`` without the built view bundle (``npm run build`` in js/).
+        """
+        from .view_extras import save_view
+
+        with self._lock:
+            return save_view(self, pathlib.Path(path))
+
+    def _extra_commands(self) -> dict[str, Any]:
+        from .view_extras import commands
+
+        return commands(self)
+
     # -- generation ------------------------------------------------------------------------------
 
     def generate(self, max_new_tokens: int = MAX_NEW_TOKENS) -> str:
@@ -748,7 +807,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     # -- commands from the view ------------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
-        if not self._commands.handle(content):
+        from .view_extras import attach_message
+
+        if not self._commands.handle(content) and not attach_message(self, content):
             _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
 
     def _search_command(self, args: SearchArgs) -> SearchResult:

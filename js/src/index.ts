@@ -10,6 +10,9 @@ import { wire } from "./core/panel";
 import type { WireState } from "./generated/contract";
 import { AttentionPanel } from "./panels/attention/panel";
 import { ControlsPanel } from "./panels/controls/panel";
+import { ExportPanel } from "./panels/export/panel";
+import { LensPanel } from "./panels/lens/panel";
+import { ModelViewPanel } from "./panels/modelView/panel";
 import { PairsPartsPanel } from "./panels/pairs/panel";
 import { SearchPanel } from "./panels/search/panel";
 
@@ -21,10 +24,13 @@ function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }):
   const attention = new AttentionPanel(view, root, commands);
   const search = new SearchPanel(view, commands, root);
   const pairs = new PairsPartsPanel(view);
-  root.append(controls.el, pairs.el, controls.messages, attention.el, search.el);
+  const modelView = new ModelViewPanel(view, commands);
+  const lens = new LensPanel(view, commands);
+  const exporter = new ExportPanel(view, commands);
+  root.append(controls.el, pairs.el, controls.messages, attention.el, lens.el, modelView.el, exporter.el, search.el);
   el.appendChild(root);
   const releaseKeys = isolateKeys(root);
-  const unwire = wire(view, [controls, pairs, attention, search]);
+  const unwire = wire(view, [controls, pairs, attention, search, modelView, lens, exporter]);
   return () => {
     unwire();
     view.flush(); // an edit still waiting for its debounce reaches the kernel

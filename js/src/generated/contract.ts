@@ -97,6 +97,53 @@ export interface HeadLinesResult {
   scale: number;
 }
 
+export interface ModelViewArgs {
+
+}
+
+/** Every layer × head's thumbnail, keyed by what it was computed for. */
+export interface ModelViewResult {
+  sentence: string;
+  masked: number[];
+  hide_special: boolean;
+  size: number;
+  thumbnails: FloatArray;
+}
+
+export interface LogitLensArgs {
+  position: number;
+  top_k?: number;
+}
+
+/** Per layer (0 = the embedding output), its top-k [token, probability] pairs, best first. */
+export interface LogitLensResult {
+  sentence: string;
+  position: number;
+  layers: [string, number][][];
+}
+
+export interface ExportArgs {
+  format: "svg" | "html" | "png";
+  path?: string;
+}
+
+export interface ExportResult {
+  path: string;
+  bytes: number;
+}
+
+/** The view's answer to the kernel's request for a PNG (``view.save("x.png")``). */
+export interface PngArgs {
+  request: string;
+  data: string;
+  error?: string;
+}
+
+export interface PngResult {
+  path: string;
+  bytes: number;
+}
+
 /** The control bar: sentence, layer, threshold, special tokens; the model; messages. */
 export interface ControlsState {
   /** The analysed text. (set by the user) */
@@ -240,11 +287,19 @@ export interface Commands {
   generate: { args: GenerateArgs; result: GenerateResult };
   /** Combined mode: the lines of one head alone, for the layer, threshold and hidden tokens in effect. */
   head_lines: { args: HeadLinesArgs; result: HeadLinesResult };
+  /** Every layer × head's attention as a uint8 thumbnail [layers, heads, s, s] (s <= 64), hidden tokens removed, each scaled to its strongest cell. */
+  model_view: { args: ModelViewArgs; result: ModelViewResult };
+  /** The logit lens at token `position`: each layer's top-k predictions (models with an LM head). */
+  logit_lens: { args: LogitLensArgs; result: LogitLensResult };
+  /** Save the view as svg, html or png (png: rendered by this view) at `path` (default exbert-view.<format> in the kernel's working directory). */
+  export: { args: ExportArgs; result: ExportResult };
+  /** The view's PNG (base64) for the kernel's request `request` (view.save of a .png). */
+  png: { args: PngArgs; result: PngResult };
 }
 
 export type CommandName = keyof Commands;
 
-export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines"] as const;
+export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "model_view", "logit_lens", "export", "png"] as const;
 
 /** Defaults of optional command arguments (the Python methods use the same). */
 export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;
