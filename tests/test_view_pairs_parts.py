@@ -4,7 +4,10 @@ a direct numpy implementation of the drawing rules."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -181,7 +184,7 @@ def test_search_from_a_token_of_the_second_sentence(minilm, minilm_corpus):
 @pytest.fixture(scope="module")
 def s2s_dirs(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("view-seq2seq")
-    return {f: str(tiny_models.save(f, root / f)) for f in ("t5", "bart")}
+    return tiny_models.save_all(("t5", "bart"), root)
 
 
 @pytest.fixture(scope="module")
@@ -343,3 +346,46 @@ def test_corpus_search_is_refused_for_encoder_decoder_models(s2s):
         view.search()
     with pytest.raises(StateError, match="encoder–decoder"):
         view.sentence_b = "A second sentence."
+
+
+# -- exports and the logit lens of pairs and parts ----------------------------------------------
+
+
+def _svg_lines(path) -> set[tuple[int, int]]:
+    root = ET.parse(path).getroot()
+    paths = root.iter("{http://www.w3.org/2000/svg}path")
+    return {(int(p.get("data-from")), int(p.get("data-to"))) for p in paths if p.get("data-from")}
+
+
+@pytest.mark.parametrize("name", ["A->B", "B->B"])
+def test_svg_export_draws_the_pair_filters_lines(pair_lms, tmp_path, name):
+    view = ew.ExBertView(pair_lms["bert"], sentence=A, sentence_b=B, layer=1)
+    view.pair_filter = name
+    expected = reference_lines(
+        view.attention.astype(np.float32),
+        view.special,
+        list(view.heads),
+        view.threshold,
+        view.segments,
+        FILTERS[name],
+    )
+    assert expected and _svg_lines(view.save(tmp_path / "pair.svg")) == expected
+
+
+def test_svg_export_of_the_cross_part_draws_target_rows_to_source_columns(s2s, tmp_path):
+    view = ew.ExBertView(s2s["bart"], sentence=SOURCE, target=TARGET, part="cross", layer=1)
+    ns = len(view.analysis.tokens)
+    lines = _svg_lines(view.save(tmp_path / "cross.svg"))
+    assert lines == drawn(view) and all(i >= ns > j for i, j in lines)
+
+
+def test_logit_lens_of_an_encoder_decoder_view_reads_the_selected_target_token(s2s):
+    lm = s2s["bart"]
+    view = ew.ExBertView(lm, sentence=SOURCE, target=TARGET, part="decoder")
+    ns = len(view.analysis.tokens)
+    view.selected = ns + 2
+    expected = lm.logit_lens(view.analysis, 2)
+    pd.testing.assert_frame_equal(view.logit_lens(), expected)
+    view.selected = 1  # a source token: the decoder's layers have nothing to say there
+    with pytest.raises(ew.InputError, match="select a target token"):
+        view.logit_lens()

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from . import lines as drawing
-from .layers import layer_attention, layer_attention_tensor
+from . import parts
+from .pairs import filter_lines
 from .state import synced_traits
 
 if TYPE_CHECKING:
@@ -87,16 +89,26 @@ def _embedded_layers(view: ExBertView) -> dict[int, dict[str, Any]]:
     per_layer = view.attention.nbytes
     if per_layer * view.num_layers > EMBED_ALL_LAYERS_MAX_BYTES:
         return {view.layer: encode_array(view.attention)}
-    return {layer: encode_array(layer_attention(a, layer)) for layer in range(view.num_layers)}
+    return {
+        layer: encode_array(parts.attention(a, layer, view.part))
+        for layer in range(view.num_layers)
+    }
 
 
 def snapshot(view: ExBertView) -> Snapshot:
     """The view's current state as drawn (called under the view's lock)."""
     a = view.analysis
     assert a is not None
-    attention = layer_attention_tensor(a, view.layer)
-    visible = drawing.visible_mask(a.special, view.hide_special, attention.device)
     weights = list(view.head_weights) if view.head_weights else None
+    # The view's own lists (a pair's segments, an encoder–decoder model's source then target
+    # tokens with the part's block in place), and the float16 weights the view itself received
+    # where it gets every head, so that near-ties are cut as the view cuts them.
+    if view.attention is not None:
+        attention = torch.from_numpy(view.attention.astype(np.float32))
+    else:
+        attention = parts.attention_tensor(a, view.layer, view.part)
+    visible = drawing.visible_mask(view.special, view.hide_special, attention.device)
+    lines = drawing.drawn_lines(attention, visible, view.heads, weights, view.threshold)
     return Snapshot(
         model_name=view.model_name,
         sentence=view.sentence,
@@ -109,11 +121,11 @@ def snapshot(view: ExBertView) -> Snapshot:
         hide_special=view.hide_special,
         selected=view.selected,
         masked=list(view.masked),
-        tokens=list(a.tokens),
-        special=list(a.special),
+        tokens=list(view.tokens),
+        special=list(view.special),
         generated=list(view.generated),
         kind=view.kind,
-        lines=drawing.drawn_lines(attention, visible, view.heads, weights, view.threshold),
+        lines=filter_lines(lines, view.segments, view.pair_filter),
         grids=drawing.head_summary(attention, visible).astype(np.float32),
         state=_state(view),
         layers=_embedded_layers(view),

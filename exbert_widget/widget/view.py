@@ -620,7 +620,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         a DataFrame ``layer`` (0 = the embedding output), ``rank``, ``token``, ``prob``.
 
         Raises:
-            InputError: no token is selected, the model has no language-model head, or a bad
+            InputError: no token is selected (or, for an encoder–decoder model, a source token:
+                the lens reads the decoder), the model has no language-model head, or a bad
                 ``top_k``.
         """
         with self._lock:
@@ -630,7 +631,10 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 raise InputError(
                     f"{self.model_name} has no language-model head: there is no logit lens."
                 )
-            return self.lm.logit_lens(self.analysis, self.selected, top_k=top_k)
+            from .view_extras import lens_position
+
+            position = lens_position(self, self.selected)
+            return self.lm.logit_lens(self.analysis, position, top_k=top_k)
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
         """Save the view as a figure, by the suffix of ``path``: ``.svg`` (vector: each token a

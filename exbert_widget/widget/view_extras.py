@@ -55,12 +55,35 @@ def model_view_command(view: ExBertView, _args: ModelViewArgs) -> ModelViewResul
         }
 
 
+def lens_position(view: ExBertView, token: int) -> int:
+    """The engine's position for the view's token ``token``: the same index, or for an
+    encoder–decoder model (whose view lists the source's tokens, then the target's) the index
+    in the target, where the decoder's layers are read.
+
+    Raises:
+        InputError: no such token, or a source token of an encoder–decoder model.
+    """
+    if not 0 <= token < len(view.tokens):
+        raise InputError(f"No token {token} in the sentence.")
+    a = view.analysis
+    if a is None or a.target is None:
+        return token
+    source = len(a.tokens)
+    if token < source:
+        raise InputError(
+            "The logit lens reads the decoder's layers: select a target token "
+            f"(tokens {source} to {len(view.tokens) - 1})."
+        )
+    return token - source
+
+
 def logit_lens_command(view: ExBertView, args: LogitLensArgs) -> LogitLensResult:
     with view._lock:
         position = args["position"]
-        if view.analysis is None or not 0 <= position < len(view.analysis.tokens):
-            raise InputError(f"No token {position} in the sentence.")
-        frame = view.lm.logit_lens(view.analysis, position, top_k=args.get("top_k", 5))
+        if view.analysis is None:
+            raise InputError("No sentence analysed yet.")
+        index = lens_position(view, position)
+        frame = view.lm.logit_lens(view.analysis, index, top_k=args.get("top_k", 5))
         layers: list[list[tuple[str, float]]] = []
         for _, rows in frame.groupby("layer", sort=True):
             ordered = rows.sort_values("rank")
