@@ -340,3 +340,35 @@ def test_delta_is_the_same_for_long_inputs(tiny_bert, monkeypatch):
     assert long.attention_mode == "combined" and short.attention_mode == "all_heads"
     np.testing.assert_array_equal(long.compare_lines, short.compare_lines)
     assert long.compare_top_k == short.compare_top_k
+
+
+def test_measures_of_an_encoder_decoders_parts(tmp_path):
+    lm = ew.load_model(tiny_models.save("bart", tmp_path / "bart"))
+    source, target = "The keeper of the lighthouse slept in 1998.", "Die Wärterin schlief."
+    view = ew.ExBertView(lm, sentence=source, target=target, part="decoder", layer=1)
+    view.measure = "norm"
+    a = view.analysis
+    ns, nt = len(a.tokens), len(a.target_tokens)
+    block = view.attention[:, ns:, ns:]  # the decoder's block of the view's token list
+    np.testing.assert_allclose(
+        block, _rows(a.attention(1, measure="norm", part="decoder")), atol=2e-3
+    )
+    assert not view.attention[:, :ns].any() and not view.attention[:, ns:, :ns].any()
+    view.measure = "rollout"
+    heads = [0, 1]
+    view.heads = heads
+    np.testing.assert_allclose(
+        view.attention[heads, ns:, ns:].astype(np.float64).mean(0),
+        a.rollout(1, heads=heads, part="decoder"),
+        atol=3e-3,
+    )
+    with pytest.raises(ew.ExbertError, match="Rollout has no cross part"):
+        view.part = "cross"
+    view.measure = "norm"
+    view.part = "cross"
+    np.testing.assert_allclose(
+        view.attention[:, ns:, :ns], _rows(a.attention(1, measure="norm", part="cross")), atol=2e-3
+    )
+    assert view.attention.shape[-1] == ns + nt
+    with pytest.raises(ew.ExbertError, match="one stack"):
+        view.compare = "unmasked"

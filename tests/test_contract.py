@@ -41,7 +41,8 @@ def test_every_synced_trait_is_declared_once_with_its_direction():
     assert set(state.user_traits()) | set(state.computed_traits()) == set(names)
     assert set(state.user_traits()) == {
         "sentence", "layer", "threshold", "hide_special", "heads", "head_weights", "masked",
-        "selected", "search_k", "measure", "compare",
+        "selected", "search_k",
+        "sentence_b", "pair_filter", "target", "part", "measure", "compare",
     }  # fmt: skip
     ts = contract.render_ts()
     for name in names:

@@ -12,17 +12,18 @@ import torch
 from ..models import Analysis
 
 
-def layer_attention(analysis: Analysis, layer: int) -> np.ndarray:
+def layer_attention(analysis: Analysis, layer: int, part: str | None = None) -> np.ndarray:
     """float16 ``[num_heads, n, n]`` attention of ``layer`` for the wire, computed on demand and
     cast where it lives (on the model's device), so only half the bytes reach the host."""
-    return analysis.attention_tensor(layer).to(torch.float16).cpu().numpy()
+    return layer_attention_tensor(analysis, layer, part).to(torch.float16).cpu().numpy()
 
 
-def layer_attention_tensor(analysis: Analysis, layer: int) -> torch.Tensor:
+def layer_attention_tensor(analysis: Analysis, layer: int, part: str | None = None) -> torch.Tensor:
     """``[num_heads, n, n]`` attention of ``layer`` where it lives (the model's device and dtype),
-    for work done there before anything is sent (:mod:`.lines`). Shared with the engine's cache:
+    for work done there before anything is sent (:mod:`.lines`); encoder–decoder models:
+    ``part``'s (``[heads, rows, columns]``, see :mod:`.parts`). Shared with the engine's cache:
     do not modify it."""
-    return analysis.attention_tensor(layer)
+    return analysis.attention_tensor(layer, part=part)
 
 
 def layer_output(analysis: Analysis, layer: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import InputError
 from ..models import Analysis
+from . import parts
 from .state import Measure
 
 MEASURES: tuple[str, ...] = get_args(Measure)
@@ -49,40 +50,70 @@ def normalise_rows(matrix: torch.Tensor) -> torch.Tensor:
     return torch.where(sums > 0, out / torch.where(sums > 0, sums, 1.0), 0.0)
 
 
-def head_rollouts(analysis: Analysis, layer: int) -> torch.Tensor:
+def head_rollouts(analysis: Analysis, layer: int, part: str | None = None) -> torch.Tensor:
     """float32 ``[heads, n, n]``: rollout up to ``layer`` with only head h at ``layer`` itself
-    (all heads below it), per head h. Their mean over a head set is the rollout with that set."""
-    weights = analysis.attention_tensor(layer).to(torch.float32)
+    (all heads below it), per head h. Their mean over a head set is the rollout with that set.
+
+    Raises:
+        InputError: ``part="cross"`` (cross-attention chains no layers).
+    """
+    if part == "cross":
+        raise InputError(
+            "Rollout chains a stack's self-attention layers; the cross part has none: choose "
+            "the encoder or decoder part, or another measure."
+        )
+    weights = analysis.attention_tensor(layer, part=part).to(torch.float32)
     n = weights.shape[-1]
     eye = torch.eye(n, dtype=torch.float32, device=weights.device)
     steps = normalise_rows(0.5 * weights + 0.5 * eye)
     if layer == 0:
         return steps
-    below = torch.from_numpy(analysis.rollout(layer - 1).copy()).to(weights.device)
+    below = torch.from_numpy(analysis.rollout(layer - 1, part=part).copy()).to(weights.device)
     return steps @ below
 
 
-def measure_tensor(analysis: Analysis, layer: int, measure: str) -> torch.Tensor:
-    """``[heads, n, n]`` of ``measure`` at ``layer`` with rows summing to 1 (or 0), on the
-    model's device: what the view draws. Do not modify it (the attention is the engine's cache).
-
-    Raises:
-        InputError: an unknown measure, a bad layer, or norms the model gives no values for.
-    """
-    check_measure(measure)
+def _block(analysis: Analysis, layer: int, measure: str, part: str | None) -> torch.Tensor:
+    """The measure over one stack's (or part's) own tokens, rows summing to 1 (or 0)."""
     if measure == "attention":
-        return analysis.attention_tensor(layer)
+        return analysis.attention_tensor(layer, part=part)
     if measure == "rollout":
-        return head_rollouts(analysis, layer)
-    raw = analysis.attention(layer, measure="norm")
-    device = analysis.attention_tensor(layer).device
+        return head_rollouts(analysis, layer, part)
+    raw = analysis.attention(layer, measure="norm", part=part)
+    device = analysis.attention_tensor(layer, part=part).device
     return normalise_rows(torch.from_numpy(raw.copy()).to(device))
 
 
-def measure_for_wire(analysis: Analysis, layer: int, measure: str) -> np.ndarray:
+def measure_tensor(
+    analysis: Analysis, layer: int, measure: str, part: str = "encoder"
+) -> torch.Tensor:
+    """``[heads, n, n]`` of ``measure`` at ``layer`` with rows summing to 1 (or 0), on the
+    model's device: what the view draws. Encoder–decoder models: over the view's whole token
+    list (source then target), ``part``'s block in place and zeros elsewhere, as
+    :func:`.parts.attention_tensor`. Do not modify it (the attention is the engine's cache).
+
+    Raises:
+        InputError: an unknown measure, a bad layer, norms the model gives no values for, or
+            rollout of the cross part.
+    """
+    check_measure(measure)
+    if analysis.target is None:
+        return _block(analysis, layer, measure, None)
+    if measure == "attention":
+        return parts.attention_tensor(analysis, layer, part)
+    block = _block(analysis, layer, measure, part)
+    rows, cols = parts.spans(analysis, part)
+    n = len(analysis.tokens) + len(analysis.target.tokens)
+    out = torch.zeros((block.shape[0], n, n), dtype=block.dtype, device=block.device)
+    out[:, rows[0] : rows[1], cols[0] : cols[1]] = block
+    return out
+
+
+def measure_for_wire(
+    analysis: Analysis, layer: int, measure: str, part: str = "encoder"
+) -> np.ndarray:
     """float16 numpy ``[heads, n, n]`` of :func:`measure_tensor` for the ``attention`` trait.
 
     Raises:
         InputError: as :func:`measure_tensor`.
     """
-    return measure_tensor(analysis, layer, measure).to(torch.float16).cpu().numpy()
+    return measure_tensor(analysis, layer, measure, part).to(torch.float16).cpu().numpy()

@@ -17,6 +17,7 @@ from typing import Any
 import anywidget
 import numpy as np
 import pandas as pd
+import torch
 import traitlets as t
 
 from ..errors import InputError, StateError
@@ -24,11 +25,14 @@ from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
 from . import compare as diff
 from . import lines as drawing
+from . import pairs as pairing
+from . import parts
 from .commands import Dispatcher
 from .measures import check_measure, measure_for_wire, measure_tensor
 from .state import (
     MAX_NEW_TOKENS,
     MAX_PER_SENTENCE,
+    PARTS,
     SEARCH_K_MAX,
     SKIP_OWN_SENTENCE,
     GenerateArgs,
@@ -102,6 +106,22 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     return int(value)
 
 
+def _lines_frame(drawn: drawing.Lines, tokens: Sequence[str]) -> pd.DataFrame:
+    counts = np.diff(drawn.rows)
+    rows = np.repeat(np.arange(len(counts)), counts).tolist()
+    columns = drawn.lines[:, 0].astype(np.int64).tolist()
+    weights = drawn.lines[:, 1].astype(np.float64) / drawing.WEIGHT_LEVELS * drawn.scale
+    return pd.DataFrame(
+        {
+            "from": rows,
+            "to": columns,
+            "from_token": [tokens[i] for i in rows],
+            "to_token": [tokens[j] for j in columns],
+            "weight": weights,
+        }
+    )
+
+
 class ExBertView(anywidget.AnyWidget, ViewState):
     """exBERT's attention explorer for one model, with optional corpus search.
 
@@ -114,7 +134,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             default with a compare model) or as Δ (``compare="model"``).
         **traits: initial values of the traits the user controls (``sentence``, ``layer``,
             ``heads``, ``head_weights``, ``masked``, ``hide_special``, ``threshold``,
-            ``selected``, ``search_k``), applied together and checked against each other.
+            ``selected``, ``search_k``, ``sentence_b``, ``pair_filter``, ``target``,
+            ``part``), applied together and checked against each other.
 
     Raises:
         TypeError: ``model`` is none of the above, or a trait name is unknown or computed.
@@ -131,6 +152,14 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     ``view.analysis`` keeps the raw values. A refused value raises :class:`StateError` (an
     ``ExbertError`` and a ``TraitError``) and keeps the last good state; a value refused from the
     browser is shown in the view instead.
+
+    Sentence pairs: ``sentence_b`` (``""`` = no pair) is the second sentence, ``segments`` says
+    which sentence each token is in, and ``pair_filter`` (``"all"``, ``"A->A"``, ``"A->B"``,
+    ``"B->A"``, ``"B->B"``) keeps only the lines from one segment's tokens to another's.
+    Encoder–decoder models (``kind == "seq2seq"``): ``target`` (``""`` = the model's greedy
+    output, shown back in ``target_text``) and ``part`` (``"encoder"``, ``"decoder"``,
+    ``"cross"``); ``tokens`` lists the source's tokens, then the target's, and ``row_span`` /
+    ``column_span`` say which of them each column shows (see :mod:`.parts`).
     """
 
     _esm = _asset("widget.js", _MISSING_BUNDLE)
@@ -158,6 +187,8 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         self._batch: frozenset[str] = frozenset()
         # What was last sent for drawing, by what it was computed from (see _draw).
         self._drawn: dict[str, tuple] = {}
+        # What the analysis was computed from: (sentence, masked, sentence_b, target).
+        self._analysed: tuple | None = None
         # (text, start): the sentence view.generate wrote, and where the model's text begins.
         self._generation: tuple[str, int] | None = None
         self._own_ids: tuple[Any, dict[str, list[int]]] | None = None
@@ -172,6 +203,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             self.set_trait("num_heads", lm.num_heads)
             self.set_trait("has_lm_head", lm.has_lm_head)
             self.set_trait("has_corpus", self.corpus is not None)
+            self.set_trait("parts", list(PARTS) if lm.kind == "seq2seq" else [])
             if self.compare_lm is not None:
                 self.set_trait("compare_model_name", _label(self.compare_lm.name))
         self._apply_initial(lm, traits)
@@ -182,6 +214,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 "generate": self._generate_command,
                 "head_lines": self._head_lines_command,
                 "head_report": self._head_report_command,
+                **self._extra_commands(),
             },
             send=lambda reply, buffers: self.send(reply, buffers),
         )
@@ -282,21 +315,23 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     @t.validate("layer")
     def _valid_layer(self, proposal: t.Bunch) -> int:
         layer = int(proposal["value"])
-        if not 0 <= layer < self.lm.num_layers:
+        count = parts.layer_count(self.lm, self.part)
+        if not 0 <= layer < count:
+            where = f" in its {self.part}" if self.lm.kind == "seq2seq" else ""
             raise StateError(
                 f"layer {layer} is out of range: {self.model_name} has layers "
-                f"0..{self.lm.num_layers - 1}."
+                f"0..{count - 1}{where}."
             )
         return layer
 
     @t.validate("heads")
     def _valid_heads(self, proposal: t.Bunch) -> list[int]:
         heads = sorted(set(proposal["value"]))
-        bad = [h for h in heads if not 0 <= h < self.lm.num_heads]
+        count = parts.head_count(self.lm, self.part)
+        bad = [h for h in heads if not 0 <= h < count]
         if bad:
             raise StateError(
-                f"head(s) {bad} out of range: {self.model_name} has heads "
-                f"0..{self.lm.num_heads - 1}."
+                f"head(s) {bad} out of range: {self.model_name} has heads 0..{count - 1}."
             )
         return heads
 
@@ -305,17 +340,18 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         weights = proposal["value"]
         if weights is None:
             return None
-        if len(weights) != self.lm.num_heads or not np.all(np.isfinite(weights)):
-            raise StateError(
-                f"head_weights needs {self.lm.num_heads} finite numbers (one per head), or None."
-            )
+        count = parts.head_count(self.lm, self.part)
+        if len(weights) != count or not np.all(np.isfinite(weights)):
+            raise StateError(f"head_weights needs {count} finite numbers (one per head), or None.")
         return [float(w) for w in weights]
 
     @t.validate("masked")
     def _valid_masked(self, proposal: t.Bunch) -> list[int]:
         masked = sorted(set(proposal["value"]))
         try:
-            self.lm.encode(self.sentence, masked)
+            if self.lm.kind == "seq2seq":  # source tokens only, before the encoder's own checks
+                parts.check_mask(masked, len(self.lm.encode(self.sentence)))
+            self.lm.encode(self.sentence, masked, self.sentence_b or None)
         except InputError as exc:
             raise StateError(str(exc)) from None
         return masked
@@ -330,11 +366,12 @@ class ExBertView(anywidget.AnyWidget, ViewState):
 
     def _token_count(self) -> int | None:
         """Tokens of the current sentence and mask (new ones included, mid-update)."""
-        a = self.analysis
-        if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
-            return len(a.tokens)
+        if self.analysis is not None and self._analysed == self._wanted():
+            return len(self.tokens)
+        if self.lm.kind == "seq2seq":
+            return None  # the target's length is known once it is analysed
         try:
-            return len(self.lm.encode(self.sentence, self.masked))
+            return len(self.lm.encode(self.sentence, self.masked, self.sentence_b or None))
         except InputError:
             return None  # the sentence or mask is refused on its own
 
@@ -349,8 +386,14 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _valid_measure(self, proposal: t.Bunch) -> str:
         try:
             measure = check_measure(proposal["value"])
-            if measure == "norm" and self.analysis is not None:
-                self.analysis.attention(self.layer, measure="norm")  # refused models say so now
+            if measure == "rollout" and self.part == "cross":
+                raise InputError(
+                    "Rollout chains a stack's self-attention layers; the cross part has none: "
+                    "choose the encoder or decoder part first."
+                )
+            if measure == "norm" and self.analysis is not None:  # refused models say so now
+                part = self.part if self.analysis.target is not None else None
+                self.analysis.attention(self.layer, measure="norm", part=part)
         except InputError as exc:
             raise StateError(str(exc)) from None
         return measure
@@ -362,11 +405,50 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             raise StateError(
                 f"compare must be '', 'unmasked', 'model' or 'side' (or None), not {value!r}."
             )
+        if value and self.lm.kind == "seq2seq":
+            raise StateError(
+                "The second panel compares one stack of layers; encoder–decoder models have three."
+            )
         if value in ("model", "side") and self.compare_lm is None:
             raise StateError(
                 f"compare={value!r} needs a second model: ExBertView(lm, compare_model=other)."
             )
         return str(value)
+
+    @t.validate("sentence_b")
+    def _valid_sentence_b(self, proposal: t.Bunch) -> str:
+        text = proposal["value"]
+        _check_text(text)
+        if text:
+            try:
+                self.lm.encode(self.sentence, (), text)
+            except InputError as exc:
+                raise StateError(str(exc)) from None
+        return str(text)
+
+    @t.validate("target")
+    def _valid_target(self, proposal: t.Bunch) -> str:
+        text = proposal["value"]
+        _check_text(text)
+        if text and self.lm.kind != "seq2seq":
+            raise StateError(
+                f"target is for encoder–decoder models (T5, BART, Marian); {self.model_name} is "
+                f"{self.lm.kind}. Use sentence_b for a pair of sentences."
+            )
+        if text and not text.strip():
+            raise StateError('The target is blank: give the target text, or "" to generate it.')
+        return str(text)
+
+    @t.validate("pair_filter")
+    def _valid_pair_filter(self, proposal: t.Bunch) -> str:
+        return pairing.check_pair_filter(proposal["value"])
+
+    @t.validate("part")
+    def _valid_part(self, proposal: t.Bunch) -> str:
+        part = parts.check_part(self.lm, proposal["value"])
+        if part == "cross" and self.measure == "rollout":
+            raise StateError("Rollout has no cross part: choose another measure first.")
+        return part
 
     @t.validate("search_k")
     def _valid_k(self, proposal: t.Bunch) -> int:
@@ -386,9 +468,29 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 self.selected = None
         self._reanalyze()
 
-    @t.observe("masked")
+    @t.observe("sentence_b")
+    def _sentence_b_changed(self, _change: t.Bunch) -> None:
+        self._sentence_changed(_change)
+
+    @t.observe("masked", "target")
     def _masked_changed(self, _change: t.Bunch) -> None:
         self._reanalyze()
+
+    @t.observe("part")
+    def _part_changed(self, _change: t.Bunch) -> None:
+        """The layer selector and the heads follow the part's stack; the drawing its block."""
+        with self._lock, self.hold_sync():
+            layers = parts.layer_count(self.lm, self.part)
+            heads = parts.head_count(self.lm, self.part)
+            self.set_trait("num_layers", layers)
+            if heads != self.num_heads:
+                self.set_trait("num_heads", heads)
+                self.apply({"heads": list(range(heads)), "head_weights": None})
+            if self.layer >= layers:
+                self.layer = layers - 1
+            if self.analysis is not None:
+                self._publish_spans(self.analysis)
+            self._draw()
 
     @t.observe("layer", "hide_special", "heads", "head_weights", "threshold", "measure", "compare")
     def _drawing_changed(self, _change: t.Bunch) -> None:
@@ -401,28 +503,57 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _reanalyze(self) -> None:
         """Bring the analysis in line with (sentence, masked); one forward pass per change."""
         with self._lock:
-            a = self.analysis
-            if a is not None and (a.text, a.masked) == (self.sentence, tuple(self.masked)):
+            wanted = self._wanted()
+            if self.analysis is not None and self._analysed == wanted:
                 return
-            analysis = self.lm.analyze(self.sentence, self.masked, top_k=5)
+            if self.lm.kind == "seq2seq":
+                analysis = self.lm.analyze(
+                    self.sentence, self.masked, top_k=5, target=self.target or None
+                )
+            else:
+                analysis = self.lm.analyze(
+                    self.sentence, self.masked, top_k=5, sentence_b=self.sentence_b or None
+                )
             self.analysis = analysis
+            self._analysed = wanted
             self._publish(analysis)
+
+    def _wanted(self) -> tuple:
+        """What the analysis is to be computed from."""
+        return (self.sentence, tuple(self.masked), self.sentence_b, self.target)
 
     def _publish(self, analysis: Analysis) -> None:
         with self.hold_sync():
-            self.set_trait("tokens", analysis.tokens)
-            self.set_trait("special", analysis.special)
+            tokens, special = parts.tokens(analysis)
+            self.set_trait("tokens", tokens)
+            self.set_trait("special", special)
+            self.set_trait("segments", self._segments(analysis, len(tokens)))
+            self._publish_spans(analysis)
             self.set_trait("generated", self._generated_flags(analysis))
-            top_k = [[[tok, round(p, 6)] for tok, p in row] for row in analysis.top_k]
-            self.set_trait("top_k", top_k)
+            self.set_trait("top_k", parts.top_k(analysis))
             self.set_trait("truncated", analysis.truncated)
             self._draw()
-            if self.selected is not None and self.selected >= len(analysis.tokens):
+            if self.selected is not None and self.selected >= len(tokens):
                 self.selected = None
+
+    @staticmethod
+    def _segments(analysis: Analysis, n: int) -> list[int]:
+        return list(analysis.segments) if analysis.target is None else [0] * n
+
+    def _publish_spans(self, analysis: Analysis) -> None:
+        rows, columns = parts.spans(analysis, self.part)
+        self.set_trait("row_span", rows)
+        self.set_trait("column_span", columns)
+        target = analysis.target
+        self.set_trait("target_text", target.text if target is not None else "")
+        self.set_trait("target_generated", bool(target is not None and target.generated))
 
     def _generated_flags(self, analysis: Analysis) -> list[bool]:
         """Tokens that end after where view.generate's text began (none once the sentence is
-        another): matched by characters, as ``Generation.generated`` does."""
+        another): matched by characters, as ``Generation.generated`` does. Encoder–decoder
+        models: the target's tokens, when the model wrote the target."""
+        if analysis.target is not None:
+            return parts.generated(analysis)
         if self._generation is None or self._generation[0] != analysis.text:
             self._generation = None
             return [False] * len(analysis.tokens)
@@ -447,13 +578,14 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         with self.hold_sync():
             self._draw_compare(a)
             if not self._combined(a):
-                self._send_drawing("attention", (a, self.layer, self.measure), self._all_heads)
+                key = (a, self.layer, self.part, self.measure)
+                self._send_drawing("attention", key, self._all_heads)
                 return
-            key: tuple = (a, self.layer, self.measure, self.hide_special)
+            key = (a, self.layer, self.part, self.measure, self.hide_special)
             self._send_drawing("summary", key, self._summary)
             weights = tuple(self.head_weights) if self.head_weights else None
-            key += (tuple(self.heads), weights, self.threshold)
-            self._send_drawing("lines", key, self._lines)
+            cut = (*key, tuple(self.heads), weights, self.threshold)
+            self._send_drawing("lines", cut, self._lines)
 
     def _send_drawing(self, part: str, key: tuple, send: Any) -> None:
         if self._drawn.get(part) == key:
@@ -523,10 +655,10 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def _measure(self, analysis: Analysis) -> Any:
         """The layer's ``[heads, n, n]`` of ``view.measure`` (see :mod:`.measures`); the last
         norm or rollout is kept, as the engine keeps attention."""
-        key = (analysis, self.layer, self.measure)
+        key = (analysis, self.layer, self.measure, self.part)
         if self._measured is not None and self._measured[0] == key:
             return self._measured[1]
-        tensor = measure_tensor(analysis, self.layer, self.measure)
+        tensor = measure_tensor(analysis, self.layer, self.measure, self.part)
         self._measured = (key, tensor) if self.measure != "attention" else None
         return tensor
 
@@ -537,19 +669,23 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         self.set_trait("lines", None)
         self.set_trait("lines_rows", None)
         self.set_trait("head_summary", None)
-        self.set_trait("attention", measure_for_wire(analysis, self.layer, self.measure))
+        self.set_trait("attention", self._measure(analysis).to(torch.float16).cpu().numpy())
 
     def _summary(self, analysis: Analysis) -> None:
         self._drawn.pop("attention", None)
         attention = self._measure(analysis)
-        visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
+        visible = drawing.visible_mask(self.special, self.hide_special, attention.device)
         self.set_trait("attention", None)
-        self.set_trait("head_summary", drawing.head_summary(attention, visible))
+        summary = drawing.head_summary(attention, visible)
+        summary = parts.rescale_summary(
+            summary, analysis, self.part, self.special, self.hide_special
+        )
+        self.set_trait("head_summary", summary)
         self.set_trait("attention_mode", "combined")
 
     def _lines(self, analysis: Analysis) -> None:
         attention = self._measure(analysis)
-        visible = drawing.visible_mask(analysis.special, self.hide_special, attention.device)
+        visible = drawing.visible_mask(self.special, self.hide_special, attention.device)
         drawn = drawing.drawn_lines(
             attention, visible, self.heads, self.head_weights, self.threshold
         )
@@ -564,13 +700,101 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         Raises:
             InputError: ``head`` is not a head index.
         """
-        head = _check_int("head", head, 0, self.lm.num_heads - 1)
+        head = _check_int("head", head, 0, self.num_heads - 1)
         with self._lock:
             a = self.analysis
             assert a is not None
             attention = self._measure(a)
-            visible = drawing.visible_mask(a.special, self.hide_special, attention.device)
+            visible = drawing.visible_mask(self.special, self.hide_special, attention.device)
             return drawing.head_lines(attention, visible, head, self.threshold)
+
+    def drawn_lines(self) -> pd.DataFrame:
+        """The lines the view draws now, one row each: ``from`` and ``to`` (token indices),
+        their tokens, and ``weight``, for the layer, part, heads, hidden tokens, threshold and
+        pair filter in effect (the view draws the same lines).
+
+        Short inputs: from the float16 attention the view receives, combined as the view does;
+        long inputs: the kernel's lines as sent.
+        """
+        with self._lock:
+            a = self.analysis
+            assert a is not None
+            if self._combined(a):
+                assert self.lines_rows is not None and self.lines is not None
+                drawn = drawing.Lines(self.lines_rows, self.lines, self.lines_scale)
+            else:
+                attention = torch.from_numpy(
+                    measure_for_wire(a, self.layer, self.measure, self.part)
+                )
+                visible = drawing.visible_mask(self.special, self.hide_special, attention.device)
+                weights = self.head_weights or None
+                drawn = drawing.drawn_lines(
+                    attention.float(), visible, self.heads, weights, self.threshold
+                )
+            drawn = pairing.filter_lines(drawn, self.segments, self.pair_filter)
+            return _lines_frame(drawn, self.tokens)
+
+    # -- model view, logit lens, export (view_extras.py) ---------------------------------------
+
+    def thumbnails(self) -> np.ndarray:
+        """The model view's thumbnails: uint8 ``[layers, heads, s, s]`` (``s`` ≤ 64), each
+        head's attention with hidden tokens removed (as drawn), block-averaged where it lives
+        and scaled so its strongest cell is 255. One layer is recomputed at a time."""
+        from .thumbnails import model_thumbnails
+
+        with self._lock:
+            a = self.analysis
+            assert a is not None
+            return model_thumbnails(a, a.special, self.hide_special)
+
+    def logit_lens(self, top_k: int = 5) -> pd.DataFrame:
+        """The logit lens at the selected token: ``lm.logit_lens(view.analysis, view.selected)``,
+        a DataFrame ``layer`` (0 = the embedding output), ``rank``, ``token``, ``prob``.
+
+        Raises:
+            InputError: no token is selected (or, for an encoder–decoder model, a source token:
+                the lens reads the decoder), the model has no language-model head, or a bad
+                ``top_k``.
+        """
+        with self._lock:
+            if self.selected is None or self.analysis is None:
+                raise InputError("Select a token first (click it, or set view.selected = index).")
+            if not self.lm.has_lm_head:
+                raise InputError(
+                    f"{self.model_name} has no language-model head: there is no logit lens."
+                )
+            from .view_extras import lens_position
+
+            position = lens_position(self, self.selected)
+            return self.lm.logit_lens(self.analysis, position, top_k=top_k)
+
+    def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Save the view as a figure, by the suffix of ``path``: ``.svg`` (vector: each token a
+        text element, each line a path), ``.html`` (one self-contained, interactive file that
+        opens offline) or ``.png`` (2× pixel density, drawn by a displayed view).
+
+        ``.svg`` and ``.html`` are rendered from the kernel's state and need no view on screen.
+        ``.png`` asks a displayed view to draw it: the file is written when the view answers,
+        after this call returns (the kernel cannot wait for the browser while a cell runs).
+        The file appears whole or not at all.
+
+        Returns:
+            The path written (or, for ``.png``, to be written).
+
+        Raises:
+            InputError: an unknown suffix, a folder that does not exist, or ``.png`` with no
+                view displayed; nothing is written.
+            ExbertError: ``.html`` without the built view bundle (``npm run build`` in js/).
+        """
+        from .view_extras import save_view
+
+        with self._lock:
+            return save_view(self, pathlib.Path(path))
+
+    def _extra_commands(self) -> dict[str, Any]:
+        from .view_extras import commands
+
+        return commands(self)
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -642,6 +866,11 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         k = _check_int("k", self.search_k if k is None else k, 1, SEARCH_K_MAX)
         if max_per_sentence is not None:
             max_per_sentence = _check_int("max_per_sentence", max_per_sentence, 1, SEARCH_K_MAX)
+        if self.lm.kind == "seq2seq":
+            raise InputError(
+                "Corpus search is not available for encoder–decoder models: a corpus holds one "
+                "encoder's vectors per sentence, and the engine builds none for them."
+            )
         if self.corpus is None:
             raise InputError("This view has no corpus: pass corpus=DIR (or ew.demo_corpus(lm)).")
         from .hits import search_hits
@@ -735,7 +964,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     # -- commands from the view ------------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
-        if not self._commands.handle(content):
+        from .view_extras import attach_message
+
+        if not self._commands.handle(content) and not attach_message(self, content):
             _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
 
     def _search_command(self, args: SearchArgs) -> SearchResult:

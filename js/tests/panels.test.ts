@@ -76,6 +76,10 @@ describe("attention panel", () => {
       lines_scale: 0,
       head_summary: null,
       model_description: "",
+      segments: [0, 0],
+      pair_filter: "all",
+      row_span: [],
+      column_span: [],
     });
     const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement;
     expect(q("token-left-1").textContent).toBe("y");

@@ -272,11 +272,12 @@ export function headGridValues(
   numHeads: number,
   n: number,
   visible: readonly boolean[],
+  rows: readonly boolean[] = visible, // the rows the column means run over (a part's block)
 ): { left: Float32Array; right: Float32Array } {
   const left = new Float32Array(n * numHeads);
   const right = new Float32Array(n * numHeads);
   let nVisible = 0;
-  for (let i = 0; i < n; i++) if (visible[i]) nVisible++;
+  for (let i = 0; i < n; i++) if (visible[i] && rows[i]) nVisible++;
   for (let h = 0; h < numHeads; h++) {
     const m = removeHidden(headMatrix(att, n, h), n, visible);
     const colSum = new Float64Array(n);

@@ -18,6 +18,7 @@ export interface DrawRequest {
   ids: ArrayLike<number> | null; // subset of edges to draw (hover), null = all
   maxWeight: number;
   layout: Layout;
+  toLayout?: Layout; // the right column's rows, where they differ (encoder–decoder parts)
   layer: number;
   scrollTop: number;
   viewportHeight: number;
@@ -47,6 +48,7 @@ export function pickCurves(
   top: number,
   bottom: number,
   cap = MAX_DRAWN,
+  toLayout: Layout = layout,
 ): CurvePick {
   const count = ids ? ids.length : edges.count;
   const maxW = maxWeight > 0 ? maxWeight : 1;
@@ -56,12 +58,13 @@ export function pickCurves(
   const first = Math.ceil((top - MARGIN) / h - 0.5);
   const last = Math.floor((bottom + MARGIN) / h - 0.5);
   const rowOf = layout.rowOf;
+  const toRowOf = toLayout.rowOf;
   const { from, to, w } = edges;
   let inView = 0;
   for (let k = 0; k < count; k++) {
     const id = ids ? ids[k] : k;
     const ra = rowOf[from[id]];
-    const rb = rowOf[to[id]];
+    const rb = toRowOf[to[id]];
     if (ra < 0 || rb < 0) continue;
     if ((ra < first || ra > last) && (rb < first || rb > last)) continue;
     buckets[Math.min(BUCKETS - 1, Math.floor((w[id] / maxW) * BUCKETS))].push(id);
@@ -99,6 +102,8 @@ export class LinesCanvas {
 
   private paint(req: DrawRequest): CurvePick {
     const { edges, ids, layout } = req;
+    const toLayout = req.toLayout ?? layout;
+    const fullHeight = Math.max(layout.height, toLayout.height);
     const count = ids ? ids.length : edges.count;
     const sig = edgeSignature(edges, ids, `L${req.layer}`);
     this.canvas.setAttribute("data-layer", String(req.layer));
@@ -108,12 +113,12 @@ export class LinesCanvas {
     this.lastSignature = sig;
 
     const cssWidth = this.canvas.clientWidth || parseFloat(getComputedStyle(this.canvas).width) || 200;
-    const cssHeight = Math.max(0, Math.min(req.viewportHeight || layout.height, layout.height));
+    const cssHeight = Math.max(0, Math.min(req.viewportHeight || fullHeight, fullHeight));
     this.canvas.style.height = `${cssHeight}px`;
     const top = req.scrollTop;
     // Picked before the context is known, so the count (and the view's note) does not
     // depend on canvas support.
-    const pick = pickCurves(edges, ids, req.maxWeight, layout, top, top + cssHeight);
+    const pick = pickCurves(edges, ids, req.maxWeight, layout, top, top + cssHeight, MAX_DRAWN, toLayout);
     this.canvas.setAttribute("data-drawn-count", String(pick.drawn));
 
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
@@ -154,7 +159,7 @@ export class LinesCanvas {
         for (let k = start; k < end; k++) {
           const id = list[k];
           const ya = rowCenter(layout, edges.from[id]) - top;
-          const yb = rowCenter(layout, edges.to[id]) - top;
+          const yb = rowCenter(toLayout, edges.to[id]) - top;
           ctx.moveTo(x0, ya);
           ctx.bezierCurveTo(xm, ya, xm, yb, x1, yb);
         }

@@ -16,6 +16,7 @@ import { frameScheduler, h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
 import { Tooltip } from "../../core/tooltip";
+import { filterPairs, inSpan, markSegments } from "../pairs/filter";
 import {
   combineHeads,
   type EdgeIndex,
@@ -57,6 +58,10 @@ const KEYS = [
   "lines_scale",
   "head_summary",
   "model_description",
+  "segments",
+  "pair_filter",
+  "row_span",
+  "column_span",
 ] as const;
 type K = (typeof KEYS)[number];
 
@@ -103,6 +108,8 @@ export class AttentionPanel implements Panel<K> {
   private headsKey = "";
   private threshold = Number.NaN;
   private combined = false;
+  private pairKey: unknown[] = [];
+  private spans: unknown[] = [];
 
   // Derived state.
   private n = 0;
@@ -110,7 +117,9 @@ export class AttentionPanel implements Panel<K> {
   private attHeads = 0;
   private summary: Float32Array | null = null; // combined mode: [2, n, H]
   private visible: boolean[] = [];
-  private layout: Layout = makeLayout([]);
+  private layout: Layout = makeLayout([]); // the left column's rows (attending from)
+  private rightLayout: Layout = makeLayout([]); // the right column's (differs in a seq2seq part)
+  private rowsShown: boolean[] = [];
   private displayed: Float32Array | null = null;
   private full: EdgeSet = emptySet(0);
   private perHead = new Map<number, EdgeSet>();
@@ -216,13 +225,21 @@ export class AttentionPanel implements Panel<K> {
     const attChanged = this.syncAttention(s);
     const structChanged = this.syncRows(s);
     if (attChanged || structChanged) this.syncGrids();
+    const pairKey = [s.segments, s.pair_filter];
+    const pairChanged = pairKey.some((v, i) => v !== this.pairKey[i]);
+    this.pairKey = pairKey;
+    if (pairChanged) this.perHead.clear();
+    if (pairChanged || structChanged) {
+      markSegments((i) => this.left.item(i), this.layout.order, s.segments);
+      markSegments((i) => this.right.item(i), this.rightLayout.order, s.segments);
+    }
     this.active = range(this.numHeads).map((hd) =>
       s.head_weights?.length ? (s.head_weights[hd] ?? 0) !== 0 : s.heads.includes(hd),
     );
-    if (this.combined) this.syncLines(s, attChanged || structChanged);
+    if (this.combined) this.syncLines(s, attChanged || structChanged || pairChanged);
     else {
       const displayedChanged = this.syncHeads(s, attChanged || structChanged);
-      this.syncEdges(s.threshold, displayedChanged);
+      this.syncEdges(s.threshold, displayedChanged || pairChanged);
     }
     this.leftGrid.setActive(this.active, this.hoveredHead());
     this.rightGrid.setActive(this.active, this.hoveredHead());
@@ -269,10 +286,13 @@ export class AttentionPanel implements Panel<K> {
       s.special === this.special &&
       s.hide_special === this.hideSpecial &&
       numHeads === this.numHeads &&
-      onCanvas === this.leftGridOnCanvas
+      onCanvas === this.leftGridOnCanvas &&
+      s.row_span === this.spans[0] &&
+      s.column_span === this.spans[1]
     ) {
       return false;
     }
+    this.spans = [s.row_span, s.column_span];
     this.leftGridOnCanvas = onCanvas;
     this.tokens = s.tokens;
     this.special = s.special;
@@ -280,13 +300,16 @@ export class AttentionPanel implements Panel<K> {
     this.numHeads = numHeads;
     this.n = s.tokens.length;
     this.visible = visibleMask(this.n, s.special, s.hide_special);
-    this.layout = makeLayout(this.visible);
+    // Each column shows its span of the tokens (an encoder–decoder part's rows and columns).
+    this.rowsShown = inSpan(this.visible, s.row_span);
+    this.layout = makeLayout(this.rowsShown);
+    this.rightLayout = makeLayout(inSpan(this.visible, s.column_span));
     // The lines column spans all rows so the sticky canvas follows the scroll.
-    this.linesCol.style.height = `${this.layout.height}px`;
+    this.linesCol.style.height = `${Math.max(this.layout.height, this.rightLayout.height)}px`;
     this.left.render(s.tokens, this.layout);
-    this.right.render(s.tokens, this.layout);
+    this.right.render(s.tokens, this.rightLayout);
     this.leftGrid.render(numHeads, this.layout, onCanvas);
-    this.rightGrid.render(numHeads, this.layout, onCanvas);
+    this.rightGrid.render(numHeads, this.rightLayout, onCanvas);
     this.hover = null;
     this.tooltip.hide();
     return true;
@@ -300,7 +323,7 @@ export class AttentionPanel implements Panel<K> {
       this.rightGrid.setValues(this.summary ? this.summary.subarray(half, 2 * half) : null);
       return;
     }
-    const g = this.att ? headGridValues(this.att, this.attHeads, this.n, this.visible) : null;
+    const g = this.att ? headGridValues(this.att, this.attHeads, this.n, this.visible, this.rowsShown) : null;
     this.leftGrid.setValues(g ? g.left : null);
     this.rightGrid.setValues(g ? g.right : null);
   }
@@ -320,7 +343,7 @@ export class AttentionPanel implements Panel<K> {
     const rows = s.lines_rows;
     const lines = s.lines;
     const fits = rows !== null && lines !== null && rows.data.length === this.n + 1 && lines.shape[1] === 2;
-    const edges = fits ? linesToEdges(rows.data, lines.data, s.lines_scale, this.n) : NO_EDGES;
+    const edges = fits ? this.pairs(linesToEdges(rows.data, lines.data, s.lines_scale, this.n)) : NO_EDGES;
     this.full = { edges, index: indexEdges(edges, this.n) };
   }
 
@@ -340,8 +363,14 @@ export class AttentionPanel implements Panel<K> {
     if (!before && threshold === this.threshold) return;
     this.threshold = threshold;
     this.perHead.clear();
-    const edges = this.displayed ? thresholdEdges(this.displayed, this.n, threshold) : NO_EDGES;
+    const edges = this.displayed ? this.pairs(thresholdEdges(this.displayed, this.n, threshold)) : NO_EDGES;
     this.full = { edges, index: indexEdges(edges, this.n) };
+  }
+
+  /** The edges the pair filter keeps (all of them without a pair or with "all"). */
+  private pairs(edges: EdgeList): EdgeList {
+    const s = this.state;
+    return s ? filterPairs(edges, s.segments, s.pair_filter) : edges;
   }
 
   private markTokens(): void {
@@ -372,7 +401,7 @@ export class AttentionPanel implements Panel<K> {
     let edges = NO_EDGES;
     if (this.att && head >= 0 && head < this.attHeads) {
       const m = removeHidden(combineHeads(this.att, this.attHeads, this.n, [head], null), this.n, this.visible);
-      edges = thresholdEdges(m, this.n, this.threshold);
+      edges = this.pairs(thresholdEdges(m, this.n, this.threshold));
     }
     s = { edges, index: indexEdges(edges, this.n) };
     this.perHead.set(head, s);
@@ -396,7 +425,7 @@ export class AttentionPanel implements Panel<K> {
           r.threshold === now.threshold &&
           r.hide_special === now.hide_special;
         if (!current) return;
-        const edges = r.lines && r.rows ? linesToEdges(r.rows.data, r.lines.data, r.scale, n) : NO_EDGES;
+        const edges = r.lines && r.rows ? this.pairs(linesToEdges(r.rows.data, r.lines.data, r.scale, n)) : NO_EDGES;
         this.perHead.set(head, { edges, index: indexEdges(edges, n) });
         if (this.hoveredHead() === head) this.scheduleDraw();
       })
@@ -431,8 +460,18 @@ export class AttentionPanel implements Panel<K> {
   private showTopK(token: number, el: HTMLElement): void {
     const m = this.model;
     const list = m.get("top_k")[token] ?? [];
-    const phrase = m.get("kind") === "autoregressive" ? "would predict next" : "would predict here";
+    const kind = m.get("kind");
+    const phrase =
+      kind === "seq2seq"
+        ? "the decoder would predict next"
+        : kind === "autoregressive"
+          ? "would predict next"
+          : "would predict here";
     const generated = this.state?.generated?.[token] ? "written by the model; " : "";
+    if (kind === "seq2seq" && list.length === 0 && m.get("has_lm_head")) {
+      this.tooltip.show(el, "source token: the decoder predicts at target tokens", []);
+      return;
+    }
     if (!m.get("has_lm_head") || list.length === 0) {
       this.tooltip.show(el, `${generated}no LM head`, []);
       return;
@@ -497,6 +536,7 @@ export class AttentionPanel implements Panel<K> {
       ids,
       maxWeight: set.index.maxWeight,
       layout: this.layout,
+      toLayout: this.rightLayout,
       layer: this.layer,
       scrollTop: top,
       viewportHeight: height,

@@ -149,11 +149,13 @@ export class ControlsPanel implements Panel<K> {
   /** Generation is for decoders with their LM head; otherwise the button says why not. */
   private syncGenerate(s: Slice<K>): void {
     const reason =
-      s.kind !== "autoregressive"
-        ? "Masked language models fill in masked tokens; only decoders continue the text."
-        : !s.has_lm_head
-          ? "This model was loaded without its language-model head: it cannot predict tokens."
-          : "";
+      s.kind === "seq2seq"
+        ? "Encoder–decoder models: leave the target empty (below) and the model generates it."
+        : s.kind !== "autoregressive"
+          ? "Masked language models fill in masked tokens; only decoders continue the text."
+          : !s.has_lm_head
+            ? "This model was loaded without its language-model head: it cannot predict tokens."
+            : "";
     this.generateButton.disabled = !!reason || this.generating || !this.commands;
     this.generateButton.title = reason || "Append the model's greedy continuation to the sentence";
     this.generateCount.disabled = !!reason;
