@@ -578,7 +578,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         with self.hold_sync():
             self._draw_compare(a)
             if not self._combined(a):
-                key = (a, self.layer, self.part, self.measure)
+                key: tuple = (a, self.layer, self.part, self.measure)
                 self._send_drawing("attention", key, self._all_heads)
                 return
             key = (a, self.layer, self.part, self.measure, self.hide_special)
