@@ -372,3 +372,17 @@ def test_measures_of_an_encoder_decoders_parts(tmp_path):
     assert view.attention.shape[-1] == ns + nt
     with pytest.raises(ew.ExbertError, match="one stack"):
         view.compare = "unmasked"
+
+
+def test_drawn_lines_and_the_svg_export_follow_the_measure(minilm, tmp_path):
+    view = ew.ExBertView(minilm, layer=3, heads=[1, 5], threshold=0.6, measure="norm")
+    a = view.analysis
+    expected = _cut(_drawn(_rows(a.attention(3, measure="norm")), [1, 5], a.special), 0.6)
+    frame = view.drawn_lines()
+    sent = {(int(r["from"]), int(r["to"])): float(r["weight"]) for _, r in frame.iterrows()}
+    _assert_same_lines(sent, expected, atol=2e-3)
+    weights = _cut(_drawn(a.attention(3), [1, 5], a.special), 0.6)
+    assert set(sent) != set(weights)  # not the weights' lines
+    svg = view.save(tmp_path / "norm.svg").read_text()
+    view.measure = "attention"
+    assert svg != view.save(tmp_path / "weights.svg").read_text()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import lines as drawing
-from . import parts
+from .measures import measure_for_wire, measure_tensor
 from .pairs import filter_lines
 from .state import synced_traits
 
@@ -90,7 +90,7 @@ def _embedded_layers(view: ExBertView) -> dict[int, dict[str, Any]]:
     if per_layer * view.num_layers > EMBED_ALL_LAYERS_MAX_BYTES:
         return {view.layer: encode_array(view.attention)}
     return {
-        layer: encode_array(parts.attention(a, layer, view.part))
+        layer: encode_array(measure_for_wire(a, layer, view.measure, view.part))
         for layer in range(view.num_layers)
     }
 
@@ -106,7 +106,7 @@ def snapshot(view: ExBertView) -> Snapshot:
     if view.attention is not None:
         attention = torch.from_numpy(view.attention.astype(np.float32))
     else:
-        attention = parts.attention_tensor(a, view.layer, view.part)
+        attention = measure_tensor(a, view.layer, view.measure, view.part)
     visible = drawing.visible_mask(view.special, view.hide_special, attention.device)
     lines = drawing.drawn_lines(attention, visible, view.heads, weights, view.threshold)
     return Snapshot(
