@@ -386,3 +386,16 @@ def test_drawn_lines_and_the_svg_export_follow_the_measure(minilm, tmp_path):
     svg = view.save(tmp_path / "norm.svg").read_text()
     view.measure = "attention"
     assert svg != view.save(tmp_path / "weights.svg").read_text()
+
+
+def test_delta_of_a_sentence_pair(tiny_bert):
+    b = "She ordered a cup of tea."
+    view = ew.ExBertView(tiny_bert, sentence=SENTENCE, sentence_b=b, layer=1, compare="unmasked")
+    view.masked = [3]
+    masked = tiny_bert.analyze(SENTENCE, [3], sentence_b=b)
+    plain = tiny_bert.analyze(SENTENCE, sentence_b=b)
+    assert view.reference().analysis.tokens == plain.tokens
+    delta = _drawn(masked.attention(1), view.heads, masked.special) - _drawn(
+        plain.attention(1), view.heads, plain.special
+    )
+    _assert_same_lines(_sent(view.compare_lines), _cut(delta, view.threshold), atol=1e-4)

@@ -640,16 +640,16 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         if self.compare == "unmasked":
             if not a.masked:
                 return diff.Side(a, self.lm)
-            key: tuple = ("unmasked", a.text)
+            key: tuple = ("unmasked", a.text, a.sentence_b)
             lm: LanguageModel | None = self.lm
         else:
-            key = ("model", a.text, a.masked)
+            key = ("model", a.text, a.sentence_b, a.masked)
             lm = self.compare_lm
         assert lm is not None
         if key not in self._references:
             self._references.clear()  # one sentence at a time
             masked = () if self.compare == "unmasked" else a.masked
-            self._references[key] = lm.analyze(a.text, masked, top_k=5)
+            self._references[key] = lm.analyze(a.text, masked, top_k=5, sentence_b=a.sentence_b)
         return diff.Side(self._references[key], lm)
 
     def _measure(self, analysis: Analysis) -> Any:
