@@ -75,30 +75,33 @@ def head_output_norms(value: torch.Tensor, projection: nn.Module, heads: int) ->
     kv_heads, n, head_dim = value.shape
     if heads % kv_heads:
         raise InputError(f"{heads} query heads cannot share {kv_heads} key/value heads evenly.")
-    per_head = _per_head(projection, heads, head_dim)  # [heads, head_dim, hidden]
+    gram = _per_head_gram(projection, heads, head_dim)  # [heads, head_dim, head_dim]
     values = value.float()
     if kv_heads != heads:
         values = values.repeat_interleave(heads // kv_heads, dim=0)  # as the model repeats
-    step = max(1, _NORM_BLOCK_BYTES // max(1, n * per_head.shape[-1] * 4))
-    if step >= heads:
-        return torch.linalg.vector_norm(torch.bmm(values, per_head), dim=-1)
+    # ‖v W_h‖² = v (W_h W_hᵀ) vᵀ: a head_dim × head_dim product per token instead of projecting
+    # every value to the hidden size (heads times less work); the Gram matrix is kept per module.
+    step = max(1, _NORM_BLOCK_BYTES // max(1, n * head_dim * 4))
     out = torch.empty((heads, n), dtype=torch.float32, device=value.device)
     for h0 in range(0, heads, step):
         h1 = min(h0 + step, heads)
-        out[h0:h1] = torch.linalg.vector_norm(torch.bmm(values[h0:h1], per_head[h0:h1]), dim=-1)
+        v = values[h0:h1]
+        squared = (torch.bmm(v, gram[h0:h1]) * v).sum(-1)
+        out[h0:h1] = squared.clamp_min_(0).sqrt_()
     return out
 
 
-# projection -> (its weight's identity and version, the weight as float32 [heads, dim, hidden])
+# projection -> (its weight's identity and version, float32 [heads, dim, dim]: W_h W_hᵀ per head)
 _PER_HEAD: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, torch.Tensor]] = (
     weakref.WeakKeyDictionary()
 )
 _PER_HEAD_LOCK = threading.Lock()
 
 
-def _per_head(projection: nn.Module, heads: int, head_dim: int) -> torch.Tensor:
-    """The projection's weight split by head, float32 ``[heads, head_dim, hidden]``; kept per
-    module until its weight changes (in place or replaced).
+def _per_head_gram(projection: nn.Module, heads: int, head_dim: int) -> torch.Tensor:
+    """W_h W_hᵀ for each head's slice W_h ``[head_dim, hidden]`` of the projection's weight,
+    float32 ``[heads, head_dim, head_dim]`` (summed in float64 where the device has it); kept per module until its
+    weight changes (in place or replaced).
 
     Raises:
         InputError: the projection does not take ``heads × head_dim`` inputs.
@@ -114,10 +117,12 @@ def _per_head(projection: nn.Module, heads: int, head_dim: int) -> torch.Tensor:
         kept = _PER_HEAD.get(projection)
         if kept is not None and kept[0] == key:
             return kept[1]
-    split = weight.detach().float().reshape(heads, head_dim, -1).contiguous()
+    wide = torch.float32 if weight.device.type == "mps" else torch.float64  # MPS has no float64
+    split = weight.detach().to(wide).reshape(heads, head_dim, -1)
+    gram = torch.bmm(split, split.transpose(1, 2)).float().contiguous()
     with _PER_HEAD_LOCK:
-        _PER_HEAD[projection] = (key, split)
-    return split
+        _PER_HEAD[projection] = (key, gram)
+    return gram
 
 
 def norm_weights(weights: torch.Tensor, output_norms: torch.Tensor) -> torch.Tensor:
