@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -139,6 +139,8 @@ def _rotation_path(index_file: Path, dim: int) -> Path:
 
 
 def _ivf(index: faiss.Index):
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, made alike from one template
+        return _ivf(index.parts[0])
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -222,6 +224,8 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.zeros((0, index.d), np.float32)
+    if hasattr(index, "parts"):  # a sharded corpus's indexes (:class:`.sharded.ShardedIndex`)
+        return cast(Any, index).reconstruct(ids)
     rotated = _rotated(index)
     if rotated:
         # rotate back with one small matmul: FAISS's own reverse transform is ~10x slower
@@ -311,6 +315,8 @@ def _params(index: faiss.Index, nprobe: int | None):
 
 
 def _candidates(index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None) -> np.ndarray:
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, searched in parallel, merged
+        return cast(Any, index).candidates(q, n, nprobe)
     _, cand = index.search(q[None], n, params=_params(index, nprobe))
     return cand[0][cand[0] >= 0]
 
@@ -342,6 +348,8 @@ def scan(
     index; the ``nprobe`` nearest lists of an inverted file, default the index's own setting):
     (ids, scores), in no set order."""
     q = normalise(query).reshape(1, -1)
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, scanned in parallel
+        return cast(Any, index).scan(q[0], nprobe)
     if _ivf(index) is None:  # a k-NN search over everything is ~3x faster than a range search
         scores, ids = index.search(q, index.ntotal)
         return ids[0].astype(np.int64), scores[0]
