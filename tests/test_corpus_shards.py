@@ -202,3 +202,31 @@ def test_selected_layers_and_kinds(minilm, plain, tmp_path):
     with pytest.raises(InputError, match="kinds must be"):
         ew.build_corpus(SOURCE, minilm, tmp_path / "bad", kinds=("values",), progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_builds_a_sharded_corpus_of_chosen_layers(tiny_dirs, tmp_path):
+    from exbert_widget.cli import main
+
+    book = tmp_path / "book.txt"
+    book.write_text("\n\n".join(SOURCE), encoding="utf-8")
+    out = tmp_path / "c"
+    command = ["corpus", "build", str(book), "--model", tiny_dirs["bert"], "--out", str(out)]
+    assert main([*command, "--shards", "2", "--layers", "0,1", "--kinds", "embedding"]) == 0
+    with ew.Corpus.open(out) as corpus:
+        assert len(corpus.shards) == 2
+        assert corpus.manifest["indexed"] == {"layers": [0, 1], "kinds": ["embedding"]}
+    # nothing unfinished to resume: a fresh build of the new plan replaces the corpus
+    assert main([*command, "--shards", "2", "--resume"]) == 0
+    with ew.Corpus.open(out) as corpus:
+        assert "indexed" not in corpus.manifest
+    assert main([*command, "--layers", "one"]) == 2
+
+
+def test_resume_of_another_plan_is_refused(minilm, tmp_path):
+    out = tmp_path / "c"
+    partial = tmp_path / ".c.partial"
+    partial.mkdir()
+    (partial / "build.json").write_text('{"digest": "0", "shards": 5}')
+    with pytest.raises(CorpusError, match="another plan"):
+        ew.build_corpus(SOURCE, minilm, out, shards=SHARDS, resume=True, progress=False)
+    assert not out.exists()

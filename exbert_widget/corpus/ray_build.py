@@ -13,6 +13,7 @@ Ray is optional (``pip install exbert-widget[ray]``): it is imported only here.
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from typing import Any
 
@@ -46,6 +47,8 @@ def connect(address: str | None) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
+    if address not in (None, "auto", "local"):
+        _check_reachable(address)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -56,6 +59,21 @@ def connect(address: str | None) -> bool:
             "Start one (ray start --head), pass its address, or address=None for a local one."
         ) from exc
     return address is None
+
+
+def _check_reachable(address: str, seconds: float = 10.0) -> None:
+    """Refuse at once an address where nothing listens: Ray itself retries for minutes."""
+    where = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise CorpusError(f"A Ray address is host:port (or 'auto'), got {address!r}.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise CorpusError(
+            f"No Ray cluster reachable at {address!r} ({exc.strerror or exc}). Start one (ray "
+            "start --head), pass its address, or address=None for a local one."
+        ) from exc
 
 
 class ShardBuilder:

@@ -305,6 +305,9 @@ class Partial:
 
     def finish(self, manifest: dict) -> None:
         """Write the top manifest (last) and move the whole build to ``out_dir``."""
+        for child in (self.root / mf.SHARDS).iterdir():  # left by killed shard builders
+            if child.name.startswith("."):
+                shutil.rmtree(child, ignore_errors=True)
         (self.root / PLAN).unlink()
         (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         os.unlink(self.root / LOCK)
