@@ -196,8 +196,12 @@ class ShardedCorpus(Corpus):
     def __init__(self, root: Path, manifest: dict, files: BuildFiles, shards: list[Corpus]):
         self.shards = shards
         super().__init__(root, manifest, files, ShardedTokens(shards))  # type: ignore[arg-type]
+        # one OpenMP thread each, as every search thread (see index.on_search_thread)
         self._pool = ThreadPoolExecutor(
-            min(len(shards), 8), thread_name_prefix="exbert-shard-search"
+            min(len(shards), 8),
+            thread_name_prefix="exbert-shard-search",
+            initializer=faiss.omp_set_num_threads,
+            initargs=(1,),
         )
 
     def _check_index_files(self) -> None:

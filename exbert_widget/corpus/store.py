@@ -370,9 +370,11 @@ class Corpus:
         query, accept = self._check_query(vector, layer, by, k, exclude_sentences, max_per_sentence)
         index = self._index(by, layer)
         if heads is not None and by == "context" and len(heads) < self.manifest["heads"]:
-            ids, scores = self._restricted(index, query, heads, k, layer, accept)
+            ids, scores = ix.on_search_thread(
+                lambda: self._restricted(index, query, heads, k, layer, accept)
+            )
         else:
-            ids, scores = ix.search(index, query, k, accept=accept)
+            ids, scores = ix.on_search_thread(lambda: ix.search(index, query, k, accept=accept))
         return self._hits(ids, scores)
 
     def _check_query(self, vector, layer, by, k, exclude, most):
