@@ -374,7 +374,7 @@ def build_corpus(
             :mod:`exbert_widget.corpus.ray_build`; needs ``pip install exbert-widget[ray]``).
         address: with ``engine="ray"``: None uses the Ray already initialised in this process
             (else starts a local one); ``"auto"`` or an address joins a running cluster.
-        shards: build a sharded corpus of this many shards (default: one per ~4 M characters,
+        shards: build a sharded corpus of this many shards (default: one per ~1 M characters,
             at least two with Ray; a local build without ``shards`` or ``resume`` writes one
             unsharded corpus).
         resume: continue a sharded build that was stopped, keeping its finished shards (the

@@ -52,7 +52,8 @@ from .manifest import KINDS, MANIFEST
 from .store import Corpus
 from .text import Source, read_source
 
-SHARD_CHARS = 4_000_000  # default characters a shard (~1 M tokens)
+# default characters a shard (~250 k tokens): a shard's indexes are built in memory
+SHARD_CHARS = 1_000_000
 PLAN = "build.json"
 LOCK = "build.lock"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
