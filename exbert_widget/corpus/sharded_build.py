@@ -399,7 +399,7 @@ def _run_here(job, todo, parts, lm, nlp, spacy_model, address, actors) -> None:
 
 
 def _run_on_ray(job, todo, parts, lm, nlp, spacy_model, address, actors) -> None:
-    from .ray_build import run_on_ray  # type: ignore[import-untyped]  # Ray only when asked
+    from .ray_build import run_on_ray  # Ray only when asked for
 
     run_on_ray(job, todo, parts, lm, spacy_model, address, actors)
 
