@@ -126,10 +126,10 @@ def main() -> None:
     lm = ew.load_model(tiny_models.MINILM)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for books in [int(b) for b in args.books.split(",")]:
+        for i, books in enumerate(int(b) for b in args.books.split(",")):
             compare(books, lm, work, args.actors)
-        if not args.no_resume:
-            resume(lm, work, args.actors, args.shards)
+            if i == 0 and not args.no_resume:  # before the long runs
+                resume(lm, work, args.actors, args.shards)
 
 
 if __name__ == "__main__":
