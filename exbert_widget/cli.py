@@ -31,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
         "--spacy-model", default=None, help="spaCy pipeline (default en_core_web_sm)"
     )
     build.add_argument("--device", default=None, help="cpu (default) or cuda")
+    build.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="local (default) or ray"
+    )
+    build.add_argument(
+        "--address", default=None, help="Ray cluster to join ('auto' or host:port; default a "
+        "local Ray)"
+    )  # fmt: skip
+    build.add_argument("--shards", type=int, default=None, help="build a sharded corpus")
+    build.add_argument(
+        "--resume", action="store_true", help="keep the finished shards of a stopped build"
+    )
+    build.add_argument("--layers", default=None, help="layers to index, e.g. 0,4,5 (default all)")
+    build.add_argument(
+        "--kinds", default="embedding,context", help="embedding, context or both (default)"
+    )
 
     info = actions.add_parser("info", help="verify a corpus and print its manifest")
     info.add_argument("directory")
@@ -60,6 +75,11 @@ def _build(args: argparse.Namespace) -> None:
     IndexSpec.parse(args.index)
     from .models import load_model
 
+    layers = _int_list(args.layers) if args.layers else None
+    if args.engine == "ray":
+        from .corpus.ray_build import connect
+
+        connect(args.address)  # an unreachable cluster or no Ray: before the model loads
     lm = load_model(args.model, device=args.device)
     corpus = build_corpus(
         args.source,
@@ -68,9 +88,24 @@ def _build(args: argparse.Namespace) -> None:
         spacy_model=args.spacy_model,
         batch_size=args.batch_size,
         index=args.index,
+        engine=args.engine,
+        address=args.address,
+        shards=args.shards,
+        resume=args.resume,
+        layers=layers,
+        kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
     )
     counts = corpus.manifest["counts"]
     print(f"Built {args.out}: {counts['sentences']} sentences, {counts['tokens']} tokens.")
+
+
+def _int_list(text: str) -> list[int]:
+    from .errors import InputError
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--layers takes layer numbers such as 0,4,5, got {text!r}.") from None
 
 
 def _info(args: argparse.Namespace) -> None:

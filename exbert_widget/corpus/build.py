@@ -23,6 +23,7 @@ import uuid
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -46,7 +47,7 @@ from .annotate import (
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .spacy_feed import SpacyFeed
 from .store import Corpus, CorpusError
-from .text import MAX_RUN_CHARS, read_source
+from .text import MAX_RUN_CHARS, Source, read_source
 
 CHUNK = 256  # sentences per chunk from spaCy
 TOKENS_PER_SENTENCE = 16  # padded-token budget of a batch, per sentence it may hold
@@ -64,14 +65,27 @@ class _IndexWriter:
     buffering until the quantisers can train, then adding to the inner (unrotated) indexes.
     """
 
-    def __init__(self, spec: ix.IndexSpec, dims: dict[str, int], layers: int, heads: int) -> None:
+    def __init__(
+        self,
+        spec: ix.IndexSpec,
+        dims: dict[str, int],
+        layers: int,
+        heads: int,
+        templates: dict[tuple[str, int], faiss.Index] | None = None,
+        chosen=None,
+    ) -> None:
         self.spec = spec
         self.dims = dims
-        self.layers = layers
         self.heads = heads
-        self.indexes: dict[tuple[str, int], faiss.Index] = {}
+        # what to index (a Selection): every kind and layer unless the build chose some
+        self.kinds = chosen.kinds if chosen is not None else KINDS
+        self.layers = chosen.layers if chosen is not None else tuple(range(layers))
+        # trained, empty indexes (a sharded build's shared quantisers): filled from the start
+        self.indexes: dict[tuple[str, int], faiss.Index] = {
+            key: faiss.clone_index(index) for key, index in (templates or {}).items()
+        }
         self.buffer: dict[tuple[str, int], list[np.ndarray]] = {
-            (k, layer): [] for k in KINDS for layer in range(layers)
+            (k, layer): [] for k in self.kinds for layer in self.layers
         }
         self.buffered = 0
         # in index order: per batch, [layers, tokens, heads] float16, and token-table rows
@@ -99,6 +113,11 @@ class _IndexWriter:
             if kind == "context":  # per-head norms of the unit vectors, for restricted search
                 norms = x.unflatten(-1, (self.heads, -1)).norm(dim=-1).div_(length)
                 norms = norms.to(torch.float16).cpu().numpy()
+            if kind not in self.kinds:
+                continue
+            if len(self.layers) < x.shape[0]:  # only the chosen layers are rotated and stored
+                chosen = torch.tensor(self.layers, device=x.device)
+                x, length = x.index_select(0, chosen), length.index_select(0, chosen)
             rot = self.rotations[kind]
             # rotate, then normalise in place: a rotation keeps lengths, and one copy fewer
             y = _rotate(x, rot.to(x.device)) if rot is not None else x.clone()
@@ -132,8 +151,8 @@ class _IndexWriter:
 
     def _add_batch(self, vectors: dict[str, np.ndarray]) -> None:
         for kind, x in vectors.items():
-            for layer in range(self.layers):
-                self._add(kind, layer, x[layer])
+            for i, layer in enumerate(self.layers):  # x holds the chosen layers, in order
+                self._add(kind, layer, x[i])
         self.buffered += x.shape[1]
         if not self.indexes and self.buffered >= min(
             ix.TRAIN_MAX, max(TRAIN_VECTORS, 32 * self.spec.nlist)
@@ -319,6 +338,13 @@ def build_corpus(
     min_chars: int = MIN_SENTENCE_CHARS,
     progress: bool = True,
     spacy_processes: int | None = None,
+    layers: Iterable[int] | None = None,
+    kinds: Iterable[str] = KINDS,
+    engine: str = "local",
+    address: str | None = None,
+    shards: int | None = None,
+    resume: bool = False,
+    actors: int | None = None,
 ) -> Corpus:
     """Build a searchable reference corpus for ``lm`` and return it opened.
 
@@ -341,6 +367,20 @@ def build_corpus(
         progress: show a progress bar.
         spacy_processes: processes running spaCy beside the model (Linux; elsewhere spaCy runs
             in a thread); default one per four cores, at least one and at most four.
+        layers: the layers to index (default all); a search of another layer raises
+            ``CorpusError`` naming what the corpus holds.
+        kinds: what to index: ``("embedding", "context")`` (default) or one of them.
+        engine: ``"local"`` (this process) or ``"ray"`` (shards built by Ray actors, see
+            :mod:`exbert_widget.corpus.ray_build`; needs ``pip install exbert-widget[ray]``).
+        address: with ``engine="ray"``: None uses the Ray already initialised in this process
+            (else starts a local one); ``"auto"`` or an address joins a running cluster.
+        shards: build a sharded corpus of this many shards (default: one per ~1 M characters,
+            at least two with Ray; a local build without ``shards`` or ``resume`` writes one
+            unsharded corpus).
+        resume: continue a sharded build that was stopped, keeping its finished shards (the
+            same source, model, shard count and options); nothing to do when ``out_dir``
+            already holds that build, finished.
+        actors: Ray actors (default: one per GPU of the cluster, else one per CPU).
 
     Warns:
         UserWarning: when runs of text without a sentence end were cut, or sentences longer than
@@ -351,7 +391,23 @@ def build_corpus(
         CorpusSourceError: a source that cannot be read, holds no running text, or holds a NUL
             byte or a lone surrogate (the message names the line).
         ValueError: an unknown index spec.
+        InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.
+        CorpusError: also: Ray not installed or its cluster not reachable, another build of
+            ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
     """
+    from .sharded_build import build_sharded, selection
+
+    chosen = selection(lm, layers, kinds)
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
+    if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
+        raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
+    options = BuildOptions(batch_size, min_chars, spacy_processes, progress)
+    if engine == "ray" or shards is not None or resume:
+        return build_sharded(
+            source, lm, out_dir, engine=engine, address=address, shards=shards, resume=resume,
+            spacy_model=spacy_model, index=index, options=options, chosen=chosen, actors=actors,
+        )  # fmt: skip
     out = Path(out_dir)
     check_out_dir(out)
     text = read_source(source)
@@ -363,47 +419,85 @@ def build_corpus(
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    (tmp / "index").mkdir(parents=True)
     done = False
-    writer = None
     try:
-        started = time.perf_counter()
-        dims = {"embedding": lm.hidden_size, "context": lm.context_size}
-        writer = _IndexWriter(spec, dims, lm.num_layers, lm.num_heads)
-        sentences: list[str] = []
-        columns: dict[str, list] = {}
-        counts = {"dropped": 0, "truncated": 0, "cut": text.cut}
-        procs = spacy_processes or _spacy_processes()
-        feed = (nlp, min_chars, procs)
-        _run(lm, text, feed, batch_size, writer, sentences, columns, counts, progress)
-        if not sentences:
-            raise CorpusSourceError("No sentence of the source was long enough to keep.")
-        _warn_about_lengths(lm, counts, len(sentences))
-        head_norms, index_rows = writer.save(tmp)
-        build_id = uuid.uuid4().hex
-        tokens_file.write(tmp / TOKENS, sentences, columns, head_norms, index_rows, build_id)
-        counts = {"sentences": len(sentences), "tokens": len(columns["token"]), **counts}
-        manifest = _manifest(lm, nlp, spec, counts, build_id, tmp)
-        manifest["build_seconds"] = round(time.perf_counter() - started, 2)
-        manifest["checksum"] = mf.checksum(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        build_directory(tmp, text, lm, nlp, spec, options, chosen=chosen)
         _move_into_place(tmp, out)
         done = True
     finally:
         if not done:
-            if writer is not None:
-                writer.close(check=False)
             shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.open(out)
 
 
-def _run(lm, text, feed_args, batch_size, writer, sentences, columns, counts, progress):
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a build runs (not what it stores)."""
+
+    batch_size: int = 32
+    min_chars: int = MIN_SENTENCE_CHARS
+    spacy_processes: int | None = None
+    progress: bool = True
+
+
+def build_directory(
+    root: Path,
+    text: Source,
+    lm: LanguageModel,
+    nlp,
+    spec: ix.IndexSpec,
+    options: BuildOptions,
+    *,
+    templates: dict[tuple[str, int], faiss.Index] | None = None,
+    extra: dict | None = None,
+    chosen=None,
+    desc: str = "Building corpus",
+) -> dict:
+    """Build one complete format-3 corpus of ``text`` into the new directory ``root`` (the
+    manifest last) and return its manifest. ``templates`` are trained, empty indexes per
+    (kind, layer) to fill (a shard of a sharded build); ``extra`` goes into the manifest.
+
+    Raises:
+        CorpusSourceError: no sentence of ``text`` long enough to keep.
+    """
+    (root / "index").mkdir(parents=True)
+    writer = None
+    try:
+        started = time.perf_counter()
+        dims = {"embedding": lm.hidden_size, "context": lm.context_size}
+        writer = _IndexWriter(spec, dims, lm.num_layers, lm.num_heads, templates, chosen)
+        sentences: list[str] = []
+        columns: dict[str, list] = {}
+        counts = {"dropped": 0, "truncated": 0, "cut": text.cut}
+        procs = options.spacy_processes or _spacy_processes()
+        feed = (nlp, options.min_chars, procs)
+        bar = (desc, options.progress)
+        _run(lm, text, feed, options.batch_size, writer, sentences, columns, counts, bar)
+        if not sentences:
+            raise CorpusSourceError("No sentence of the source was long enough to keep.")
+        _warn_about_lengths(lm, counts, len(sentences))
+        head_norms, index_rows = writer.save(root)
+        build_id = uuid.uuid4().hex
+        tokens_file.write(root / TOKENS, sentences, columns, head_norms, index_rows, build_id)
+        counts = {"sentences": len(sentences), "tokens": len(columns["token"]), **counts}
+        if chosen is not None:
+            extra = {**chosen.manifest_field(lm.num_layers), **(extra or {})}
+        manifest = _manifest(lm, nlp, spec, counts, build_id, root, extra)
+        manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+        manifest["checksum"] = mf.checksum(manifest)
+        (root / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        return manifest
+    finally:
+        if writer is not None:
+            writer.close(check=False)
+
+
+def _run(lm, text, feed_args, batch_size, writer, sentences, columns, counts, bar_args):
     """spaCy in its own processes, the model on length-sorted windows of what spaCy finished,
     the vectors into ``writer``; sentences and token-table columns collected in source order."""
     nlp, min_chars, procs = feed_args
-    bar = tqdm(
-        total=text.chars, unit="char", unit_scale=True, desc="Building corpus", disable=not progress
-    )
+    desc, progress = bar_args
+    bar = tqdm(total=text.chars, unit="char", unit_scale=True, desc=desc, disable=not progress)
     threads = torch.get_num_threads()
     runner = _BatchRunner(SIDE_BY_SIDE)
     try:
@@ -445,8 +539,11 @@ def _warn_about_lengths(lm, counts: dict[str, int], kept: int) -> None:
         )
 
 
-def _manifest(lm, nlp, spec, counts: dict[str, int], build_id: str, root: Path) -> dict:
-    """The manifest of a finished build in ``root`` (without its checksum and build time)."""
+def _manifest(
+    lm, nlp, spec, counts: dict[str, int], build_id: str, root: Path, extra: dict | None = None
+) -> dict:
+    """The manifest of a finished build in ``root`` (without its checksum and build time);
+    ``extra`` fields are added before the files are listed (they may change which)."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -463,6 +560,7 @@ def _manifest(lm, nlp, spec, counts: dict[str, int], build_id: str, root: Path) 
         "nprobe": spec.nprobe,
         "vectors": {"embedding": "hidden_states[layer + 1]", "context": "contexts[layer]"},
         "counts": counts,
+        **(extra or {}),
     }
     manifest["files"] = {name: _record(root / name) for name in mf.data_files(manifest)}
     return manifest

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
 
+SEARCH_SPLIT = 2  # parts one inverted-file query's lists are scanned in, each on its own thread
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
 RERANK = 4  # candidates per wanted hit, re-ranked by renormalised decoded cosine
 TRAIN_MAX = 65_536  # most vectors per index used to train the quantiser / the inverted file
@@ -139,6 +142,8 @@ def _rotation_path(index_file: Path, dim: int) -> Path:
 
 
 def _ivf(index: faiss.Index):
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, made alike from one template
+        return _ivf(index.parts[0])
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -222,6 +227,8 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.zeros((0, index.d), np.float32)
+    if hasattr(index, "parts"):  # a sharded corpus's indexes (:class:`.sharded.ShardedIndex`)
+        return cast(Any, index).reconstruct(ids)
     rotated = _rotated(index)
     if rotated:
         # rotate back with one small matmul: FAISS's own reverse transform is ~10x slower
@@ -310,9 +317,76 @@ def _params(index: faiss.Index, nprobe: int | None):
     return ivf
 
 
+def _one_openmp_thread() -> None:
+    faiss.omp_set_num_threads(1)  # this pool thread's own OpenMP setting, nobody else's
+
+
+# Search runs on threads of its own with one OpenMP thread each: FAISS's OpenMP teams spin at
+# their barriers, and on a machine whose cores are busy elsewhere a two-thread team waits for a
+# descheduled member (a search 50x slower). Python threads that block instead of spinning lose
+# only their share of the cores. The caller's own OpenMP setting is never touched.
+_SEARCH = ThreadPoolExecutor(4, thread_name_prefix="exbert-search", initializer=_one_openmp_thread)
+_PROBE = ThreadPoolExecutor(
+    SEARCH_SPLIT, thread_name_prefix="exbert-probe", initializer=_one_openmp_thread
+)
+_on_search_thread = threading.local()
+
+
+def on_search_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` on a search thread (one OpenMP thread); at once when already on one."""
+    if getattr(_on_search_thread, "yes", False):
+        return fn()
+
+    def run():
+        _on_search_thread.yes = True
+        return fn()
+
+    return _SEARCH.submit(run).result()
+
+
 def _candidates(index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None) -> np.ndarray:
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, searched in parallel, merged
+        return cast(Any, index).candidates(q, n, nprobe)
+    ivf = _ivf(index)
+    if ivf is not None and SEARCH_SPLIT > 1:
+        return _split_candidates(index, ivf, q, n, nprobe)
     _, cand = index.search(q[None], n, params=_params(index, nprobe))
     return cand[0][cand[0] >= 0]
+
+
+def _split_candidates(index, ivf, q: np.ndarray, n: int, nprobe: int | None) -> np.ndarray:
+    """An inverted file's ``n`` best for one query, its lists scanned in ``SEARCH_SPLIT`` parts
+    on threads of one OpenMP thread each, merged: the same as one scan of all the lists."""
+    x = np.ascontiguousarray(q[None], dtype=np.float32)
+    rotated = _rotated(index)
+    if rotated:
+        x = np.ascontiguousarray(rotated[0].apply(x))
+    probes = min(ivf.nlist, nprobe or ivf.nprobe)
+    coarse_d, coarse_i = ivf.quantizer.search(x, probes)
+    parts = [
+        (coarse_i[:, i::SEARCH_SPLIT], coarse_d[:, i::SEARCH_SPLIT]) for i in range(SEARCH_SPLIT)
+    ]
+
+    def scan(part):
+        lists = np.ascontiguousarray(part[0], dtype=np.int64)
+        dists = np.ascontiguousarray(part[1], dtype=np.float32)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = lists.shape[1]  # this part's lists; the shared index is not changed
+        d = np.empty((1, n), np.float32)
+        i = np.empty((1, n), np.int64)
+        ivf.search_preassigned_c(
+            1, faiss.swig_ptr(x), n, faiss.swig_ptr(lists), faiss.swig_ptr(dists),
+            faiss.swig_ptr(d), faiss.swig_ptr(i), False, params,
+        )  # fmt: skip
+        return d, i
+
+    futures = [_PROBE.submit(scan, part) for part in parts[1:]]
+    found = [scan(parts[0])] + [f.result() for f in futures]
+    scores = np.concatenate([d[0] for d, _ in found])
+    ids = np.concatenate([i[0] for _, i in found])
+    keep = ids >= 0
+    scores, ids = scores[keep], ids[keep]
+    return ids[np.lexsort((ids, -scores))[:n]]
 
 
 def rerank(
@@ -342,6 +416,8 @@ def scan(
     index; the ``nprobe`` nearest lists of an inverted file, default the index's own setting):
     (ids, scores), in no set order."""
     q = normalise(query).reshape(1, -1)
+    if hasattr(index, "parts"):  # a sharded corpus's indexes, scanned in parallel
+        return cast(Any, index).scan(q[0], nprobe)
     if _ivf(index) is None:  # a k-NN search over everything is ~3x faster than a range search
         scores, ids = index.search(q, index.ntotal)
         return ids[0].astype(np.int64), scores[0]

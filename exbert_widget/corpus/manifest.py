@@ -31,6 +31,8 @@ FORMAT_VERSION = 3
 #: Versions this release opens: 3 fully verified, 2 with structural checks only (a warning).
 READABLE_VERSIONS = (2, 3)
 MANIFEST = "manifest.json"
+SHARDS = "shards"
+MAX_SHARDS = 10_000
 TOKENS = "tokens.h5"
 KINDS = ("embedding", "context")
 MODEL_KINDS = ("bidirectional", "autoregressive", "seq2seq")
@@ -58,12 +60,37 @@ def rotation_name(dim: int) -> str:
     return f"index/rotation_{dim}.faiss"
 
 
+def shard_name(number: int) -> str:
+    """The directory of shard ``number`` of a sharded corpus, relative to its top directory."""
+    return f"{SHARDS}/{number:04d}"
+
+
+def quantizer_name(kind: str, layer: int) -> str:
+    """The path of a sharded corpus's shared trained (empty) index of ``kind`` at ``layer``."""
+    return f"quantizer/{kind}_{layer}.faiss"
+
+
+def indexed(manifest: dict[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The kinds and layers a (validated) manifest's corpus has indexes for: all of them unless
+    the build chose some (``layers=``, ``kinds=``)."""
+    chosen = manifest.get("indexed")
+    if chosen is None:
+        return KINDS, tuple(range(manifest["layers"]))
+    return tuple(chosen["kinds"]), tuple(chosen["layers"])
+
+
 def data_files(manifest: dict[str, Any]) -> list[str]:
     """Every file a (validated) manifest's corpus consists of, besides the manifest: the token
-    table, one index per kind and layer, and the rotations when the index spec has one."""
-    names = [TOKENS] + [index_name(k, layer) for k in KINDS for layer in range(manifest["layers"])]
+    table, one index per indexed kind and layer, and the rotations when the index spec has one.
+    A sharded corpus's top directory holds the shared trained quantisers and the rotations;
+    its shards are corpora of their own."""
+    kinds, layers = indexed(manifest)
+    if "sharded" in manifest:
+        names = [quantizer_name(k, layer) for k in kinds for layer in layers]
+    else:
+        names = [TOKENS] + [index_name(k, layer) for k in kinds for layer in layers]
     if manifest["index"].startswith("RR,"):
-        dims = {manifest["hidden_size"], manifest["context_size"]}
+        dims = {manifest["hidden_size" if k == "embedding" else "context_size"] for k in kinds}
         names += [rotation_name(d) for d in sorted(dims)]
     return names
 
@@ -150,6 +177,9 @@ def validate(manifest: Any, path: Path | str = MANIFEST) -> dict[str, Any]:
     check.field("vectors", _is_dict_of(_is_str), "an object of strings")
     check.field("build_seconds", _is_number, "a non-negative number", required=False)
     _check_counts(check, manifest.get("counts"))
+    _check_indexed(check, manifest)
+    if "sharded" in manifest:
+        _check_sharded(check, manifest)
     if version >= 3:
         _check_version_3(check, manifest)
     return manifest
@@ -165,6 +195,52 @@ def _check_counts(check: _Checker, counts: Any) -> None:
         counts_check.field(name, _int_in(0, MAX_COUNT), "a non-negative integer", required=False)
     if counts["tokens"] < counts["sentences"]:
         counts_check.fail("tokens", f"({counts['tokens']}) is less than counts.sentences")
+
+
+def _check_indexed(check: _Checker, manifest: dict[str, Any]) -> None:
+    chosen = manifest.get("indexed")
+    if chosen is None:
+        return
+    layers = chosen.get("layers") if isinstance(chosen, dict) else None
+    kinds = chosen.get("kinds") if isinstance(chosen, dict) else None
+    if not (
+        isinstance(layers, list)
+        and isinstance(kinds, list)
+        and set(chosen) == {"layers", "kinds"}
+        and layers
+        and kinds
+        and all(_int_in(0, manifest["layers"] - 1)(v) for v in layers)
+        and layers == sorted(set(layers))
+        and kinds == [k for k in KINDS if k in kinds]
+    ):
+        check.fail("indexed", f"must be {{layers, kinds}} within the model, got {chosen!r:.200}")
+
+
+def _check_sharded(check: _Checker, manifest: dict[str, Any]) -> None:
+    if manifest["format_version"] < 3:
+        check.fail("sharded", "needs format 3 or newer")
+    sharded = manifest["sharded"]
+    shards = sharded.get("shards") if isinstance(sharded, dict) else None
+    if not (
+        isinstance(shards, list)
+        and 1 <= len(shards) <= MAX_SHARDS
+        and isinstance(sharded.get("plan"), str)
+        and _SHA256.match(sharded["plan"])
+    ):
+        check.fail("sharded", f"must be {{plan, shards: [...]}}, got {sharded!r:.200}")
+    for i, shard in enumerate(shards):
+        if not (
+            isinstance(shard, dict)
+            and set(shard) == {"checksum", "sentences", "tokens"}
+            and _is_str(shard["checksum"])
+            and _SHA256.match(shard["checksum"])
+            and _int_in(1, MAX_COUNT)(shard["sentences"])
+            and _int_in(1, MAX_COUNT)(shard["tokens"])
+        ):
+            check.fail(f"sharded.shards[{i}]", "must be {checksum, sentences, tokens}")
+    for name in ("sentences", "tokens"):
+        if sum(shard[name] for shard in shards) != manifest["counts"][name]:
+            check.fail(f"counts.{name}", "is not the sum of the shards'")
 
 
 def _check_version_3(check: _Checker, manifest: dict[str, Any]) -> None:

@@ -133,6 +133,10 @@ class Corpus:
         records = manifest.get("files") or dict.fromkeys(mf.data_files(manifest))
         files = BuildFiles(root, records)
         try:
+            if "sharded" in manifest:
+                from .sharded import open_sharded
+
+                return open_sharded(root, manifest, files, verify, progress)
             return cls._verified(root, manifest, files, verify, progress)
         except BaseException:
             files.close()
@@ -159,11 +163,12 @@ class Corpus:
 
     def _check_index_files(self) -> None:
         """Every index and rotation file walked against the manifest, without FAISS."""
-        for kind in KINDS:
-            for layer in range(self.manifest["layers"]):
+        kinds, layers = mf.indexed(self.manifest)
+        for kind in kinds:
+            for layer in layers:
                 check_index_file(self._files[mf.index_name(kind, layer)], self._shape(kind))
         if self._spec.rotate:
-            for dim in {self._dim(kind) for kind in KINDS}:
+            for dim in {self._dim(kind) for kind in kinds}:
                 check_rotation_file(self._files[mf.rotation_name(dim)], dim)
 
     def _dim(self, kind: str) -> int:
@@ -365,9 +370,11 @@ class Corpus:
         query, accept = self._check_query(vector, layer, by, k, exclude_sentences, max_per_sentence)
         index = self._index(by, layer)
         if heads is not None and by == "context" and len(heads) < self.manifest["heads"]:
-            ids, scores = self._restricted(index, query, heads, k, layer, accept)
+            ids, scores = ix.on_search_thread(
+                lambda: self._restricted(index, query, heads, k, layer, accept)
+            )
         else:
-            ids, scores = ix.search(index, query, k, accept=accept)
+            ids, scores = ix.on_search_thread(lambda: ix.search(index, query, k, accept=accept))
         return self._hits(ids, scores)
 
     def _check_query(self, vector, layer, by, k, exclude, most):
@@ -377,6 +384,13 @@ class Corpus:
         if not 0 <= layer < m["layers"]:
             raise InputError(
                 f"layer {layer} is out of range: this corpus has 0..{m['layers'] - 1}."
+            )
+        kinds, layers = mf.indexed(m)
+        if by not in kinds or layer not in layers:
+            raise CorpusError(
+                f"This corpus has no {by} index of layer {layer}: it indexes "
+                f"{' and '.join(kinds)} vectors of layers {_ranges(layers)} (chosen with "
+                "layers= and kinds= when it was built)."
             )
         width = self._dim(by)
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -518,3 +532,14 @@ def _rank_in_group(groups: np.ndarray) -> np.ndarray:
     rank = np.empty(len(groups), dtype=np.int64)
     rank[order] = np.arange(len(ordered)) - run_start
     return rank
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    parts: list[str] = []
+    for v in values:
+        if parts and v == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{v}"
+        else:
+            parts.append(str(v))
+    return ", ".join(parts)

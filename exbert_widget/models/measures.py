@@ -100,8 +100,8 @@ _PER_HEAD_LOCK = threading.Lock()
 
 def _per_head_gram(projection: nn.Module, heads: int, head_dim: int) -> torch.Tensor:
     """W_h W_hᵀ for each head's slice W_h ``[head_dim, hidden]`` of the projection's weight,
-    float32 ``[heads, head_dim, head_dim]`` (summed in float64 where the device has it); kept per module until its
-    weight changes (in place or replaced).
+    float32 ``[heads, head_dim, head_dim]`` (summed in float64 where the device has it); kept
+    per module until its weight changes (in place or replaced).
 
     Raises:
         InputError: the projection does not take ``heads × head_dim`` inputs.

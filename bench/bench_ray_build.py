@@ -1,0 +1,136 @@
+"""Ray build against the single-process build, in the same run, with all-MiniLM-L6-v2.
+
+  python bench/bench_ray_build.py [--books 1,4] [--actors 2]
+
+"one book": ../shared/data/the-wonderful-wizard-of-oz.txt; "four books": that book and
+../shared/data/dorothy-and-the-wizard-in-oz.txt, each twice (the data folder has two books), as
+one iterable source. For each: the single-process build (``engine="local"``, unsharded: today's
+build) and the Ray build (``engine="ray"``, a local Ray of ``--actors`` CPUs started inside the
+timing, so actor start-up (model and spaCy loads) is included), in characters a second, and the
+ratio Ray / single (targets: >= 0.65 on one book, >= 0.85 on four). Then resume: a Ray build of
+one book whose driver (a subprocess) is killed once its first shard is written, finished with
+``resume=True``; the resume's time against the fresh Ray build's.
+
+Prints figures, asserts nothing. Minutes on 2 cores; run on a quiet machine for figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT
+
+import exbert_widget as ew
+from exbert_widget.corpus.text import read_source
+from tests import tiny_models
+
+DATA = ROOT.parent / "shared" / "data"
+OZ = DATA / "the-wonderful-wizard-of-oz.txt"
+DOROTHY = DATA / "dorothy-and-the-wizard-in-oz.txt"
+
+
+def source(books: int) -> list[str]:
+    paragraphs = read_source(OZ).paragraphs
+    if books == 1:
+        return paragraphs
+    other = read_source(DOROTHY).paragraphs
+    return (paragraphs + other) * (books // 2)
+
+
+def ray_build(text, lm, out: Path, actors: int, shards: int | None = None) -> float:
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
+    try:
+        ew.build_corpus(text, lm, out, engine="ray", shards=shards, progress=False).close()
+    finally:
+        ray.shutdown()
+    return time.perf_counter() - started
+
+
+def compare(books: int, lm, work: Path, actors: int) -> None:
+    text = source(books)
+    chars = sum(len(p) for p in text)
+    started = time.perf_counter()
+    ew.build_corpus(text, lm, work / f"single-{books}", progress=False).close()
+    single = time.perf_counter() - started
+    on_ray = ray_build(text, lm, work / f"ray-{books}", actors)
+    print(
+        f"{books} book(s), {chars:,} characters: single process {chars / single:,.0f} char/s "
+        f"({single:.0f} s); Ray with {actors} actors {chars / on_ray:,.0f} char/s "
+        f"({on_ray:.0f} s, start-up included); Ray / single = {single / on_ray:.2f}"
+    )
+
+
+CHILD = """
+import sys, ray
+import exbert_widget as ew
+sys.path.insert(0, {bench!r})
+from bench_ray_build import source
+from tests import tiny_models
+ray.init(num_cpus={actors}, include_dashboard=False, log_to_driver=False)
+ew.build_corpus(source(1), ew.load_model(tiny_models.MINILM), {out!r}, engine="ray",
+                shards={shards}, progress=False)
+"""
+
+
+def resume(lm, work: Path, actors: int, shards: int) -> None:
+    fresh = ray_build(source(1), lm, work / "fresh", actors, shards)
+    out = work / "resumed"
+    code = CHILD.format(bench=str(ROOT / "bench"), actors=actors, out=str(out), shards=shards)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    first = work / ".resumed.partial" / "shards" / "0000" / "manifest.json"
+    while not first.exists() and child.poll() is None:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = len([p for p in first.parent.parent.iterdir() if p.name.isdigit()])
+    took = ray_build_resume(lm, out, actors, shards)
+    print(
+        f"resume after the driver was killed with {done} of {shards} shards written: "
+        f"{took:.0f} s to finish, against {fresh:.0f} s for a fresh Ray build "
+        f"({took / fresh:.2f})"
+    )
+
+
+def ray_build_resume(lm, out: Path, actors: int, shards: int) -> float:
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
+    try:
+        ew.build_corpus(
+            source(1), lm, out, engine="ray", shards=shards, resume=True, progress=False
+        ).close()
+    finally:
+        ray.shutdown()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--books", default="1,4")
+    parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=4, help="shards of the resume run")
+    parser.add_argument("--no-resume", action="store_true")
+    args = parser.parse_args()
+    lm = ew.load_model(tiny_models.MINILM)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for i, books in enumerate(int(b) for b in args.books.split(",")):
+            compare(books, lm, work, args.actors)
+            if i == 0 and not args.no_resume:  # before the long runs
+                resume(lm, work, args.actors, args.shards)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Shards built by Ray actors: Ray Data ``map_batches`` over the shards with an actor pool.
+
+Each actor loads spaCy and the model once (by the driver's model name or path, on its GPU when
+it has one; its weights must be the driver's: the fingerprint is checked) and builds whole
+shards, one per call, each written atomically into the build directory
+(:func:`.sharded_build.build_shard`): on a real cluster that directory must be on a filesystem
+every node sees. Ray restarts an actor that dies and runs its shard again (Ray Data's actor
+pools retry by default); the driver shows one progress bar over the shards' characters.
+
+Ray is optional (``pip install exbert-widget[ray]``): it is imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import CorpusError
+from .text import Source
+
+__all__ = ["run_on_ray"]
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise CorpusError(
+            "engine='ray' needs Ray Data: pip install 'exbert-widget[ray]' (or 'ray[data]')."
+        ) from exc
+    return ray
+
+
+def connect(address: str | None) -> bool:
+    """Join the Ray ``address`` (None: the Ray this process already runs, else a new local
+    one); return whether this call started it (and so should end it).
+
+    Raises:
+        CorpusError: Ray missing, or no Ray cluster reachable at ``address``.
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    if address not in (None, "auto", "local"):
+        _check_reachable(address)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise CorpusError(
+            f"No Ray cluster reachable at {address!r} ({' '.join(str(exc).split())[:200]}). "
+            "Start one (ray start --head), pass its address, or address=None for a local one."
+        ) from exc
+    return address is None
+
+
+def _check_reachable(address: str, seconds: float = 10.0) -> None:
+    """Refuse at once an address where nothing listens: Ray itself retries for minutes."""
+    where = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise CorpusError(f"A Ray address is host:port (or 'auto'), got {address!r}.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise CorpusError(
+            f"No Ray cluster reachable at {address!r} ({exc.strerror or exc}). Start one (ray "
+            "start --head), pass its address, or address=None for a local one."
+        ) from exc
+
+
+class ShardBuilder:
+    """A Ray Data actor: spaCy and the model loaded once, then one whole shard per call."""
+
+    def __init__(self, job, model: str, dtype: str, spacy_model, fingerprint: str) -> None:
+        import ray
+
+        from ..models import load_model
+        from .annotate import load_spacy
+
+        device = "cuda" if ray.get_gpu_ids() else "cpu"
+        lm = load_model(model, dtype=dtype, device=device)
+        if lm.fingerprint != fingerprint:
+            raise CorpusError(
+                f"A Ray actor loaded {model!r} with other weights (fingerprint "
+                f"{lm.fingerprint[:12]}) than the driver's ({fingerprint[:12]}): every node "
+                "must have the same checkpoint."
+            )
+        self.job, self.lm = job, lm
+        self.nlp = load_spacy(spacy_model)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .sharded_build import build_shard
+
+        numbers, chars = [], []
+        for number, paragraphs in zip(batch["number"], batch["paragraphs"], strict=True):
+            text = Source(paragraphs=[str(p) for p in paragraphs])
+            build_shard(self.job, int(number), text, self.lm, self.nlp, progress=False)
+            numbers.append(int(number))
+            chars.append(text.chars)
+        return {
+            "number": np.array(numbers),
+            "chars": np.array(chars),
+            "pid": np.array([os.getpid()] * len(numbers)),
+        }
+
+
+def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors) -> None:
+    """Build shards ``todo`` (their texts in ``parts``) on Ray; return when all are written.
+
+    Raises:
+        CorpusError: Ray missing or not reachable; what a shard's build raised (after Ray's
+            retries).
+    """
+    if not todo:
+        return
+    ray = _ray()
+    started = connect(address)
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.print_on_execution_start)
+    try:
+        # Ray Data's own bars and logs would bury ours; restored below
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        pool, per_actor = _pool(ray, actors, len(todo))
+        dtype = str(lm.dtype).removeprefix("torch.")
+        rows = [{"number": i, "paragraphs": parts[i].paragraphs} for i in todo]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        built = dataset.map_batches(
+            ShardBuilder,
+            fn_constructor_args=(job, lm.name, dtype, spacy_model, lm.fingerprint),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=pool),
+            **per_actor,
+        )
+        total = sum(parts[i].chars for i in todo)
+        with tqdm(
+            total=total, unit="char", unit_scale=True, desc="Building shards on Ray",
+            disable=not job.options.progress,
+        ) as bar:  # fmt: skip
+            for batch in built.iter_batches(batch_size=1, prefetch_batches=0):
+                bar.update(int(batch["chars"].sum()))
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+        if started:
+            ray.shutdown()
+
+
+def _pool(ray, actors: int | None, shards: int) -> tuple[int, dict[str, Any]]:
+    """How many actors, and what each reserves: a GPU each when the cluster has them, else
+    an equal share of the CPUs."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    if gpus:
+        count = min(actors or gpus, shards)
+        return count, {"num_gpus": 1, "num_cpus": 1}
+    count = min(actors or cpus, shards)
+    return count, {"num_cpus": max(1, cpus // max(count, 1))}
