@@ -13,11 +13,13 @@ from tests import tiny_models
 
 def block_mean(matrix: np.ndarray, size: int) -> np.ndarray:
     """adaptive_avg_pool2d's bins, written out: bin i spans floor(i n / s) .. ceil((i+1) n / s)."""
-    n = matrix.shape[0]
-    edges = [(i * n // size, -(-(i + 1) * n // size)) for i in range(size)]
+
+    def edges(n: int) -> list[tuple[int, int]]:
+        return [(i * n // size, -(-(i + 1) * n // size)) for i in range(size)]
+
     out = np.empty((size, size))
-    for i, (r0, r1) in enumerate(edges):
-        for j, (c0, c1) in enumerate(edges):
+    for i, (r0, r1) in enumerate(edges(matrix.shape[0])):
+        for j, (c0, c1) in enumerate(edges(matrix.shape[1])):
             out[i, j] = matrix[r0:r1, c0:c1].mean()
     return out
 
@@ -104,3 +106,29 @@ def test_long_inputs_in_combined_mode_get_the_same_thumbnails(minilm):
     assert view.attention_mode == "combined" and view.attention is None
     np.testing.assert_array_equal(view.thumbnails(), ew.ExBertView(minilm).thumbnails())
     assert_thumbnails(view.thumbnails(), view.analysis, hide_special=True)
+
+
+@pytest.mark.parametrize("part", ["cross", "decoder"])
+def test_an_encoder_decoder_models_thumbnails_follow_the_part(tmp_path_factory, part):
+    path = tiny_models.save("bart", tmp_path_factory.mktemp("bart"))
+    view = ew.ExBertView(
+        ew.load_model(str(path)), sentence="The keeper slept.", target="Die Wärterin schlief."
+    )
+    view.part = part
+    a = view.analysis
+    ns = len(a.tokens)
+    rows = slice(ns, None)
+    columns = slice(0, ns) if part == "cross" else rows
+    keep_rows = ~np.array(view.special[rows])
+    keep_columns = ~np.array(view.special[columns])
+    thumbs = view.thumbnails()
+    assert thumbs.shape[:2] == (a.layer_count(part), view.num_heads)
+    for layer in range(thumbs.shape[0]):
+        for head in range(thumbs.shape[1]):
+            att = a.attention(layer, part=part)[head].astype(np.float64)
+            att = att[keep_rows][:, keep_columns]
+            att = att / att.sum(1, keepdims=True)
+            size = max(int(keep_rows.sum()), int(keep_columns.sum()))
+            pooled = block_mean(att, size)
+            expected = np.round(pooled / pooled.max() * 255)
+            assert np.abs(thumbs[layer, head].astype(np.int64) - expected).max() <= 1

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..models import Analysis
+from . import parts
 from .layers import layer_attention_tensor
-from .lines import remove_hidden, visible_mask
+from .lines import visible_mask
 
 #: Thumbnails are at most this many cells a side.
 THUMB_MAX = 64
@@ -48,28 +49,54 @@ def quantise(pooled: torch.Tensor) -> torch.Tensor:
 
 
 def layer_thumbnails(
-    attention: torch.Tensor, visible: torch.Tensor, layers: int = 1
+    attention: torch.Tensor,
+    visible: torch.Tensor,
+    layers: int = 1,
+    columns_visible: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """uint8 ``[heads, s, s]`` thumbnails of one layer's ``[heads, n, n]`` attention (one of
-    ``layers``), on its device: hidden tokens dropped, rows renormalised, block-averaged,
-    quantised."""
-    keep = torch.nonzero(visible).flatten()
-    shown = remove_hidden(attention, visible)[:, keep][:, :, keep]
-    size = thumbnail_size(int(keep.numel()), layers * attention.shape[0])
+    """uint8 ``[heads, s, s]`` thumbnails of one layer's ``[heads, rows, columns]`` attention
+    (one of ``layers``), on its device: hidden rows (``visible``) and columns
+    (``columns_visible``, the same as ``visible`` by default) dropped, rows renormalised,
+    block-averaged (the shorter side stretched to ``s``), quantised."""
+    columns = visible if columns_visible is None else columns_visible
+    keep_rows = torch.nonzero(visible).flatten()
+    keep_columns = torch.nonzero(columns).flatten()
+    shown = attention.to(torch.float32)[:, keep_rows][:, :, keep_columns]
+    sums = shown.sum(-1, keepdim=True)
+    shown = torch.where(sums > 0, shown / torch.where(sums > 0, sums, 1.0), 0.0)
+    longest = max(int(keep_rows.numel()), int(keep_columns.numel()))
+    size = thumbnail_size(longest, layers * attention.shape[0])
     return quantise(F.adaptive_avg_pool2d(shown, size))
 
 
+def _shown(special: list[bool], hide_special: bool, device: torch.device) -> torch.Tensor:
+    visible = visible_mask(special, hide_special, device)
+    return visible if bool(visible.any()) else torch.ones_like(visible)  # all hidden: show all
+
+
 def model_thumbnails(
-    analysis: Analysis, special: list[bool], hide_special: bool, progress: bool = True
+    analysis: Analysis,
+    special: list[bool],
+    hide_special: bool,
+    progress: bool = True,
+    part: str = "encoder",
 ) -> np.ndarray:
     """uint8 ``[layers, heads, s, s]``: every layer's thumbnails, one layer's attention
-    recomputed at a time (the engine's per-layer cache), never every layer held at once."""
-    layers = analysis.num_layers
+    recomputed at a time (the engine's per-layer cache), never every layer held at once.
+
+    ``special`` is per token of the view's list; for encoder–decoder models (source tokens,
+    then target tokens) ``part`` picks the stack and its rows' and columns' tokens."""
+    seq2seq = analysis.target is not None
+    layers = analysis.layer_count(part) if seq2seq else analysis.num_layers
+    rows, columns = parts.spans(analysis, part) if seq2seq else ([0, len(special)],) * 2
     out: list[np.ndarray] = []
     for layer in tqdm(range(layers), desc="model view", disable=not progress, leave=False):
-        attention = layer_attention_tensor(analysis, layer)
-        visible = visible_mask(special, hide_special, attention.device)
-        if not bool(visible.any()):  # every token hidden: nothing to draw
-            visible = torch.ones_like(visible)
-        out.append(layer_thumbnails(attention, visible, layers).cpu().numpy())
+        attention = layer_attention_tensor(analysis, layer, part if seq2seq else None)
+        visible = _shown(special[rows[0] : rows[1]], hide_special, attention.device)
+        if rows == columns:
+            thumbs = layer_thumbnails(attention, visible, layers)
+        else:
+            shown = _shown(special[columns[0] : columns[1]], hide_special, attention.device)
+            thumbs = layer_thumbnails(attention, visible, layers, shown)
+        out.append(thumbs.cpu().numpy())
     return np.stack(out)

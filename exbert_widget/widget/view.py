@@ -739,13 +739,14 @@ class ExBertView(anywidget.AnyWidget, ViewState):
     def thumbnails(self) -> np.ndarray:
         """The model view's thumbnails: uint8 ``[layers, heads, s, s]`` (``s`` ≤ 64), each
         head's attention with hidden tokens removed (as drawn), block-averaged where it lives
-        and scaled so its strongest cell is 255. One layer is recomputed at a time."""
+        and scaled so its strongest cell is 255. One layer is recomputed at a time. For an
+        encoder–decoder model, the layers of ``view.part``."""
         from .thumbnails import model_thumbnails
 
         with self._lock:
             a = self.analysis
             assert a is not None
-            return model_thumbnails(a, a.special, self.hide_special)
+            return model_thumbnails(a, self.special, self.hide_special, part=self.part)
 
     def logit_lens(self, top_k: int = 5) -> pd.DataFrame:
         """The logit lens at the selected token: ``lm.logit_lens(view.analysis, view.selected)``,

@@ -59,6 +59,7 @@ describe("model view panel", () => {
       head_weights: null,
       num_layers: 2,
       num_heads: 3,
+      part: "encoder" as const,
     };
     panel.update(state);
     expect(model.commands()).toEqual([]);
@@ -81,6 +82,8 @@ describe("model view panel", () => {
     expect(model.commands().length).toBe(2); // a new setting: asked again
     panel.update({ ...state, hide_special: false, layer: 1 });
     expect(model.commands().length).toBe(2); // a layer change only redraws the marks
+    panel.update({ ...state, hide_special: false, layer: 1, part: "cross" });
+    expect(model.commands().length).toBe(3); // another part of an encoder-decoder model: asked again
     panel.el.remove();
   });
 });

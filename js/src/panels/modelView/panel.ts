@@ -17,6 +17,7 @@ const KEYS = [
   "masked",
   "hide_special",
   "tokens",
+  "part",
   "layer",
   "heads",
   "head_weights",
@@ -75,7 +76,7 @@ export class ModelViewPanel implements Panel<K> {
   }
 
   private key(s: Slice<K>): string {
-    return JSON.stringify([s.sentence, s.masked, s.hide_special, s.tokens]);
+    return JSON.stringify([s.sentence, s.masked, s.hide_special, s.tokens, s.part]);
   }
 
   private setOpen(open: boolean): void {
