@@ -375,8 +375,18 @@ def test_svg_export_draws_the_pair_filters_lines(pair_lms, tmp_path, name):
 def test_svg_export_of_the_cross_part_draws_target_rows_to_source_columns(s2s, tmp_path):
     view = ew.ExBertView(s2s["bart"], sentence=SOURCE, target=TARGET, part="cross", layer=1)
     ns = len(view.analysis.tokens)
-    lines = _svg_lines(view.save(tmp_path / "cross.svg"))
+    path = view.save(tmp_path / "cross.svg")
+    lines = _svg_lines(path)
     assert lines == drawn(view) and all(i >= ns > j for i, j in lines)
+    # the columns hold the part's tokens: target rows on the left, source columns on the right
+    texts = list(ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text"))
+    side = {
+        s: [int(t.get("data-index")) for t in texts if t.get("data-side") == s]
+        for s in ("left", "right")
+    }
+    shown = [i for i, special in enumerate(view.special) if not special]
+    assert side["left"] == [i for i in shown if i >= ns]
+    assert side["right"] == [i for i in shown if i < ns]
 
 
 def test_logit_lens_of_an_encoder_decoder_view_reads_the_selected_target_token(s2s):

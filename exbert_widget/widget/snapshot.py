@@ -49,6 +49,8 @@ class Snapshot:
     kind: str
     lines: drawing.Lines
     grids: np.ndarray  # float32 [2, n, heads]: strongest attention from, mean attention to
+    row_span: list[int]  # encoder–decoder models: the part's rows ([start, stop]); [] = all
+    column_span: list[int]  # ... and its columns
     state: dict[str, Any] = field(repr=False)  # synced traits, arrays as base64 payloads
     layers: dict[int, dict[str, Any]] = field(repr=False)  # embedded attention per layer
 
@@ -127,6 +129,8 @@ def snapshot(view: ExBertView) -> Snapshot:
         kind=view.kind,
         lines=filter_lines(lines, view.segments, view.pair_filter),
         grids=drawing.head_summary(attention, visible).astype(np.float32),
+        row_span=list(view.row_span),
+        column_span=list(view.column_span),
         state=_state(view),
         layers=_embedded_layers(view),
     )

@@ -73,8 +73,16 @@ class _Layout:
     def __init__(self, shot: Snapshot) -> None:
         self.cell = cell_width(shot.num_heads)
         grid_w = shot.num_heads * self.cell
-        self.order = [i for i, v in enumerate(shot.visible) if v]
-        self.row_of = {token: row for row, token in enumerate(self.order)}
+        # Each column's visible tokens: every token, or for an encoder–decoder model the part's
+        # rows (left) and columns (right).
+        self.orders = {
+            side: [i for i, v in enumerate(shot.visible) if v and _within(i, span)]
+            for side, span in (("left", shot.row_span), ("right", shot.column_span))
+        }
+        self.row_of = {
+            side: {token: row for row, token in enumerate(order)}
+            for side, order in self.orders.items()
+        }
         self.left_grid = PAD
         self.left_tokens = self.left_grid + grid_w + 4
         self.lines = self.left_tokens + TOKEN_W
@@ -82,10 +90,15 @@ class _Layout:
         self.right_grid = self.right_tokens + TOKEN_W + 4
         self.width = self.right_grid + grid_w + PAD
         self.top = PAD + HEADER_H
-        self.height = self.top + len(self.order) * ROW_H + PAD
+        rows = max(len(order) for order in self.orders.values())
+        self.height = self.top + rows * ROW_H + PAD
 
-    def y(self, token: int) -> float:
-        return (self.row_of[token] + 0.5) * ROW_H
+    def y(self, token: int, side: str) -> float:
+        return (self.row_of[side][token] + 0.5) * ROW_H
+
+
+def _within(token: int, span: list[int]) -> bool:
+    return not span or span[0] <= token < span[1]
 
 
 def _settings_line(shot: Snapshot) -> str:
@@ -107,8 +120,8 @@ def _tokens(shot: Snapshot, lay: _Layout, side: str) -> list[str]:
     anchor, tx = ("end", x0 + TOKEN_W - 4) if side == "left" else ("start", x0 + 4)
     out = [f'<g class="tokens tokens-{side}" transform="translate(0,{lay.top})">']
     masked = set(shot.masked)
-    for token in lay.order:
-        y = lay.row_of[token] * ROW_H
+    for token in lay.orders[side]:
+        y = lay.row_of[side][token] * ROW_H
         fill = FG
         if token == shot.selected:
             out.append(
@@ -146,7 +159,7 @@ def _lines(shot: Snapshot, lay: _Layout) -> list[str]:
     for source, target, bucket in picked:
         level = (bucket + 1) / BUCKETS
         width = 0.5 + level if dense else 0.75 + 2.25 * level
-        ya, yb = lay.y(source), lay.y(target)
+        ya, yb = lay.y(source, "left"), lay.y(target, "right")
         out.append(
             f'<path d="M{x0:g} {ya:g}C{xm:g} {ya:g} {xm:g} {yb:g} {x1:g} {yb:g}" '
             f'stroke-opacity="{max(0.06, level):.4g}" stroke-width="{width:.4g}" '
@@ -167,9 +180,10 @@ def _grid(shot: Snapshot, lay: _Layout, side: str) -> list[str]:
             f'<text class="head-number" x="{x0 + (h + 0.5) * lay.cell:g}" '
             f'y="{lay.top - 6}" text-anchor="middle" font-size="10" fill="{colour}">{h}</text>'
         )
-    peak = float(values[lay.order].max()) if lay.order else 0.0
-    for token in lay.order:
-        y = lay.top + lay.row_of[token] * ROW_H
+    order = lay.orders[side]
+    peak = float(values[order].max()) if order else 0.0
+    for token in order:
+        y = lay.top + lay.row_of[side][token] * ROW_H
         for h in range(shot.num_heads):
             a = float(values[token, h]) / peak if peak > 0 else 0.0
             if a <= 0:
