@@ -49,6 +49,7 @@ function combinedState(over: Record<string, unknown> = {}) {
     hit_list: [],
     hits_attention: null,
     summaries: {},
+    report: {}, // no head report (the kernel's default)
     ...over,
   };
 }

@@ -82,6 +82,17 @@ describe("model view panel", () => {
     expect(model.commands().length).toBe(2); // a new setting: asked again
     panel.update({ ...state, hide_special: false, layer: 1 });
     expect(model.commands().length).toBe(2); // a layer change only redraws the marks
+    model.reply(1, {
+      result: {
+        sentence: "a b",
+        masked: [],
+        hide_special: false,
+        size: 2,
+        thumbnails: u8Payload(levels, [2, 3, 2, 2]),
+      },
+    });
+    await Promise.resolve();
+    await Promise.resolve();
     panel.update({ ...state, hide_special: false, layer: 1, part: "cross" });
     expect(model.commands().length).toBe(3); // another part of an encoder-decoder model: asked again
     panel.el.remove();

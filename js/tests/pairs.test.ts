@@ -89,6 +89,7 @@ function pairState(over: Record<string, unknown> = {}) {
     hit_list: [],
     hits_attention: null,
     summaries: {},
+    report: {}, // no head report (the kernel's default)
     target: "",
     target_text: "",
     target_generated: false,

@@ -42,6 +42,7 @@ function initial(over: Record<string, unknown> = {}) {
     hit_list: [],
     hits_attention: null,
     summaries: {},
+    report: {}, // no head report (the kernel's default)
     ...over,
   };
 }
