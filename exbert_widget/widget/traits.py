@@ -19,7 +19,7 @@ from ..errors import StateError
 from .arrays import array_serialization
 
 
-def _raise_state_error(trait: t.TraitType[Any, Any], raise_error: Any) -> NoReturn:
+def _raise_state_error(trait: Any, raise_error: Any) -> NoReturn:
     """Run traitlets' own ``error`` (which formats the message) and re-raise as StateError."""
     try:
         raise_error()
@@ -32,23 +32,34 @@ def _raise_state_error(trait: t.TraitType[Any, Any], raise_error: Any) -> NoRetu
     raise AssertionError("TraitType.error returned")  # pragma: no cover
 
 
-class StrictInt(t.Int[int, int]):
-    """An ``int`` that is not a ``bool``."""
-
-    info_text = "an int (not a bool)"
-
-    def validate(self, obj: Any, value: Any) -> int:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
+class _StateErrors:
+    """Refusals raised as :class:`StateError`, with traitlets' own message (put first among the
+    bases of a trait class)."""
 
     def error(
         self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
     ) -> NoReturn:
-        _raise_state_error(self, lambda: super(StrictInt, self).error(obj, value, error, info))
+        parent: Any = super()  # the trait class after this one in the bases
+        _raise_state_error(self, lambda: parent.error(obj, value, error, info))
 
 
-class OptionalInt(t.Int[int | None, int | None]):
+class _NotBool(_StateErrors):
+    """Refuses a ``bool`` before the number trait behind it sees it (``True`` is an ``int``)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        parent: Any = super()
+        return parent.validate(obj, value)
+
+
+class StrictInt(_NotBool, t.Int[int, int]):
+    """An ``int`` that is not a ``bool``."""
+
+    info_text = "an int (not a bool)"
+
+
+class OptionalInt(_NotBool, t.Int[int | None, int | None]):
     """An ``int`` (not a ``bool``) or ``None``."""
 
     info_text = "an int (not a bool) or None"
@@ -56,43 +67,18 @@ class OptionalInt(t.Int[int | None, int | None]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(None, allow_none=True, **kwargs)
 
-    def validate(self, obj: Any, value: Any) -> int | None:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(OptionalInt, self).error(obj, value, error, info))
-
-
-class StrictFloat(t.Float[float, float]):
+class StrictFloat(_NotBool, t.Float[float, float]):
     """A ``float`` (an ``int`` is widened); not a ``bool``."""
 
     info_text = "a number (not a bool)"
 
-    def validate(self, obj: Any, value: Any) -> float:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(StrictFloat, self).error(obj, value, error, info))
-
-
-class Text(t.Unicode[str, str]):
+class Text(_StateErrors, t.Unicode[str, str]):
     """A ``str``."""
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(Text, self).error(obj, value, error, info))
 
-
-class Flag(t.Bool[bool, bool]):
+class Flag(_StateErrors, t.Bool[bool, bool]):
     """A ``bool`` (traitlets' own ``Bool`` also takes 0 and 1)."""
 
     def validate(self, obj: Any, value: Any) -> bool:
@@ -100,22 +86,12 @@ class Flag(t.Bool[bool, bool]):
             self.error(obj, value)
         return value
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(Flag, self).error(obj, value, error, info))
 
-
-class ListOf(t.List[Any]):
+class ListOf(_StateErrors, t.List[Any]):
     """A list whose items are checked by ``trait`` (a ``tuple`` is taken as a list)."""
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(ListOf, self).error(obj, value, error, info))
 
-
-class JSON(t.Any):
+class JSON(_StateErrors, t.Any):
     """A JSON value described by a Python type (``list[Hit]``, ``dict[str, int]``, ...).
 
     The type is the contract: the TypeScript type is generated from it. The kernel computes
@@ -127,13 +103,8 @@ class JSON(t.Any):
         self.py_type = py_type
         super().__init__(default_value, **kwargs)
 
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(JSON, self).error(obj, value, error, info))
 
-
-class NDArray(t.TraitType[np.ndarray | None, np.ndarray | None]):
+class NDArray(_StateErrors, t.TraitType[np.ndarray | None, np.ndarray | None]):
     """A numpy array of one dtype and shape, or ``None``; sent as bytes (see ``arrays``).
 
     ``shape`` names each dimension: an ``int`` is a fixed size; a name that is an ``int`` trait
@@ -183,8 +154,3 @@ class NDArray(t.TraitType[np.ndarray | None, np.ndarray | None]):
             value = getattr(obj, dim)
             return value if isinstance(value, int) else None
         return None
-
-    def error(
-        self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None
-    ) -> NoReturn:
-        _raise_state_error(self, lambda: super(NDArray, self).error(obj, value, error, info))
