@@ -152,6 +152,24 @@ RAF_PROBE = """
     const t = performance.now();
     try { cb(ts); } finally { window.__rafWork += performance.now() - t; }
   });
+  window.__frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  // Runs `act`, waits until the canvas attribute `attr` differs from before; returns times.
+  window.__measure = async (c, act, attr) => {
+    const before = c.getAttribute(attr);
+    const done = new Promise((res) => {
+      const mo = new MutationObserver(() => {
+        if (c.getAttribute(attr) !== before) { mo.disconnect(); res(performance.now()); }
+      });
+      mo.observe(c, { attributes: true });
+    });
+    const work0 = window.__rafWork;
+    const t0 = performance.now();
+    act();
+    const sync = performance.now() - t0;
+    const t1 = await done;
+    await window.__frame(); // let the frame that drew finish, so its rAF work is counted
+    return { work: sync + (window.__rafWork - work0), latency: t1 - t0 };
+  };
 })();
 """
 
@@ -189,27 +207,9 @@ async ({ state, payloads }) => {
   const el = document.getElementById('host');
   widget.render({ model, el });
   const canvas = () => el.querySelector('[data-testid=attention-lines]');
-  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const frame = window.__frame;
   await frame(); await frame(); await frame();
-
-  // Runs `act`, waits until the canvas attribute `attr` differs from before; returns times.
-  const measure = async (act, attr) => {
-    const c = canvas();
-    const before = c.getAttribute(attr);
-    const done = new Promise((res) => {
-      const mo = new MutationObserver(() => {
-        if (c.getAttribute(attr) !== before) { mo.disconnect(); res(performance.now()); }
-      });
-      mo.observe(c, { attributes: true });
-    });
-    const work0 = window.__rafWork;
-    const t0 = performance.now();
-    act();
-    const sync = performance.now() - t0;
-    const t1 = await done;
-    await frame(); // let the frame that drew finish, so its rAF work is counted
-    return { work: sync + (window.__rafWork - work0), latency: t1 - t0 };
-  };
+  const measure = (act, attr) => window.__measure(canvas(), act, attr);
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const runs = (list) => ({
     work: median(list.map((r) => r.work)),
@@ -413,25 +413,9 @@ async ({ initial, changes }) => {
   const el = document.getElementById('host');
   widget.render({ model, el });
   const canvas = () => el.querySelector('[data-testid=attention-lines]');
-  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const frame = window.__frame;
   await frame(); await frame(); await frame();
-  const measure = async (act, attr) => {
-    const c = canvas();
-    const before = c.getAttribute(attr);
-    const done = new Promise((res) => {
-      const mo = new MutationObserver(() => {
-        if (c.getAttribute(attr) !== before) { mo.disconnect(); res(performance.now()); }
-      });
-      mo.observe(c, { attributes: true });
-    });
-    const work0 = window.__rafWork;
-    const t0 = performance.now();
-    act();
-    const sync = performance.now() - t0;
-    const t1 = await done;
-    await frame();
-    return { work: sync + (window.__rafWork - work0), latency: t1 - t0 };
-  };
+  const measure = (act, attr) => window.__measure(canvas(), act, attr);
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const runs = (list) => ({
     work: median(list.map((r) => r.work)),
