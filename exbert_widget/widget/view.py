@@ -187,6 +187,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         self._batch: frozenset[str] = frozenset()
         # What was last sent for drawing, by what it was computed from (see _draw).
         self._drawn: dict[str, tuple] = {}
+        self._pairs: tuple[tuple, list] | None = None  # see _top_k_pairs
         # What the analysis was computed from: (sentence, masked, sentence_b, target).
         self._analysed: tuple | None = None
         # (text, start): the sentence view.generate wrote, and where the model's text begins.
@@ -623,12 +624,20 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         args = (self.layer, self.measure, heads, weights, self.hide_special)
         if self.compare == "side":
             matrix = diff.combined(reference, *args)
-            top_k = diff.top_k_pairs(reference, shown)
+            top_k = self._top_k_pairs(reference, shown)
             return diff.shown_lines(matrix, self.threshold), "", top_k
         if self.compare == "unmasked" and not analysis.masked:
             return None, "Mask a token (double-click it) to see what masking changes.", []
         delta = diff.combined(shown, *args) - diff.combined(reference, *args)
-        return diff.signed_lines(delta, self.threshold), "", diff.top_k_pairs(shown, reference)
+        return diff.signed_lines(delta, self.threshold), "", self._top_k_pairs(shown, reference)
+
+    def _top_k_pairs(self, shown: diff.Side, reference: diff.Side) -> list:
+        """:func:`.compare.top_k_pairs` (a forward pass of the reference model), once per pair
+        of analyses: a layer, head or threshold change redraws the lines only."""
+        key = (shown.analysis, shown.lm, reference.analysis, reference.lm)
+        if self._pairs is None or self._pairs[0] != key:
+            self._pairs = (key, diff.top_k_pairs(shown, reference))
+        return self._pairs[1]
 
     def reference(self) -> diff.Side | None:
         """What the second panel compares the view's analysis with: the sentence without its
