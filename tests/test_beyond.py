@@ -10,6 +10,7 @@ import torch
 import transformers
 
 import exbert_widget as ew
+from exbert_widget.widget import compare
 from exbert_widget.widget.lines import WEIGHT_LEVELS
 from exbert_widget.widget.report import report_view, top_heads
 from tests import tiny_models
@@ -214,6 +215,31 @@ def test_compare_model_side_by_side_and_as_delta(tiny_bert, tiny_bert_other):
     view.masked = [2]
     other_masked = tiny_bert_other.analyze(SENTENCE, [2])
     assert view.reference().analysis.tokens == other_masked.tokens
+
+
+def test_compare_probabilities_come_from_a_pairs_own_inputs(tiny_bert):
+    """The reference's probabilities of a pair are the model's own on the pair's inputs (token
+    types included): a model compared with itself gives every top-k token its probability back."""
+    a = tiny_bert.analyze(SENTENCE, [3], sentence_b="the cat sat on the mat")
+    assert 1 in a.segments
+    wanted = [[t for t, _ in row] for row in a.top_k]
+    theirs = compare.token_probabilities(compare.Side(a, tiny_bert), wanted)
+    for position, row in enumerate(a.top_k):
+        np.testing.assert_allclose(theirs[position], [p for _, p in row], rtol=1e-3)
+    view = ew.ExBertView(tiny_bert, compare_model=tiny_bert, sentence=SENTENCE)
+    view.apply({"sentence_b": "the cat sat on the mat", "masked": [3], "compare": "model"})
+    assert [[t for t, _, _ in row] for row in view.compare_top_k] == wanted
+
+
+def test_logits_are_the_models_own_on_the_pairs_inputs(tiny_bert):
+    a = tiny_bert.analyze(SENTENCE, [3], sentence_b="the cat sat on the mat")
+    enc = tiny_bert.tokenizer(SENTENCE, "the cat sat on the mat", return_tensors="pt")
+    ids = enc["input_ids"].clone()
+    ids[0, 3] = tiny_bert.tokenizer.mask_token_id
+    with torch.no_grad():
+        expected = tiny_bert.model(input_ids=ids, token_type_ids=enc["token_type_ids"]).logits[0]
+    assert ids[0].tolist() == a.input_ids
+    torch.testing.assert_close(tiny_bert.logits(a), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_models_with_other_tokenizers_are_refused_naming_both(tiny_bert, tiny_dirs):

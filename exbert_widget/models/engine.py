@@ -456,6 +456,35 @@ class LanguageModel:
             )
         return results
 
+    @torch.no_grad()
+    def logits(self, analysis: Analysis) -> torch.Tensor:
+        """float32 ``[n, vocabulary]``: the language-model head's logits at every token of
+        ``analysis``, from the inputs its own pass was given (its ids, a pair's token types).
+
+        Raises:
+            InputError: the model has no language-model head, or is an encoder–decoder model
+                (whose logits are per target token: see ``analysis.target``).
+        """
+        if not self.has_lm_head:
+            raise InputError(f"{self.name} has no language-model head: it gives no logits.")
+        self._check_one_stack("logits")
+        pair = analysis.sentence_b is not None
+        enc = Encoding(
+            text=analysis.text,
+            input_ids=list(analysis.input_ids),
+            tokens=list(analysis.tokens),
+            special=list(analysis.special),
+            offsets=list(analysis.offsets),
+            masked=analysis.masked,
+            text_b=analysis.sentence_b,
+            segments=list(analysis.segments),
+            # BERT-style token types are the segments (see Analysis.segments)
+            token_type_ids=list(analysis.segments) if pair else None,
+        )
+        with self._fast():
+            out = self.model(**self._batch_inputs([enc]), return_dict=True, **self._no_cache)
+        return out.logits[0].float()
+
     def _check_one_stack(self, what: str) -> None:
         """Refuse work done over one stack of layers for an encoder–decoder model.
 

@@ -117,9 +117,7 @@ def token_probabilities(side: Side, wanted: Sequence[Sequence[str]]) -> list[lis
     lm = side.lm
     if not lm.has_lm_head:
         raise InputError(f"{lm.name} has no language-model head: no probabilities to compare.")
-    ids = torch.tensor([side.analysis.input_ids], device=lm.device)
-    with torch.no_grad():
-        logits = lm.model(input_ids=ids, return_dict=True).logits[0]
+    logits = lm.logits(side.analysis)
     convert = lm.tokenizer.convert_tokens_to_ids
     out: list[list[float]] = []
     for start in range(0, len(wanted), _ROWS):
