@@ -1,7 +1,8 @@
 """ExBertView: exBERT's explorer as an anywidget. The kernel computes; the bundled view draws.
 
-The synced state is declared in :mod:`.state`; this module validates it, keeps the analysis in
-step with it, and answers the view's commands (:mod:`.commands`).
+The synced state is declared in :mod:`.state` and checked in :mod:`.validation`; the corpus side
+is in :mod:`.corpus_panel`. This module keeps the analysis in step with the state, draws, and
+answers the view's commands (:mod:`.commands`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import logging
 import os
 import pathlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anywidget
@@ -28,27 +28,19 @@ from . import lines as drawing
 from . import pairs as pairing
 from . import parts
 from .commands import Dispatcher
-from .measures import check_measure, measure_for_wire, measure_tensor
+from .corpus_panel import CorpusPanel
+from .measures import measure_for_wire, measure_tensor
 from .state import (
     MAX_NEW_TOKENS,
-    MAX_PER_SENTENCE,
     PARTS,
-    SEARCH_K_MAX,
-    SKIP_OWN_SENTENCE,
     GenerateArgs,
     GenerateResult,
     HeadLinesArgs,
     HeadLinesResult,
-    HeadReportArgs,
-    HeadReportResult,
-    LoadHitArgs,
-    LoadHitResult,
-    SearchArgs,
-    SearchResult,
-    ViewState,
     computed_traits,
     user_traits,
 )
+from .validation import check_int, check_text
 
 STATIC = pathlib.Path(__file__).resolve().parents[1] / "static"
 _log = logging.getLogger(__name__)
@@ -85,27 +77,6 @@ def _as_model(model: Any) -> LanguageModel:
     )
 
 
-def _check_text(text: object) -> None:
-    """Refuse text the tokenizer cannot take, before it reaches the tokenizer or the wire."""
-    if not isinstance(text, str):
-        return  # the trait's own type check says so
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise StateError(
-            f"The sentence is not valid Unicode text: {exc.reason} at character {exc.start} "
-            f"({text[exc.start]!a}). Type or paste the text again."
-        ) from None
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise InputError(f"{name} must be an integer, got {value!r}.")
-    if not low <= value <= high:
-        raise InputError(f"{name} must be between {low} and {high}, got {value}.")
-    return int(value)
-
-
 def _lines_frame(drawn: drawing.Lines, tokens: Sequence[str]) -> pd.DataFrame:
     counts = np.diff(drawn.rows)
     rows = np.repeat(np.arange(len(counts)), counts).tolist()
@@ -122,7 +93,7 @@ def _lines_frame(drawn: drawing.Lines, tokens: Sequence[str]) -> pd.DataFrame:
     )
 
 
-class ExBertView(anywidget.AnyWidget, ViewState):
+class ExBertView(anywidget.AnyWidget, CorpusPanel):
     """exBERT's attention explorer for one model, with optional corpus search.
 
     Args:
@@ -243,34 +214,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         opened.check_model(lm)
         return opened
 
-    # -- updates: several traits at once, checked together, all or none ------------------------
-
-    @contextmanager
-    def _batched(self, names: Sequence[str] | Mapping[str, Any]) -> Iterator[None]:
-        """Mark ``names`` as set together: the sentence observer then keeps a mask sent with it."""
-        with self._lock:
-            outer = self._batch
-            self._batch = outer | frozenset(names)
-            try:
-                yield
-            finally:
-                self._batch = outer
-
-    def apply(self, values: Mapping[str, Any]) -> None:
-        """Set several traits as one update: checked against each other, applied all or none.
-
-        ``view.apply({"sentence": s, "masked": [3]})`` masks token 3 of the new sentence (setting
-        ``view.sentence`` alone would clear the mask).
-
-        Raises:
-            StateError: a value is refused; no trait changes.
-        """
-        if "sentence" in values:
-            _check_text(values["sentence"])
-        with self._batched(values), self.hold_trait_notifications():
-            for name, value in values.items():
-                setattr(self, name, value)
-
+    # -- state from the browser ---------------------------------------------------------------
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """State from the browser: a refused update changes nothing, says why in the view, and
         puts the view's copy of the refused traits back."""
@@ -279,7 +223,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
             with self._lock:
                 self._check_browser_keys(sync_data)
                 if "sentence" in sync_data:  # before the echo: a lone surrogate cannot be sent
-                    _check_text(sync_data["sentence"])
+                    check_text(sync_data["sentence"])
                 with self._batched(sync_data):
                     super().set_state(sync_data)
         except t.TraitError as exc:
@@ -296,167 +240,6 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 raise StateError(f"{name!r} is computed by the kernel; the view cannot set it.")
             if not self.has_trait(name):
                 raise StateError(f"ExBertView has no trait {name!r}.")
-
-    # -- validation: refuse what does not fit, keep the last good state ----------------------
-
-    @t.validate("sentence")
-    def _valid_sentence(self, proposal: t.Bunch) -> str:
-        text = proposal["value"]
-        _check_text(text)
-        try:
-            self.lm.encode(text)
-        except InputError as exc:
-            raise StateError(str(exc)) from None
-        except (TypeError, ValueError) as exc:  # the tokenizer's own refusals
-            raise StateError(
-                f"The tokenizer of {self.model_name} refused the sentence: {exc}"
-            ) from None
-        return str(text)
-
-    @t.validate("layer")
-    def _valid_layer(self, proposal: t.Bunch) -> int:
-        layer = int(proposal["value"])
-        count = parts.layer_count(self.lm, self.part)
-        if not 0 <= layer < count:
-            where = f" in its {self.part}" if self.lm.kind == "seq2seq" else ""
-            raise StateError(
-                f"layer {layer} is out of range: {self.model_name} has layers "
-                f"0..{count - 1}{where}."
-            )
-        return layer
-
-    @t.validate("heads")
-    def _valid_heads(self, proposal: t.Bunch) -> list[int]:
-        heads = sorted(set(proposal["value"]))
-        count = parts.head_count(self.lm, self.part)
-        bad = [h for h in heads if not 0 <= h < count]
-        if bad:
-            raise StateError(
-                f"head(s) {bad} out of range: {self.model_name} has heads 0..{count - 1}."
-            )
-        return heads
-
-    @t.validate("head_weights")
-    def _valid_weights(self, proposal: t.Bunch) -> list[float] | None:
-        weights = proposal["value"]
-        if weights is None:
-            return None
-        count = parts.head_count(self.lm, self.part)
-        if len(weights) != count or not np.all(np.isfinite(weights)):
-            raise StateError(f"head_weights needs {count} finite numbers (one per head), or None.")
-        return [float(w) for w in weights]
-
-    @t.validate("masked")
-    def _valid_masked(self, proposal: t.Bunch) -> list[int]:
-        masked = sorted(set(proposal["value"]))
-        try:
-            if self.lm.kind == "seq2seq":  # source tokens only, before the encoder's own checks
-                parts.check_mask(masked, len(self.lm.encode(self.sentence)))
-            self.lm.encode(self.sentence, masked, self.sentence_b or None)
-        except InputError as exc:
-            raise StateError(str(exc)) from None
-        return masked
-
-    @t.validate("selected")
-    def _valid_selected(self, proposal: t.Bunch) -> int | None:
-        index = proposal["value"]
-        n = self._token_count()
-        if index is not None and n is not None and not 0 <= index < n:
-            raise StateError(f"selected token {index} is out of range: tokens are 0..{n - 1}.")
-        return index
-
-    def _token_count(self) -> int | None:
-        """Tokens of the current sentence and mask (new ones included, mid-update)."""
-        if self.analysis is not None and self._analysed == self._wanted():
-            return len(self.tokens)
-        if self.lm.kind == "seq2seq":
-            return None  # the target's length is known once it is analysed
-        try:
-            return len(self.lm.encode(self.sentence, self.masked, self.sentence_b or None))
-        except InputError:
-            return None  # the sentence or mask is refused on its own
-
-    @t.validate("threshold")
-    def _valid_threshold(self, proposal: t.Bunch) -> float:
-        value = proposal["value"]
-        if not 0.0 < value <= 1.0:
-            raise StateError(f"threshold must be in (0, 1], got {value}.")
-        return float(value)
-
-    @t.validate("measure")
-    def _valid_measure(self, proposal: t.Bunch) -> str:
-        try:
-            measure = check_measure(proposal["value"])
-            if measure == "rollout" and self.part == "cross":
-                raise InputError(
-                    "Rollout chains a stack's self-attention layers; the cross part has none: "
-                    "choose the encoder or decoder part first."
-                )
-            if measure == "norm" and self.analysis is not None:  # refused models say so now
-                part = self.part if self.analysis.target is not None else None
-                self.analysis.attention(self.layer, measure="norm", part=part)
-        except InputError as exc:
-            raise StateError(str(exc)) from None
-        return measure
-
-    @t.validate("compare")
-    def _valid_compare(self, proposal: t.Bunch) -> str:
-        value = "" if proposal["value"] is None else proposal["value"]
-        if value not in ("", "unmasked", "model", "side"):
-            raise StateError(
-                f"compare must be '', 'unmasked', 'model' or 'side' (or None), not {value!r}."
-            )
-        if value and self.lm.kind == "seq2seq":
-            raise StateError(
-                "The second panel compares one stack of layers; encoder–decoder models have three."
-            )
-        if value in ("model", "side") and self.compare_lm is None:
-            raise StateError(
-                f"compare={value!r} needs a second model: ExBertView(lm, compare_model=other)."
-            )
-        return str(value)
-
-    @t.validate("sentence_b")
-    def _valid_sentence_b(self, proposal: t.Bunch) -> str:
-        text = proposal["value"]
-        _check_text(text)
-        if text:
-            try:
-                self.lm.encode(self.sentence, (), text)
-            except InputError as exc:
-                raise StateError(str(exc)) from None
-        return str(text)
-
-    @t.validate("target")
-    def _valid_target(self, proposal: t.Bunch) -> str:
-        text = proposal["value"]
-        _check_text(text)
-        if text and self.lm.kind != "seq2seq":
-            raise StateError(
-                f"target is for encoder–decoder models (T5, BART, Marian); {self.model_name} is "
-                f"{self.lm.kind}. Use sentence_b for a pair of sentences."
-            )
-        if text and not text.strip():
-            raise StateError('The target is blank: give the target text, or "" to generate it.')
-        return str(text)
-
-    @t.validate("pair_filter")
-    def _valid_pair_filter(self, proposal: t.Bunch) -> str:
-        return pairing.check_pair_filter(proposal["value"])
-
-    @t.validate("part")
-    def _valid_part(self, proposal: t.Bunch) -> str:
-        part = parts.check_part(self.lm, proposal["value"])
-        if part == "cross" and self.measure == "rollout":
-            raise StateError("Rollout has no cross part: choose another measure first.")
-        return part
-
-    @t.validate("search_k")
-    def _valid_k(self, proposal: t.Bunch) -> int:
-        try:
-            return _check_int("search_k", proposal["value"], 1, SEARCH_K_MAX)
-        except InputError as exc:
-            raise StateError(str(exc)) from None
 
     # -- computing -------------------------------------------------------------------------------
 
@@ -709,7 +492,7 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         Raises:
             InputError: ``head`` is not a head index.
         """
-        head = _check_int("head", head, 0, self.num_heads - 1)
+        head = check_int("head", head, 0, self.num_heads - 1)
         with self._lock:
             a = self.analysis
             assert a is not None
@@ -839,138 +622,6 @@ class ExBertView(anywidget.AnyWidget, ViewState):
                 raise
             return generation.new_text
 
-    # -- corpus search ---------------------------------------------------------------------------
-
-    def search(
-        self,
-        by: str = "embedding",
-        k: int | None = None,
-        skip_own_sentence: bool = SKIP_OWN_SENTENCE,
-        max_per_sentence: int | None = MAX_PER_SENTENCE,
-    ) -> pd.DataFrame:
-        """Search the corpus for the tokens nearest to the selected token at the current layer.
-
-        ``by="embedding"`` uses ``hidden_states[layer + 1]`` (the output of the layer);
-        ``by="context"`` uses ``contexts[layer]`` restricted to the selected heads. Each hit also
-        gets what the matched token attends to most in its own sentence (``max_att_*``),
-        recomputed in one batched forward pass. The result is kept as ``view.hits``.
-
-        By default the first list is varied: the view's own sentence (corpus sentences whose
-        text equals it) is left out, and at most two hits come from one sentence. ``k`` hits
-        are still returned when the corpus has them.
-
-        Args:
-            by: ``"embedding"`` or ``"context"``.
-            k: hits to return, 1..1000 (default ``view.search_k``).
-            skip_own_sentence: leave out corpus sentences equal to the view's sentence.
-            max_per_sentence: at most this many hits from one sentence (the best); ``None``:
-                no cap.
-
-        Raises:
-            InputError: no corpus, no selected token, an unknown ``by``, ``k`` out of range,
-                ``max_per_sentence`` below 1, or a context search with no head selected.
-            CorpusError: the corpus does not match the model's tokens.
-        """
-        if by not in ("embedding", "context"):
-            raise InputError(f"by must be 'embedding' or 'context', got {by!r}.")
-        k = _check_int("k", self.search_k if k is None else k, 1, SEARCH_K_MAX)
-        if max_per_sentence is not None:
-            max_per_sentence = _check_int("max_per_sentence", max_per_sentence, 1, SEARCH_K_MAX)
-        if self.lm.kind == "seq2seq":
-            raise InputError(
-                "Corpus search is not available for encoder–decoder models: a corpus holds one "
-                "encoder's vectors per sentence, and the engine builds none for them."
-            )
-        if self.corpus is None:
-            raise InputError("This view has no corpus: pass corpus=DIR (or ew.demo_corpus(lm)).")
-        from .hits import search_hits
-
-        with self._lock:
-            if self.selected is None or self.analysis is None:
-                raise InputError("Select a token first (click it, or set view.selected = index).")
-            if by == "context" and not self.heads:
-                raise InputError("Search by context needs at least one selected head.")
-            result = search_hits(
-                self.lm,
-                self.corpus,
-                self.analysis,
-                layer=self.layer,
-                heads=self.heads or list(range(self.lm.num_heads)),
-                selected=self.selected,
-                by=by,
-                k=k,
-                hide_special=self.hide_special,
-                exclude_sentences=self._own_sentence_ids() if skip_own_sentence else [],
-                max_per_sentence=max_per_sentence,
-            )
-            self.hits = result.frame
-            with self.hold_sync():
-                self.set_trait("hit_list", result.rows)
-                self.set_trait("hits_attention", result.attention)
-                self.set_trait("summaries", result.summaries)
-        return result.frame
-
-    def _own_sentence_ids(self) -> list[int]:
-        """Corpus sentences whose text is the view's sentence (an index built once per corpus)."""
-        corpus = self.corpus
-        if self._own_ids is None or self._own_ids[0] is not corpus:
-            ids: dict[str, list[int]] = {}
-            for sid, text in enumerate(corpus.sentences[:]):
-                ids.setdefault(text, []).append(sid)
-            self._own_ids = (corpus, ids)
-        return self._own_ids[1].get(self.sentence, [])
-
-    def summary(self, field: str = "pos", of: str = "match") -> pd.Series:
-        """Counts of the last hits' labels, as the histograms draw them, largest first.
-
-        Args:
-            field: ``"pos"``, ``"dep"``, ``"ent"`` or ``"offset"``.
-            of: ``"match"`` (the matched tokens) or ``"max_att"`` (what they attend to most).
-
-        Raises:
-            InputError: no search yet, or an unknown ``field`` or ``of``.
-        """
-        from .hits import summarize
-
-        if self.hits is None:
-            raise InputError("No search yet: call view.search() first.")
-        return summarize(self.hits, field, of)
-
-    def load_hit(self, index: int) -> None:
-        """Load hit ``index``'s sentence into the view, clear the mask, select its matched token.
-
-        Raises:
-            InputError: no search yet, or ``index`` is not a hit's index.
-        """
-        if self.hits is None:
-            raise InputError("No search yet: there is no hit to load.")
-        index = _check_int("hit index", index, 0, len(self.hits) - 1)
-        row = self.hits.iloc[index]
-        sentence, token = str(row["sentence"]), int(row["token_index"])
-        n = len(self.lm.encode(sentence))
-        self.apply({"sentence": sentence, "masked": [], "selected": token if token < n else None})
-
-    # -- head report -----------------------------------------------------------------------------
-
-    def head_report(self, refresh: bool = False) -> pd.DataFrame:
-        """Which heads track which dependency relations over the view's corpus
-        (``corpus.head_report(lm)``, cached next to the corpus), also drawn as the view's
-        heatmap: click a cell to show that layer and head.
-
-        Raises:
-            InputError: the view has no corpus, or the model is encoder–decoder.
-            CorpusError: the corpus was built for another model.
-        """
-        if self.corpus is None:
-            raise InputError(
-                "The head report reads a corpus: pass corpus=DIR (or ew.demo_corpus(lm))."
-            )
-        from .report import report_view
-
-        frame = self.corpus.head_report(self.lm, refresh=refresh)
-        self.set_trait("report", report_view(frame, self.lm.num_layers, self.lm.num_heads))
-        return frame
-
     # -- commands from the view ------------------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
@@ -979,25 +630,9 @@ class ExBertView(anywidget.AnyWidget, ViewState):
         if not self._commands.handle(content) and not attach_message(self, content):
             _log.warning("exbert-widget: ignored a message that is not a command: %.200r", content)
 
-    def _search_command(self, args: SearchArgs) -> SearchResult:
-        frame = self.search(
-            by=args["by"],
-            k=args["k"],
-            skip_own_sentence=args.get("skip_own_sentence", SKIP_OWN_SENTENCE),
-            max_per_sentence=args.get("max_per_sentence", MAX_PER_SENTENCE),
-        )
-        return {"count": len(frame)}
-
-    def _load_hit_command(self, args: LoadHitArgs) -> LoadHitResult:
-        self.load_hit(args["index"])
-        return {"sentence": self.sentence, "selected": self.selected}
-
     def _generate_command(self, args: GenerateArgs) -> GenerateResult:
         self.generate(args["max_new_tokens"])
         return {"sentence": self.sentence, "generated": sum(self.generated)}
-
-    def _head_report_command(self, args: HeadReportArgs) -> HeadReportResult:
-        return {"rows": len(self.head_report(refresh=args["refresh"]))}
 
     def _head_lines_command(self, args: HeadLinesArgs) -> HeadLinesResult:
         with self._lock:
