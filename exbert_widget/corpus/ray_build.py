@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..errors import CorpusError
 from .text import Source
 
-__all__ = ["run_on_ray"]
+__all__ = ["preflight", "run_on_ray"]
 
 
 def _ray():
@@ -53,12 +53,30 @@ def connect(address: str | None) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises bare Exceptions too (a local node that timed out)
+        reason = " ".join(str(exc).split())[:200]
+        if address is None:
+            raise CorpusError(
+                f"Ray could not start a local node ({reason}). Ray gives a node 30 s to start; "
+                "a machine whose cores are all busy can need more: try again when it is "
+                "quieter, or start Ray yourself (ray start --head) and pass address='auto'."
+            ) from exc
         raise CorpusError(
-            f"No Ray cluster reachable at {address!r} ({' '.join(str(exc).split())[:200]}). "
+            f"No Ray cluster reachable at {address!r} ({reason}). "
             "Start one (ray start --head), pass its address, or address=None for a local one."
         ) from exc
     return address is None
+
+
+def preflight(address: str | None) -> None:
+    """Before any work: Ray installed, and something listening at an explicit ``address``.
+
+    Raises:
+        CorpusError: Ray missing, or nothing listening at ``address``.
+    """
+    ray = _ray()
+    if not ray.is_initialized() and address not in (None, "auto", "local"):
+        _check_reachable(address)
 
 
 def _check_reachable(address: str, seconds: float = 10.0) -> None:
@@ -95,14 +113,19 @@ class ShardBuilder:
             )
         self.job, self.lm = job, lm
         self.nlp = load_spacy(spacy_model)
+        self.templates = None  # the driver may still be training them: read at the first shard
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .sharded_build import build_shard
+        from pathlib import Path
 
+        from .sharded_build import build_shard, read_templates
+
+        if self.templates is None:
+            self.templates = read_templates(Path(self.job.partial), self.job.chosen, wait=True)
         numbers, chars = [], []
         for number, paragraphs in zip(batch["number"], batch["paragraphs"], strict=True):
             text = Source(paragraphs=[str(p) for p in paragraphs])
-            build_shard(self.job, int(number), text, self.lm, self.nlp, progress=False)
+            build_shard(self.job, int(number), text, self.lm, self.nlp, False, self.templates)
             numbers.append(int(number))
             chars.append(text.chars)
         return {
@@ -112,8 +135,11 @@ class ShardBuilder:
         }
 
 
-def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors) -> None:
+def run_on_ray(
+    job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors, connected
+) -> None:
     """Build shards ``todo`` (their texts in ``parts``) on Ray; return when all are written.
+    ``connected()`` is called once Ray runs, before the actors start.
 
     Raises:
         CorpusError: Ray missing or not reachable; what a shard's build raised (after Ray's
@@ -123,6 +149,7 @@ def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, addre
         return
     ray = _ray()
     started = connect(address)
+    connected()
     context = ray.data.DataContext.get_current()
     saved = (context.enable_progress_bars, context.print_on_execution_start)
     try:
