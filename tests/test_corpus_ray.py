@@ -169,6 +169,22 @@ def test_a_killed_driver_resumes(ray_local, minilm, on_ray, tmp_path):
     print(f"resumed {SHARDS - len(done_before)} of {SHARDS} shards in {resume_seconds:.1f} s")
 
 
+def test_a_failed_training_stops_the_waiting_actors(ray_local, minilm, monkeypatch, tmp_path):
+    # the actors start while the driver trains the quantisers, and wait for them: when the
+    # training fails they give up, and the build raises the training's own error
+    from exbert_widget.corpus import sharded_build
+
+    def fail(*args, **kwargs):
+        raise CorpusError("the sample could not be read")
+
+    monkeypatch.setattr(sharded_build, "train_quantizers", fail)
+    out = tmp_path / "c"
+    with pytest.raises(CorpusError, match="the sample could not be read"):
+        ew.build_corpus(SOURCE, minilm, out, engine="ray", shards=SHARDS, progress=False)
+    assert not out.exists()
+    assert not list((tmp_path / ".c.partial" / "shards").iterdir())
+
+
 def test_ray_missing_is_a_clear_error(minilm, monkeypatch, tmp_path):
     from exbert_widget.corpus import ray_build
 
