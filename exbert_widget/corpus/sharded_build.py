@@ -172,7 +172,10 @@ def _sample(lm: LanguageModel, text: Source, wanted: int, min_chars: int) -> lis
         for s in _SENTENCE_END.split(p)
         if len(s) >= min_chars and not s.isspace()
     ]
-    step = max(1, len(pieces) * 4 // wanted)  # ~4 characters (>= 1 token) a sentence apart
+    # every step-th sentence, so that the sample spans the whole source: ~4 characters a token,
+    # and a quarter to spare (it stops at ``wanted`` tokens)
+    tokens_there = sum(len(s) for s in pieces) // 4
+    step = max(1, int(tokens_there / (1.25 * wanted)))
     encodings: list = []
     tokens = 0
     with warnings.catch_warnings():
