@@ -267,7 +267,7 @@ def test_quantisers_are_read_only_once_marked_whole(minilm, tmp_path):
     partial.root.mkdir()
     assert sb.read_templates(partial.root, chosen) is None
     partial.save_templates(trained, ix.IndexSpec.parse("RR,SQ6"))
-    read = sb.read_templates(partial.root, chosen, wait=True)
+    read = sb.wait_for_templates(partial.root, chosen)
     for key, index in trained.items():
         assert np.array_equal(faiss.serialize_index(read[key]), faiss.serialize_index(index))
     partial.forget_templates()  # as before a new training: the files alone are not enough
@@ -275,4 +275,4 @@ def test_quantisers_are_read_only_once_marked_whole(minilm, tmp_path):
     partial.training_failed(CorpusError("the sample had no sentence"))
     assert sb.read_templates(partial.root, chosen) is None
     with pytest.raises(CorpusError, match=r"could not train .*the sample had no sentence"):
-        sb.read_templates(partial.root, chosen, wait=True)
+        sb.wait_for_templates(partial.root, chosen)
