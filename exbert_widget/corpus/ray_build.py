@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,15 +114,14 @@ class ShardBuilder:
             )
         self.job, self.lm = job, lm
         self.nlp = load_spacy(spacy_model)
-        self.templates = None  # the driver may still be training them: read at the first shard
+        # the driver may still be training them: read at the first shard
+        self.templates: dict | None = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pathlib import Path
-
-        from .sharded_build import build_shard, read_templates
+        from .sharded_build import build_shard, wait_for_templates
 
         if self.templates is None:
-            self.templates = read_templates(Path(self.job.partial), self.job.chosen, wait=True)
+            self.templates = wait_for_templates(Path(self.job.partial), self.job.chosen)
         numbers, chars = [], []
         for number, paragraphs in zip(batch["number"], batch["paragraphs"], strict=True):
             text = Source(paragraphs=[str(p) for p in paragraphs])

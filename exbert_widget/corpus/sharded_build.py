@@ -238,27 +238,30 @@ def build_shard(
     return manifest
 
 
-def read_templates(
-    root: Path, chosen: Selection, wait: bool = False
-) -> dict[tuple[str, int], faiss.Index] | None:
+def read_templates(root: Path, chosen: Selection) -> dict[tuple[str, int], faiss.Index] | None:
     """The trained quantisers saved in the build directory ``root``, or None when they are not
-    (all) there yet; with ``wait``, wait until the driver has saved them.
-
-    Raises:
-        CorpusError: with ``wait``: the driver's training failed (its message).
-    """
-    while not (root / READY).is_file():
-        if not wait:
-            return None
-        if (root / FAILED).is_file():
-            reason = (root / FAILED).read_text(encoding="utf-8", errors="replace")
-            raise CorpusError(f"The driver could not train the quantisers: {reason}")
-        time.sleep(0.2)
+    (all) there."""
+    if not (root / READY).is_file():
+        return None
     out = {}
     for kind in chosen.kinds:
         for layer in chosen.layers:
             out[(kind, layer)] = faiss.read_index(str(root / mf.quantizer_name(kind, layer)))
     return out
+
+
+def wait_for_templates(root: Path, chosen: Selection) -> dict[tuple[str, int], faiss.Index]:
+    """:func:`read_templates`, once the driver has saved them.
+
+    Raises:
+        CorpusError: the driver's training failed (its message).
+    """
+    while (templates := read_templates(root, chosen)) is None:
+        if (root / FAILED).is_file():
+            reason = (root / FAILED).read_text(encoding="utf-8", errors="replace")
+            raise CorpusError(f"The driver could not train the quantisers: {reason}")
+        time.sleep(0.2)
+    return templates
 
 
 class Partial:
@@ -445,11 +448,10 @@ def build_sharded(
                 make_rotations({lm.hidden_size, lm.context_size})  # here, not in its thread
             _build_on_ray(job, todo, parts, lm, spacy_model, address, actors, trainer, partial)
         else:
-            if templates is None and todo:
-                templates = train()
+            ready = templates if templates is not None or not todo else train()
             show = options.progress
             for number in tqdm(todo, desc="Shards", disable=not show or len(todo) < 2):
-                build_shard(job, number, parts[number], lm, nlp, show, templates)
+                build_shard(job, number, parts[number], lm, nlp, show, ready or {})
         manifest = _top_manifest(lm, nlp, spec, plan, partial.root, text, chosen)
         partial.finish(manifest)
     finally:
