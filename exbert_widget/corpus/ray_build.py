@@ -103,7 +103,9 @@ class ShardBuilder:
 
         from ..models import load_model
         from .annotate import load_spacy
+        from .sharded_build import training_failed
 
+        training_failed(Path(job.partial))  # raises at once: no model to load for nothing
         device = "cuda" if ray.get_gpu_ids() else "cpu"
         lm = load_model(model, dtype=dtype, device=device)
         if lm.fingerprint != fingerprint:
@@ -164,7 +166,10 @@ def run_on_ray(
             ShardBuilder,
             fn_constructor_args=(job, lm.name, dtype, spacy_model, lm.fingerprint),
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=pool),
+            # one shard at a time per actor: by default Ray Data queues up to four blocks on
+            # the first actor that is ready, and the shards then ran one after another there
+            # while the other actors were still loading
+            compute=ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1),
             **per_actor,
         )
         total = sum(parts[i].chars for i in todo)

@@ -257,11 +257,20 @@ def wait_for_templates(root: Path, chosen: Selection) -> dict[tuple[str, int], f
         CorpusError: the driver's training failed (its message).
     """
     while (templates := read_templates(root, chosen)) is None:
-        if (root / FAILED).is_file():
-            reason = (root / FAILED).read_text(encoding="utf-8", errors="replace")
-            raise CorpusError(f"The driver could not train the quantisers: {reason}")
+        training_failed(root)
         time.sleep(0.2)
     return templates
+
+
+def training_failed(root: Path) -> None:
+    """Raise the driver's training error, if it wrote one into the build directory ``root``.
+
+    Raises:
+        CorpusError: the driver's training failed (its message).
+    """
+    if (root / FAILED).is_file():
+        reason = (root / FAILED).read_text(encoding="utf-8", errors="replace")
+        raise CorpusError(f"The driver could not train the quantisers: {reason}")
 
 
 class Partial:
