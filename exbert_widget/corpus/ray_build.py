@@ -1,8 +1,9 @@
 """Shards built by Ray actors: Ray Data ``map_batches`` over the shards with an actor pool.
 
 Each actor loads spaCy and the model once (by the driver's model name or path, on its GPU when
-it has one; its weights must be the driver's: the fingerprint is checked) and builds whole
-shards, one per call, each written atomically into the build directory
+it has one; its weights must be the driver's: the fingerprint is checked) while the driver
+trains the quantisers, waits for their files in the build directory, then builds whole shards,
+one per call and one at a time, each written atomically into the build directory
 (:func:`.sharded_build.build_shard`): on a real cluster that directory must be on a filesystem
 every node sees. Ray restarts an actor that dies and runs its shard again (Ray Data's actor
 pools retry by default); the driver shows one progress bar over the shards' characters.

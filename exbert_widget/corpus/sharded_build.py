@@ -6,7 +6,8 @@ source; every shard is then a complete corpus built from those trained (empty) i
 all shards hold codes of the same quantiser and their search merges exactly.
 
 Everything is written into ``.<out>.partial/`` beside ``out_dir``: ``build.json`` (the plan: what
-is being built, by its digest), the trained quantisers, and each shard as soon as it is
+is being built, by its digest), the trained quantisers (then ``quantizer.ready``: shard builders
+on Ray start before the training ends and wait for it), and each shard as soon as it is
 finished (built in a hidden directory, then renamed: a shard is there whole or not at all). The
 top manifest is written last and the whole directory renamed to ``out_dir``: until then nothing
 at ``out_dir`` changes. ``resume=True`` with the same plan keeps the finished shards where they
