@@ -5,11 +5,12 @@
 "one book": ../shared/data/the-wonderful-wizard-of-oz.txt; "four books": that book and
 ../shared/data/dorothy-and-the-wizard-in-oz.txt, each twice (the data folder has two books), as
 one iterable source. For each: the single-process build (``engine="local"``, unsharded: today's
-build) and the Ray build (``engine="ray"``, a local Ray of ``--actors`` CPUs started inside the
-timing, so actor start-up (model and spaCy loads) is included), in characters a second, and the
-ratio Ray / single (targets: >= 0.65 on one book, >= 0.85 on four). Then resume: a Ray build of
-one book whose driver (a subprocess) is killed once its first shard is written, finished with
-``resume=True``; the resume's time against the fresh Ray build's.
+build) and the Ray build (``engine="ray"``, ``actors=--actors``; ``build_corpus`` starts the
+local Ray itself, on all the machine's cores, inside the timing, so Ray's start and the actors'
+model and spaCy loads are included), in characters a second, and the ratio Ray / single
+(targets: >= 0.65 on one book, >= 0.85 on four), with the load average before and after. Then
+resume: a Ray build of one book whose driver (a subprocess) is killed once its first shard is
+written, finished with ``resume=True``; the resume's time against the fresh Ray build's.
 
 Prints figures, asserts nothing. Minutes on 2 cores; run on a quiet machine for figures.
 """
@@ -44,41 +45,46 @@ def source(books: int) -> list[str]:
     return (paragraphs + other) * (books // 2)
 
 
-def ray_build(text, lm, out: Path, actors: int, shards: int | None = None) -> float:
-    import ray
-
+def ray_build(
+    text, lm, out: Path, actors: int, shards: int | None = None, resume: bool = False
+) -> float:
     started = time.perf_counter()
-    ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
-    try:
-        ew.build_corpus(text, lm, out, engine="ray", shards=shards, progress=False).close()
-    finally:
-        ray.shutdown()
+    ew.build_corpus(
+        text, lm, out, engine="ray", actors=actors, shards=shards, resume=resume, progress=False
+    ).close()
     return time.perf_counter() - started
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def compare(books: int, lm, work: Path, actors: int) -> None:
     text = source(books)
     chars = sum(len(p) for p in text)
+    before = load()
     started = time.perf_counter()
     ew.build_corpus(text, lm, work / f"single-{books}", progress=False).close()
     single = time.perf_counter() - started
+    middle = load()
     on_ray = ray_build(text, lm, work / f"ray-{books}", actors)
     print(
         f"{books} book(s), {chars:,} characters: single process {chars / single:,.0f} char/s "
-        f"({single:.0f} s); Ray with {actors} actors {chars / on_ray:,.0f} char/s "
-        f"({on_ray:.0f} s, start-up included); Ray / single = {single / on_ray:.2f}"
+        f"({single:.0f} s, load {before} before); Ray with {actors} actors "
+        f"{chars / on_ray:,.0f} char/s ({on_ray:.0f} s, start-up included, load {middle} "
+        f"before, {load()} after); Ray / single = {single / on_ray:.2f}",
+        flush=True,
     )
 
 
 CHILD = """
-import sys, ray
+import sys
 import exbert_widget as ew
 sys.path.insert(0, {bench!r})
 from bench_ray_build import source
 from tests import tiny_models
-ray.init(num_cpus={actors}, include_dashboard=False, log_to_driver=False)
 ew.build_corpus(source(1), ew.load_model(tiny_models.MINILM), {out!r}, engine="ray",
-                shards={shards}, progress=False)
+                actors={actors}, shards={shards}, progress=False)
 """
 
 
@@ -94,26 +100,13 @@ def resume(lm, work: Path, actors: int, shards: int) -> None:
     child.send_signal(signal.SIGKILL)
     child.wait()
     done = len([p for p in first.parent.parent.iterdir() if p.name.isdigit()])
-    took = ray_build_resume(lm, out, actors, shards)
+    took = ray_build(source(1), lm, out, actors, shards, resume=True)
     print(
         f"resume after the driver was killed with {done} of {shards} shards written: "
         f"{took:.0f} s to finish, against {fresh:.0f} s for a fresh Ray build "
-        f"({took / fresh:.2f})"
+        f"({took / fresh:.2f})",
+        flush=True,
     )
-
-
-def ray_build_resume(lm, out: Path, actors: int, shards: int) -> float:
-    import ray
-
-    started = time.perf_counter()
-    ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
-    try:
-        ew.build_corpus(
-            source(1), lm, out, engine="ray", shards=shards, resume=True, progress=False
-        ).close()
-    finally:
-        ray.shutdown()
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -230,3 +230,49 @@ def test_resume_of_another_plan_is_refused(minilm, tmp_path):
     with pytest.raises(CorpusError, match="another plan"):
         ew.build_corpus(SOURCE, minilm, out, shards=SHARDS, resume=True, progress=False)
     assert not out.exists()
+
+
+def _trained(minilm, spec: str) -> dict:
+    from exbert_widget.corpus import sharded_build as sb
+    from exbert_widget.corpus.text import Source
+
+    chosen = sb.selection(minilm, [0, 5], ("embedding", "context"))
+    return sb.train_quantizers(minilm, Source(paragraphs=SOURCE), ix.IndexSpec.parse(spec),
+                               chosen, 20)  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", ["RR,SQ6", "RR,IVF16,SQ6"])
+def test_quantisers_trained_side_by_side_equal_one_at_a_time(minilm, monkeypatch, spec):
+    # the driver trains its indexes on one thread per core: the same indexes as one by one
+    import os
+
+    apart = _trained(minilm, spec)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    alone = _trained(minilm, spec)
+    assert sorted(apart) == sorted(alone) == [(k, v) for k in ("context", "embedding")
+                                               for v in (0, 5)]  # fmt: skip
+    for key, index in apart.items():
+        assert index.is_trained and index.ntotal == 0
+        assert np.array_equal(faiss.serialize_index(index), faiss.serialize_index(alone[key]))
+
+
+def test_quantisers_are_read_only_once_marked_whole(minilm, tmp_path):
+    # shard builders (Ray actors) wait for the driver's quantisers: whole files or nothing,
+    # and the driver's failure, instead of waiting for ever
+    from exbert_widget.corpus import sharded_build as sb
+
+    trained = _trained(minilm, "RR,SQ6")
+    chosen = sb.selection(minilm, [0, 5], ("embedding", "context"))
+    partial = sb.Partial(tmp_path / "c")
+    partial.root.mkdir()
+    assert sb.read_templates(partial.root, chosen) is None
+    partial.save_templates(trained, ix.IndexSpec.parse("RR,SQ6"))
+    read = sb.wait_for_templates(partial.root, chosen)
+    for key, index in trained.items():
+        assert np.array_equal(faiss.serialize_index(read[key]), faiss.serialize_index(index))
+    partial.forget_templates()  # as before a new training: the files alone are not enough
+    assert sb.read_templates(partial.root, chosen) is None
+    partial.training_failed(CorpusError("the sample had no sentence"))
+    assert sb.read_templates(partial.root, chosen) is None
+    with pytest.raises(CorpusError, match=r"could not train .*the sample had no sentence"):
+        sb.wait_for_templates(partial.root, chosen)

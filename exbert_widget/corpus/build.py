@@ -92,12 +92,8 @@ class _IndexWriter:
         self.head_norms: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
         # per kind, the rotation's diagonal blocks transposed (rotated = x @ block.T, per block)
-        self.rotations = {
-            k: torch.from_numpy(ix.rotation_blocks(d).transpose(0, 2, 1).copy())
-            if spec.rotate
-            else None
-            for k, d in dims.items()
-        }
+        self.rotations = {k: rotation_blocks_t(d) if spec.rotate else None for k, d in dims.items()}
+        self.train_threads = 1  # indexes trained at once (a sharded build's driver: its cores)
         self._lock = threading.Lock()  # add() may be called from several model threads
         self._jobs: queue.Queue = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
@@ -167,19 +163,30 @@ class _IndexWriter:
             self.buffer[key].append(vectors)
 
     def _train(self) -> None:
-        for (kind, layer), parts in self.buffer.items():
-            data = np.concatenate(parts) if parts else np.zeros((0, self.dims[kind]), np.float32)
-            index = self.spec.make(self.dims[kind], n_train=len(data), rotate=False)
-            if not index.is_trained:
-                if len(data) < 1:
-                    raise CorpusError(
-                        f"Index {self.spec} needs at least {self.spec.nlist} vectors to train; "
-                        f"the corpus has {len(data)}. Use index='SQ6' for small corpora."
-                    )
-                ix.train(index, data)
-            index.add(data)
-            self.indexes[(kind, layer)] = index
+        """Train one index per (kind, layer) on the buffered vectors and add them;
+        ``train_threads`` indexes at a time (FAISS releases the GIL; each trains on one OpenMP
+        thread of its own), one by default, beside the model."""
+        keys = list(self.buffer)
+        with ThreadPoolExecutor(max(1, min(self.train_threads, len(keys)))) as pool:
+            trained = list(pool.map(self._train_one, keys))
+        self.indexes.update(zip(keys, trained, strict=True))
         self.buffer = {}
+
+    def _train_one(self, key: tuple[str, int]) -> faiss.Index:
+        faiss.omp_set_num_threads(1)  # this pool thread's own setting, as the writer thread's
+        kind = key[0]
+        parts = self.buffer[key]
+        data = np.concatenate(parts) if parts else np.zeros((0, self.dims[kind]), np.float32)
+        index = self.spec.make(self.dims[kind], n_train=len(data), rotate=False)
+        if not index.is_trained:
+            if len(data) < 1:
+                raise CorpusError(
+                    f"Index {self.spec} needs at least {self.spec.nlist} vectors to train; "
+                    f"the corpus has {len(data)}. Use index='SQ6' for small corpora."
+                )
+            ix.train(index, data)
+        index.add(data)
+        return index
 
     def save(self, root: Path) -> tuple[np.ndarray, np.ndarray]:
         """Write every index (and the shared rotation); return the per-head norms and the
@@ -192,6 +199,22 @@ class _IndexWriter:
                 index = faiss.IndexPreTransform(ix.rotation(self.dims[kind]), index)
             ix.save(index, root / mf.index_name(kind, layer))
         return np.concatenate(self.head_norms, axis=1), np.concatenate(self.rows)
+
+
+@functools.lru_cache(maxsize=8)
+def rotation_blocks_t(dim: int) -> torch.Tensor:
+    """The rotation's diagonal blocks transposed, [dim / b, b, b] (made once per dimension)."""
+    return torch.from_numpy(ix.rotation_blocks(dim).transpose(0, 2, 1).copy())
+
+
+def make_rotations(dims: Iterable[int]) -> None:
+    """Make the rotations of ``dims`` now, in the calling thread. Why: numpy's QR runs on
+    OpenBLAS threads that spin while they wait; on a busy machine, in a second thread, one
+    rotation then took seconds, and beside Ray's start it did not finish in minutes (with one
+    OpenBLAS thread: milliseconds)."""
+    for dim in dims:
+        rotation_blocks_t(dim)
+        ix.rotation(dim)
 
 
 def _rotate(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:

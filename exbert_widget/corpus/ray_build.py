@@ -1,8 +1,9 @@
 """Shards built by Ray actors: Ray Data ``map_batches`` over the shards with an actor pool.
 
 Each actor loads spaCy and the model once (by the driver's model name or path, on its GPU when
-it has one; its weights must be the driver's: the fingerprint is checked) and builds whole
-shards, one per call, each written atomically into the build directory
+it has one; its weights must be the driver's: the fingerprint is checked) while the driver
+trains the quantisers, waits for their files in the build directory, then builds whole shards,
+one per call and one at a time, each written atomically into the build directory
 (:func:`.sharded_build.build_shard`): on a real cluster that directory must be on a filesystem
 every node sees. Ray restarts an actor that dies and runs its shard again (Ray Data's actor
 pools retry by default); the driver shows one progress bar over the shards' characters.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import CorpusError
 from .text import Source
 
-__all__ = ["run_on_ray"]
+__all__ = ["preflight", "run_on_ray"]
 
 
 def _ray():
@@ -53,12 +55,30 @@ def connect(address: str | None) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises bare Exceptions too (a local node that timed out)
+        reason = " ".join(str(exc).split())[:200]
+        if address is None:
+            raise CorpusError(
+                f"Ray could not start a local node ({reason}). Ray gives a node 30 s to start; "
+                "a machine whose cores are all busy can need more: try again when it is "
+                "quieter, or start Ray yourself (ray start --head) and pass address='auto'."
+            ) from exc
         raise CorpusError(
-            f"No Ray cluster reachable at {address!r} ({' '.join(str(exc).split())[:200]}). "
+            f"No Ray cluster reachable at {address!r} ({reason}). "
             "Start one (ray start --head), pass its address, or address=None for a local one."
         ) from exc
     return address is None
+
+
+def preflight(address: str | None) -> None:
+    """Before any work: Ray installed, and something listening at an explicit ``address``.
+
+    Raises:
+        CorpusError: Ray missing, or nothing listening at ``address``.
+    """
+    ray = _ray()
+    if not ray.is_initialized() and address not in (None, "auto", "local"):
+        _check_reachable(address)
 
 
 def _check_reachable(address: str, seconds: float = 10.0) -> None:
@@ -84,7 +104,9 @@ class ShardBuilder:
 
         from ..models import load_model
         from .annotate import load_spacy
+        from .sharded_build import training_failed
 
+        training_failed(Path(job.partial))  # raises at once: no model to load for nothing
         device = "cuda" if ray.get_gpu_ids() else "cpu"
         lm = load_model(model, dtype=dtype, device=device)
         if lm.fingerprint != fingerprint:
@@ -95,14 +117,18 @@ class ShardBuilder:
             )
         self.job, self.lm = job, lm
         self.nlp = load_spacy(spacy_model)
+        # the driver may still be training them: read at the first shard
+        self.templates: dict | None = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .sharded_build import build_shard
+        from .sharded_build import build_shard, wait_for_templates
 
+        if self.templates is None:
+            self.templates = wait_for_templates(Path(self.job.partial), self.job.chosen)
         numbers, chars = [], []
         for number, paragraphs in zip(batch["number"], batch["paragraphs"], strict=True):
             text = Source(paragraphs=[str(p) for p in paragraphs])
-            build_shard(self.job, int(number), text, self.lm, self.nlp, progress=False)
+            build_shard(self.job, int(number), text, self.lm, self.nlp, False, self.templates)
             numbers.append(int(number))
             chars.append(text.chars)
         return {
@@ -112,8 +138,11 @@ class ShardBuilder:
         }
 
 
-def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors) -> None:
+def run_on_ray(
+    job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors, connected
+) -> None:
     """Build shards ``todo`` (their texts in ``parts``) on Ray; return when all are written.
+    ``connected()`` is called once Ray runs, before the actors start.
 
     Raises:
         CorpusError: Ray missing or not reachable; what a shard's build raised (after Ray's
@@ -123,6 +152,7 @@ def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, addre
         return
     ray = _ray()
     started = connect(address)
+    connected()
     context = ray.data.DataContext.get_current()
     saved = (context.enable_progress_bars, context.print_on_execution_start)
     try:
@@ -137,7 +167,10 @@ def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, addre
             ShardBuilder,
             fn_constructor_args=(job, lm.name, dtype, spacy_model, lm.fingerprint),
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=pool),
+            # one shard at a time per actor: by default Ray Data queues up to four blocks on
+            # the first actor that is ready, and the shards then ran one after another there
+            # while the other actors were still loading
+            compute=ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1),
             **per_actor,
         )
         total = sum(parts[i].chars for i in todo)

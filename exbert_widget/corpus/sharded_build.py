@@ -6,7 +6,8 @@ source; every shard is then a complete corpus built from those trained (empty) i
 all shards hold codes of the same quantiser and their search merges exactly.
 
 Everything is written into ``.<out>.partial/`` beside ``out_dir``: ``build.json`` (the plan: what
-is being built, by its digest), the trained quantisers, and each shard as soon as it is
+is being built, by its digest), the trained quantisers (then ``quantizer.ready``: shard builders
+on Ray start before the training ends and wait for it), and each shard as soon as it is
 finished (built in a hidden directory, then renamed: a shard is there whole or not at all). The
 top manifest is written last and the whole directory renamed to ``out_dir``: until then nothing
 at ``out_dir`` changes. ``resume=True`` with the same plan keeps the finished shards where they
@@ -23,6 +24,8 @@ import math
 import os
 import re
 import shutil
+import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
@@ -42,11 +45,13 @@ from .annotate import load_spacy, spacy_info
 from .build import (
     TRAIN_VECTORS,
     BuildOptions,
+    _batches,
     _IndexWriter,
     _manifest,
     _move_into_place,
     build_directory,
     check_out_dir,
+    make_rotations,
 )
 from .manifest import KINDS, MANIFEST
 from .store import Corpus
@@ -56,6 +61,8 @@ from .text import Source, read_source
 SHARD_CHARS = 1_000_000
 PLAN = "build.json"
 LOCK = "build.lock"
+READY = "quantizer.ready"  # written once every trained quantiser is (shard builders wait for it)
+FAILED = "quantizer.failed"  # the driver's training failed: the waiting builders give up
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -120,36 +127,34 @@ def plan_digest(text: Source, lm: LanguageModel, fields: dict) -> str:
 
 
 def train_quantizers(
-    lm: LanguageModel, text: Source, spec: ix.IndexSpec, chosen: Selection, min_chars: int
+    lm: LanguageModel,
+    text: Source,
+    spec: ix.IndexSpec,
+    chosen: Selection,
+    min_chars: int,
+    stop: threading.Event | None = None,
 ) -> dict[tuple[str, int], faiss.Index]:
     """Trained, empty indexes per chosen (kind, layer), trained on the model's vectors of
-    sentences spread over the whole source (split at sentence ends, without spaCy)."""
+    sentences spread over the whole source (split at sentence ends, without spaCy); the
+    indexes train side by side, one thread (and one OpenMP thread) per core.
+
+    Raises:
+        CorpusError: ``stop`` was set (the build failed elsewhere) before the sample pass ended.
+    """
     wanted = min(ix.TRAIN_MAX, max(TRAIN_VECTORS, 32 * spec.nlist))
-    pieces = [
-        s
-        for p in text.paragraphs
-        for s in _SENTENCE_END.split(p)
-        if len(s) >= min_chars and not s.isspace()
-    ]
-    step = max(1, len(pieces) * 4 // wanted)  # ~4 characters (>= 1 token) a sentence apart
-    sample = pieces[::step]
+    encodings = _sample(lm, text, wanted, min_chars)
     dims = {"embedding": lm.hidden_size, "context": lm.context_size}
     writer = _IndexWriter(spec, dims, lm.num_layers, lm.num_heads, chosen=chosen)
+    writer.train_threads = os.cpu_count() or 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # truncation: only a sample
-            encodings = []
-            for sentence in sample:
-                try:
-                    encodings.append(lm.encode(sentence))
-                except InputError:
-                    continue
-                if sum(len(e) for e in encodings) >= wanted:
-                    break
-        for start in range(0, len(encodings), 32):
-            batch = encodings[start : start + 32]
-            embedding, contexts = lm.token_vectors(batch)
-            writer.add(embedding, contexts, np.zeros(sum(len(e) for e in batch), np.int64))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+        lengths = [len(e) for e in encodings]
+        # length-sorted batches, as the build's: far less padding than the sample's own order
+        for batch in _batches(order, lengths, 32):
+            if stop is not None and stop.is_set():
+                raise CorpusError("The build stopped before its quantisers were trained.")
+            embedding, contexts = lm.token_vectors([encodings[i] for i in batch])
+            writer.add(embedding, contexts, np.zeros(sum(lengths[i] for i in batch), np.int64))
         writer.close()
     finally:
         writer.close(check=False)
@@ -160,9 +165,37 @@ def train_quantizers(
     return writer.indexes
 
 
+def _sample(lm: LanguageModel, text: Source, wanted: int, min_chars: int) -> list:
+    """Encodings of sentences spread evenly over ``text``, about ``wanted`` tokens in all."""
+    pieces = [
+        s
+        for p in text.paragraphs
+        for s in _SENTENCE_END.split(p)
+        if len(s) >= min_chars and not s.isspace()
+    ]
+    # every step-th sentence, so that the sample spans the whole source: ~4 characters a token,
+    # and a quarter to spare (it stops at ``wanted`` tokens)
+    tokens_there = sum(len(s) for s in pieces) // 4
+    step = max(1, int(tokens_there / (1.25 * wanted)))
+    encodings: list = []
+    tokens = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # truncation: only a sample
+        for sentence in pieces[::step]:
+            try:
+                encodings.append(lm.encode(sentence))
+            except InputError:
+                continue
+            tokens += len(encodings[-1])
+            if tokens >= wanted:
+                break
+    return encodings
+
+
 @dataclass
 class ShardJob:
-    """What every shard builder needs (sent once to each Ray actor)."""
+    """What every shard builder needs (sent once to each Ray actor); the trained quantisers
+    are files in ``partial`` (:func:`read_templates`)."""
 
     partial: str
     plan: str
@@ -170,16 +203,23 @@ class ShardJob:
     spec: str
     options: BuildOptions
     chosen: Selection
-    templates: dict[tuple[str, int], np.ndarray]  # serialised trained indexes
 
 
-def build_shard(job: ShardJob, number: int, text: Source, lm, nlp, progress: bool) -> dict:
-    """Build shard ``number`` into a hidden directory and rename it into place; return its
-    manifest. A shard already there (a retried task that finished twice) is kept."""
+def build_shard(
+    job: ShardJob,
+    number: int,
+    text: Source,
+    lm,
+    nlp,
+    progress: bool,
+    templates: dict[tuple[str, int], faiss.Index],
+) -> dict:
+    """Build shard ``number`` into a hidden directory, its indexes filled from (copies of) the
+    trained ``templates``, and rename it into place; return its manifest. A shard already there
+    (a retried task that finished twice) is kept."""
     shards = Path(job.partial) / mf.SHARDS
     final = Path(job.partial) / mf.shard_name(number)
     tmp = shards / f".{number:04d}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    templates = {key: faiss.deserialize_index(raw) for key, raw in job.templates.items()}
     extra = {"shard": {"plan": job.plan, "number": number, "of": job.count}}
     options = BuildOptions(**{**asdict(job.options), "progress": progress})
     spec = ix.IndexSpec.parse(job.spec)
@@ -197,6 +237,41 @@ def build_shard(job: ShardJob, number: int, text: Source, lm, nlp, progress: boo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def read_templates(root: Path, chosen: Selection) -> dict[tuple[str, int], faiss.Index] | None:
+    """The trained quantisers saved in the build directory ``root``, or None when they are not
+    (all) there."""
+    if not (root / READY).is_file():
+        return None
+    out = {}
+    for kind in chosen.kinds:
+        for layer in chosen.layers:
+            out[(kind, layer)] = faiss.read_index(str(root / mf.quantizer_name(kind, layer)))
+    return out
+
+
+def wait_for_templates(root: Path, chosen: Selection) -> dict[tuple[str, int], faiss.Index]:
+    """:func:`read_templates`, once the driver has saved them.
+
+    Raises:
+        CorpusError: the driver's training failed (its message).
+    """
+    while (templates := read_templates(root, chosen)) is None:
+        training_failed(root)
+        time.sleep(0.2)
+    return templates
+
+
+def training_failed(root: Path) -> None:
+    """Raise the driver's training error, if it wrote one into the build directory ``root``.
+
+    Raises:
+        CorpusError: the driver's training failed (its message).
+    """
+    if (root / FAILED).is_file():
+        reason = (root / FAILED).read_text(encoding="utf-8", errors="replace")
+        raise CorpusError(f"The driver could not train the quantisers: {reason}")
 
 
 class Partial:
@@ -284,6 +359,7 @@ class Partial:
             return False
 
     def save_templates(self, templates: dict[tuple[str, int], faiss.Index], spec) -> None:
+        """Write the trained quantisers (and rotations), then the mark that they are whole."""
         (self.root / "quantizer").mkdir(exist_ok=True)
         (self.root / "index").mkdir(exist_ok=True)
         for (kind, layer), index in templates.items():
@@ -291,18 +367,16 @@ class Partial:
             if spec.rotate:
                 path = self.root / mf.rotation_name(index.d)
                 faiss.write_VectorTransform(ix.rotation(index.d), str(path))
+        (self.root / READY).touch()
 
-    def load_templates(self, chosen: Selection) -> dict[tuple[str, int], faiss.Index] | None:
-        """The quantisers a resumed build trained before, or None when they were not all
-        written."""
-        out = {}
-        for kind in chosen.kinds:
-            for layer in chosen.layers:
-                path = self.root / mf.quantizer_name(kind, layer)
-                if not path.is_file():
-                    return None
-                out[(kind, layer)] = faiss.read_index(str(path))
-        return out
+    def training_failed(self, error: BaseException) -> None:
+        """Tell the shard builders waiting for the quantisers that none will come."""
+        (self.root / FAILED).write_text(f"{type(error).__name__}: {error}", encoding="utf-8")
+
+    def forget_templates(self) -> None:
+        """Before training: no mark of an earlier attempt (ready or failed) stays."""
+        for name in (READY, FAILED):
+            (self.root / name).unlink(missing_ok=True)
 
     def finish(self, manifest: dict) -> None:
         """Write the top manifest (last) and move the whole build to ``out_dir``."""
@@ -310,6 +384,7 @@ class Partial:
             if child.name.startswith("."):
                 shutil.rmtree(child, ignore_errors=True)
         (self.root / PLAN).unlink()
+        self.forget_templates()
         (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         os.unlink(self.root / LOCK)
         _move_into_place(self.root, self.out)
@@ -339,6 +414,10 @@ def build_sharded(
     ``CorpusError`` for an unreachable Ray cluster or a resume of another plan."""
     out = Path(out_dir)
     check_out_dir(out)
+    if engine == "ray":
+        from .ray_build import preflight  # Ray only when asked for
+
+        preflight(address)
     text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
@@ -363,22 +442,26 @@ def build_sharded(
     partial = Partial(out)
     try:
         done = partial.open(plan, resume)
-        templates = partial.load_templates(chosen) if done else None
-        if templates is None:
-            templates = train_quantizers(lm, text, spec, chosen, options.min_chars)
-            partial.save_templates(templates, spec)
-        job = ShardJob(
-            str(partial.root),
-            plan["digest"],
-            count,
-            str(spec),
-            options,
-            chosen,
-            {key: faiss.serialize_index(t) for key, t in templates.items()},
-        )
         todo = [i for i in range(count) if i not in done]
-        run = _run_on_ray if engine == "ray" else _run_here
-        run(job, todo, parts, lm, nlp, spacy_model, address, actors)
+        templates = read_templates(partial.root, chosen)
+        job = ShardJob(str(partial.root), plan["digest"], count, str(spec), options, chosen)
+
+        def train(stop: threading.Event | None = None) -> dict:
+            partial.forget_templates()
+            trained = train_quantizers(lm, text, spec, chosen, options.min_chars, stop)
+            partial.save_templates(trained, spec)
+            return trained
+
+        if engine == "ray":
+            trainer = train if templates is None and todo else None
+            if trainer is not None and spec.rotate:
+                make_rotations({lm.hidden_size, lm.context_size})  # here, not in its thread
+            _build_on_ray(job, todo, parts, lm, spacy_model, address, actors, trainer, partial)
+        else:
+            ready = templates if templates is not None or not todo else train()
+            show = options.progress
+            for number in tqdm(todo, desc="Shards", disable=not show or len(todo) < 2):
+                build_shard(job, number, parts[number], lm, nlp, show, ready or {})
         manifest = _top_manifest(lm, nlp, spec, plan, partial.root, text, chosen)
         partial.finish(manifest)
     finally:
@@ -393,15 +476,58 @@ def _complete(out: Path, digest: str) -> bool:
         return False
 
 
-def _run_here(job, todo, parts, lm, nlp, spacy_model, address, actors) -> None:
-    for number in tqdm(todo, desc="Shards", disable=not job.options.progress or len(todo) < 2):
-        build_shard(job, number, parts[number], lm, nlp, job.options.progress)
-
-
-def _run_on_ray(job, todo, parts, lm, nlp, spacy_model, address, actors) -> None:
+def _build_on_ray(job, todo, parts, lm, spacy_model, address, actors, train, partial) -> None:
+    """The shards on Ray. Quantisers still to train are trained in a thread of this process
+    once Ray runs (not during its start: Ray gives its node 30 s to come up, and a busy machine
+    needs them), so that the actors' model and spaCy loads overlap the training; the actors
+    wait for its files before they build."""
     from .ray_build import run_on_ray  # Ray only when asked for
 
-    run_on_ray(job, todo, parts, lm, spacy_model, address, actors)
+    trainers: list[_Trainer] = []
+
+    def start() -> None:
+        if train is not None:
+            trainers.append(_Trainer(train, partial))
+
+    try:
+        run_on_ray(job, todo, parts, lm, spacy_model, address, actors, start)
+    except BaseException as exc:
+        for trainer in trainers:
+            trainer.stop_and_join()
+            if trainer.error is not None and not isinstance(trainer.error, _Stopped):
+                raise trainer.error from exc  # the cause: the actors only gave up waiting
+        raise
+    for trainer in trainers:
+        trainer.stop_and_join()
+        if trainer.error is not None:
+            raise trainer.error
+
+
+class _Stopped(CorpusError):
+    """The training was stopped because the build failed elsewhere."""
+
+
+class _Trainer:
+    """``train`` in a daemon thread; its error kept for the caller, and announced to the shard
+    builders waiting for the quantisers."""
+
+    def __init__(self, train: Callable, partial: Partial) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self._train, self._partial = train, partial
+        self._thread = threading.Thread(target=self._run, daemon=True, name="exbert-train")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._train(self.stop)
+        except BaseException as exc:
+            self.error = _Stopped(str(exc)) if self.stop.is_set() else exc
+            self._partial.training_failed(exc)
+
+    def stop_and_join(self) -> None:
+        self.stop.set()
+        self._thread.join()
 
 
 def _top_manifest(lm, nlp, spec, plan, root: Path, text: Source, chosen: Selection) -> dict:
@@ -427,6 +553,3 @@ def _top_manifest(lm, nlp, spec, plan, root: Path, text: Source, chosen: Selecti
     manifest["build_seconds"] = round(sum(m.get("build_seconds", 0) for m in shard_manifests), 2)
     manifest["checksum"] = mf.checksum(manifest)
     return manifest
-
-
-Runner = Callable[..., None]
