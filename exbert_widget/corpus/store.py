@@ -177,7 +177,11 @@ class Corpus:
     def _shape(self, kind: str) -> IndexShape:
         spec = self._spec
         return IndexShape(
-            self._dim(kind), self.manifest["counts"]["tokens"], spec.quantizer, spec.nlist
+            self._dim(kind),
+            self.manifest["counts"]["tokens"],
+            spec.quantizer,
+            spec.nlist,
+            spec.fastscan,
         )
 
     def __repr__(self) -> str:
@@ -450,7 +454,7 @@ class Corpus:
             restricted = np.sqrt(np.square(norms[ids][:, list(heads)]).sum(axis=1))
             approx = dots / np.maximum(restricted, 1e-6)
             order = np.argsort(-approx, kind="stable")
-            n = min(len(ids), max(ix.RERANK * k, 200))
+            n = min(len(ids), max(ix.rerank_factor(index) * k, 200))
             while True:
                 found, scores = ix.rerank(index, q, ids[order[:n]], None, mask)
                 if accept is not None:
