@@ -24,9 +24,13 @@ def test_spec_parsing_and_auto_choice():
     assert str(ix.IndexSpec.parse("auto", expected_vectors=50_000)) == "RR,SQ6"
     big = ix.IndexSpec.parse("auto", expected_vectors=2_000_000)
     assert big.nlist >= 1024 and big.nprobe >= 32 and str(big).startswith("RR,IVF")
-    for text in ("SQ8", "RR,SQ6", "IVF256,SQ4", "RR,IVF64,SQ6", "Flat", "RR,IVF64,PQ96x4fs,SQ6"):
+    assert str(big) == f"RR,IVF{big.nlist},PQx4fs,SQ6"  # fast-scan candidates, SQ6 re-ranking
+    assert big.subquantizers(384) == 96 and big.subquantizers(4096) == 1024
+    assert big.subquantizers(30) == 5  # no multiple of 4: the largest divisor up to a quarter
+    texts = ("SQ8", "RR,SQ6", "IVF256,SQ4", "RR,IVF64,SQ6", "Flat", "RR,IVF64,PQ96x4fs,SQ6")
+    for text in (*texts, "RR,IVF64,PQx4fs,SQ8"):
         assert str(ix.IndexSpec.parse(text)) == text
-    assert ix.IndexSpec.parse("RR,IVF64,PQ96x4fs,SQ8").fastscan == 96
+    assert ix.IndexSpec.parse("RR,IVF64,PQ96x4fs,SQ8").subquantizers(384) == 96
     with pytest.raises(ValueError, match="Unknown index spec"):
         ix.IndexSpec.parse("HNSW32")
     with pytest.raises(ValueError, match="needs an inverted file"):
@@ -65,10 +69,10 @@ def test_reranked_search_recall_against_exact(spec):
 
 
 def test_fastscan_candidates_are_reranked_on_the_finer_codes():
-    """A fast-scan spec: search = the fast-scan candidates (RERANK_FASTSCAN x k of them for a code of
-    half a bit per dimension, as the
-    inverted file itself returns them) re-ranked by a slow direct re-rank, one decoded vector
-    at a time (FAISS's own reverse rotation), on the SQ6 codes kept beside them."""
+    """A fast-scan spec: search = the fast-scan candidates (RERANK_FASTSCAN x k of them for a
+    code of half a bit per dimension, as the inverted file itself returns them) re-ranked by a
+    slow direct re-rank, one decoded vector at a time (FAISS's own reverse rotation), on the SQ6
+    codes kept beside them."""
     x = _clustered(8_000, 64, seed=2)
     index = ix.IndexSpec.parse("RR,IVF32,PQ8x4fs,SQ6").make(64, n_train=len(x))
     ix.train(index, x)

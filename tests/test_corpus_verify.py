@@ -57,7 +57,7 @@ def built_fastscan(tiny_bert, tmp_path_factory):
     return root
 
 
-FASTSCAN = "RR,IVF8,PQ16x4fs,SQ6"
+FASTSCAN = "RR,IVF8,PQx4fs,SQ6"  # what "auto" picks for large corpora (8 sub-quantizers here)
 
 
 def _all_hits(corpus: ew.Corpus) -> list[list]:

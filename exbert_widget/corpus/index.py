@@ -29,8 +29,9 @@ SEARCH_SPLIT = 2  # parts one inverted-file query's lists are scanned in, each o
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
 RERANK = 4  # candidates per wanted hit, re-ranked by renormalised decoded cosine
 RERANK_FASTSCAN = 10  # the same for fast-scan codes of under one bit per dimension (coarser)
+AUTO_FASTSCAN = -1  # "PQx4fs": one 4-bit sub-quantizer per 4 dimensions, whatever the width
 TRAIN_MAX = 65_536  # most vectors per index used to train the quantiser / the inverted file
-_SPEC = re.compile(r"^(RR,)?(?:IVF(\d+),)?(?:PQ(\d+)x4fs,)?(SQ8|SQ6|SQ4|SQfp16|Flat)$")
+_SPEC = re.compile(r"^(RR,)?(?:IVF(\d+),)?(?:PQ(\d*)x4fs,)?(SQ8|SQ6|SQ4|SQfp16|Flat)$")
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,16 @@ class IndexSpec:
     ``IVF<n>`` = inverted file of n lists, of which ``nprobe`` are visited per query;
     ``PQ<m>x4fs`` (inverted files only) = the lists hold 4-bit product-quantiser codes of ``m``
     sub-vectors, scanned with FAISS's fast-scan kernels for candidates, which are re-ranked on
-    the last token's codes, kept beside them by position (a FAISS ``IndexRefine``).
+    the last token's codes, kept beside them by position (a FAISS ``IndexRefine``); ``PQx4fs``
+    = one sub-vector per 4 dimensions of whatever width the vectors have (what ``auto`` picks
+    for large corpora).
     """
 
     quantizer: str = "SQ6"
     nlist: int = 0  # 0 = no inverted file
     nprobe: int = 48
     rotate: bool = True
-    fastscan: int = 0  # sub-quantizers of the 4-bit fast-scan candidate code; 0 = none
+    fastscan: int = 0  # sub-quantizers of the 4-bit fast-scan code; 0 = none; -1 = width / 4
 
     @classmethod
     def parse(cls, spec: str | IndexSpec, expected_vectors: int = 0) -> IndexSpec:
@@ -71,7 +74,7 @@ class IndexSpec:
                 "(e.g. 'RR,IVF4096,PQ96x4fs,SQ6')."
             )
         nlist = int(match.group(2) or 0)
-        fastscan = int(match.group(3) or 0)
+        fastscan = 0 if match.group(3) is None else int(match.group(3) or AUTO_FASTSCAN)
         if fastscan and not nlist:
             raise ValueError(
                 f"Index spec {spec!r}: a fast-scan code 'PQ<m>x4fs' needs an inverted file "
@@ -87,16 +90,37 @@ class IndexSpec:
 
     @classmethod
     def _auto(cls, expected_vectors: int) -> IndexSpec:
+        """RR,SQ6 scanned whole for small corpora; above ``IVF_FROM`` vectors an inverted file
+        of 4-bit fast-scan codes (one bit per dimension, :data:`AUTO_FASTSCAN`) whose
+        candidates are re-ranked on the SQ6 codes: at 1 M synthetic MiniLM-shaped vectors the
+        same recall@50 as scanning the SQ6 codes in the lists (0.982 at nprobe 128 of 2048),
+        at a fraction of the scan's time, for 41 more bytes a vector."""
         if expected_vectors > IVF_FROM:
             nlist = 2 ** round(math.log2(4 * math.sqrt(expected_vectors)))
             nlist = min(nlist, TRAIN_MAX // 32)
-            return cls("SQ6", nlist=nlist, nprobe=max(32, nlist // 16))
+            return cls("SQ6", nlist=nlist, nprobe=max(32, nlist // 16), fastscan=AUTO_FASTSCAN)
         return cls("SQ6")
 
     def __str__(self) -> str:
         parts = (["RR"] if self.rotate else []) + ([f"IVF{self.nlist}"] if self.nlist else [])
-        parts += [f"PQ{self.fastscan}x4fs"] if self.fastscan else []
+        if self.fastscan:
+            parts.append(f"PQ{'' if self.fastscan == AUTO_FASTSCAN else self.fastscan}x4fs")
         return ",".join([*parts, self.quantizer])
+
+    def subquantizers(self, dim: int) -> int:
+        """Sub-quantizers of the fast-scan code for vectors of ``dim`` dimensions (0: none).
+
+        Raises:
+            ValueError: an explicit count that does not divide ``dim``.
+        """
+        if self.fastscan == AUTO_FASTSCAN:  # one per 4 dimensions; a divisor of odd widths
+            return next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
+        if self.fastscan and dim % self.fastscan:
+            raise ValueError(
+                f"Index spec {self}: {self.fastscan} sub-quantizers do not divide the vectors' "
+                f"{dim} dimensions."
+            )
+        return self.fastscan
 
     def make(self, dim: int, n_train: int | None = None, rotate: bool | None = None) -> faiss.Index:
         """An empty, untrained index for vectors of ``dim`` dimensions (``n_train``, when given,
@@ -111,12 +135,7 @@ class IndexSpec:
             nlist = self.nlist if n_train is None else max(1, min(self.nlist, n_train // 8))
             parts.append(f"IVF{nlist}")
         if self.fastscan:
-            if dim % self.fastscan:
-                raise ValueError(
-                    f"Index spec {self}: {self.fastscan} sub-quantizers do not divide the "
-                    f"vectors' {dim} dimensions."
-                )
-            parts.append(f"PQ{self.fastscan}x4fs,Refine({self.quantizer})")
+            parts.append(f"PQ{self.subquantizers(dim)}x4fs,Refine({self.quantizer})")
         else:
             parts.append(self.quantizer)
         index = faiss.index_factory(dim, ",".join(parts), faiss.METRIC_INNER_PRODUCT)
@@ -391,11 +410,12 @@ def _one_openmp_thread() -> None:
     faiss.omp_set_num_threads(1)  # this pool thread's own OpenMP setting, nobody else's
 
 
-# Search runs on threads of its own with one OpenMP thread each: FAISS's OpenMP teams spin at
-# their barriers, and on a machine whose cores are busy elsewhere a two-thread team waits for a
-# descheduled member (a search 50x slower). Python threads that block instead of spinning lose
-# only their share of the cores. The caller's own OpenMP setting is never touched.
-_SEARCH = ThreadPoolExecutor(4, thread_name_prefix="exbert-search", initializer=_one_openmp_thread)
+# Search runs with one OpenMP thread: FAISS's OpenMP teams spin at their barriers, and on a
+# machine whose cores are busy elsewhere a two-thread team waits for a descheduled member (a
+# search 50x slower). Python threads that block instead of spinning lose only their share of the
+# cores. OpenMP's thread count is a per-thread setting: the caller's is set for the search and
+# restored after it (handing the search to a pool thread instead cost two thread wake-ups, a few
+# ms each on a loaded machine). Nothing else in the process is touched.
 _PROBE = ThreadPoolExecutor(
     SEARCH_SPLIT, thread_name_prefix="exbert-probe", initializer=_one_openmp_thread
 )
@@ -403,15 +423,18 @@ _on_search_thread = threading.local()
 
 
 def on_search_thread(fn: Callable[[], Any]) -> Any:
-    """``fn()`` on a search thread (one OpenMP thread); at once when already on one."""
+    """``fn()`` in the calling thread with one OpenMP thread, the caller's own setting restored
+    afterwards (at once when already inside such a call)."""
     if getattr(_on_search_thread, "yes", False):
         return fn()
-
-    def run():
-        _on_search_thread.yes = True
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    _on_search_thread.yes = True
+    try:
         return fn()
-
-    return _SEARCH.submit(run).result()
+    finally:
+        _on_search_thread.yes = False
+        faiss.omp_set_num_threads(threads)
 
 
 def _candidates(index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None) -> np.ndarray:
@@ -487,13 +510,30 @@ def rerank(
     masked) query with each candidate's masked, renormalised decoded vector; (ids, scores) best
     first."""
     q = normalise(np.where(mask, query, 0.0) if mask is not None else query).reshape(-1)
-    decoded = reconstruct(index, ids)
-    if mask is not None:
-        decoded = np.where(mask, decoded, 0.0)
+    if mask is None:
+        decoded, q = _decoded_as_stored(index, ids, q)
+    else:  # the heads' dimensions are the model's: decode back through the rotation
+        decoded = np.where(mask, reconstruct(index, ids), 0.0)
     norms = np.maximum(np.linalg.norm(decoded, axis=1), 1e-12)
     scores = (decoded @ q) / norms
     order = np.argsort(-scores, kind="stable")[:k]
     return np.asarray(ids)[order], scores[order].astype(np.float32)
+
+
+def _decoded_as_stored(
+    index: faiss.Index, ids: np.ndarray, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded vectors of ``ids`` and the query ``q``, both in the space the codes live in
+    (behind the rotation): the rotation keeps cosines, and rotating one query costs a
+    matrix-vector product where rotating every candidate back cost a matrix product (~10 ms of
+    a 1 M search on a loaded 2-core machine)."""
+    rotated = None if hasattr(index, "parts") else _rotated(index)
+    if rotated:
+        vt, inner = rotated
+        if isinstance(vt, faiss.LinearTransform) and vt.is_orthonormal and not vt.have_bias:
+            a = faiss.vector_to_array(vt.A).reshape(vt.d_out, vt.d_in)
+            return reconstruct(inner, ids), a @ q
+    return reconstruct(index, ids), q
 
 
 def scan(

@@ -176,12 +176,16 @@ class Corpus:
 
     def _shape(self, kind: str) -> IndexShape:
         spec = self._spec
+        try:
+            subquantizers = spec.subquantizers(self._dim(kind))
+        except ValueError as exc:
+            raise CorpusError(f"{str(self.root)!r}: manifest.json: {exc}") from None
         return IndexShape(
             self._dim(kind),
             self.manifest["counts"]["tokens"],
             spec.quantizer,
             spec.nlist,
-            spec.fastscan,
+            subquantizers,
         )
 
     def __repr__(self) -> str:
