@@ -26,7 +26,7 @@ def test_spec_parsing_and_auto_choice():
     assert big.nlist >= 1024 and big.nprobe >= 32 and str(big).startswith("RR,IVF")
     assert str(big) == f"RR,IVF{big.nlist},PQx4fs,SQ6"  # fast-scan candidates, SQ6 re-ranking
     assert big.subquantizers(384) == 96 and big.subquantizers(4096) == 1024
-    assert big.subquantizers(30) == 5  # no multiple of 4: the largest divisor up to a quarter
+    assert big.subquantizers(30) == 6  # no multiple of 4: the largest divisor up to a quarter
     texts = ("SQ8", "RR,SQ6", "IVF256,SQ4", "RR,IVF64,SQ6", "Flat", "RR,IVF64,PQ96x4fs,SQ6")
     for text in (*texts, "RR,IVF64,PQx4fs,SQ8"):
         assert str(ix.IndexSpec.parse(text)) == text
