@@ -69,10 +69,9 @@ def test_reranked_search_recall_against_exact(spec):
 
 
 def test_fastscan_candidates_are_reranked_on_the_finer_codes():
-    """A fast-scan spec: search = the fast-scan candidates (RERANK_FASTSCAN x k of them for a
-    code of half a bit per dimension, as the inverted file itself returns them) re-ranked by a
-    slow direct re-rank, one decoded vector at a time (FAISS's own reverse rotation), on the SQ6
-    codes kept beside them."""
+    """A fast-scan spec: search = the fast-scan candidates (RERANK_FASTSCAN x k of them, as the
+    inverted file itself returns them) re-ranked by a slow direct re-rank, one decoded vector at
+    a time (FAISS's own reverse rotation), on the SQ6 codes kept beside them."""
     x = _clustered(8_000, 64, seed=2)
     index = ix.IndexSpec.parse("RR,IVF32,PQ8x4fs,SQ6").make(64, n_train=len(x))
     ix.train(index, x)
