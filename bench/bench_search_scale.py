@@ -1,23 +1,28 @@
 """Search latency at 1 M and 10 M vectors, on a quiet machine and with both cores kept busy.
 
 Synthetic vectors of all-MiniLM-L6-v2's shape (384 dimensions; clustered, with a few outlier
-dimensions as BERT has, L2-normalised), in the index ``"auto"`` picks for that many (rotation,
-inverted file, 6-bit codes). For each size it prints p50/p99 of k = 50 through
-``exbert_widget.corpus.index.on_search_thread(ix.search)`` plus the hits DataFrame a corpus
-builds (50 rows of metadata), recall@50 against exact float32 search, and the process's
+dimensions as BERT has, L2-normalised), in the index ``"auto"`` picks for that many, and in any
+other specs given (``--specs``, separated by ``;``). For each size and spec it prints p50/p99 of
+k = 50 through ``exbert_widget.corpus.index.on_search_thread(ix.search)`` plus the hits DataFrame
+a corpus builds (50 rows of metadata), recall@50 against exact float32 search (50 queries, brute
+force over the same vectors, chunk by chunk), the index's bytes on disk and the process's
 resident memory; then the same while two other processes keep both cores busy, against the
 anchor measured in the same run: FAISS called from the caller's thread with OpenMP's default
 team (what search did before: its threads spin at barriers, waiting for a descheduled member).
 
 Usage: python bench/bench_search_scale.py [--sizes 1000000,10000000] [--queries 200]
+           [--specs "RR,IVF2048,SQ6;RR,IVF2048,PQ96x4fs,SQ6"] [--nprobe 64,128]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -51,45 +56,84 @@ def busy(stop) -> None:
         x = (x * 1103515245 + 12345) % 2**31
 
 
-def timed(run, queries: np.ndarray) -> tuple[float, float]:
-    times = []
+def timed(run, queries: np.ndarray) -> tuple[float, float, float]:
+    """p50 and p99 of the wall time per query, and p50 of the process's CPU time (every
+    thread's) per query, in ms."""
+    times, cpu = [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         run(q)
         times.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
     times.sort()
-    return statistics.median(times), times[int(0.99 * (len(times) - 1))]
+    return statistics.median(times), times[int(0.99 * (len(times) - 1))], statistics.median(cpu)
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--specs", default="", help="more index specs, ';'-separated")
+    parser.add_argument("--nprobe", default="", help="nprobe values to sweep, ','-separated")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((4096, DIM)).astype(np.float32)
+    specs = [s for s in args.specs.split(";") if s]
+    sweep = [int(v) for v in args.nprobe.split(",") if v]
     for n in [int(s) for s in args.sizes.split(",")]:
-        measure(n, args.queries, centers)
+        measure(n, args.queries, centers, specs, sweep)
 
 
-def measure(n: int, n_queries: int, centers: np.ndarray) -> None:
-    """Build the index of ``n`` vectors and print its latencies, quiet and loaded."""
-    spec = ix.IndexSpec.parse("auto", expected_vectors=n)
-    index = spec.make(DIM)
-    started = time.perf_counter()
-    ix.train(index, vectors(ix.TRAIN_MAX, 1, centers))
-    exact = faiss.IndexFlatIP(DIM) if n <= 2_000_000 else None
+def build(n: int, specs: list[ix.IndexSpec], centers: np.ndarray, queries: np.ndarray):
+    """The indexes of ``n`` vectors, added chunk by chunk, and the exact top 50 of the first 50
+    queries (brute force over the same chunks)."""
+    train = vectors(ix.TRAIN_MAX, 1, centers)
+    indexes = []
+    for spec in specs:
+        index = spec.make(DIM)
+        ix.train(index, train)
+        indexes.append(index)
+    best_s = np.full((len(queries), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), 0), np.int64)
     for start in range(0, n, CHUNK):
         part = vectors(min(CHUNK, n - start), 100 + start // CHUNK, centers)
-        index.add(part)
-        if exact is not None:
-            exact.add(part)
-    ix.prepare(index, spec.nprobe)
-    ix.finalize(index)
-    took = time.perf_counter() - started
-    print(f"\n== {n:,} vectors, {spec} (nprobe {spec.nprobe}): built in {took:.0f} s; "
-          f"resident memory {rss_gb():.1f} GB")  # fmt: skip
+        for index in indexes:
+            index.add(part)
+        scores = np.concatenate([best_s, queries @ part.T], axis=1)
+        ids = np.concatenate(
+            [
+                best_i,
+                np.broadcast_to(np.arange(start, start + len(part)), (len(queries), len(part))),
+            ],
+            axis=1,
+        )
+        top = np.argsort(-scores, axis=1)[:, :50]
+        best_s, best_i = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+    for spec, index in zip(specs, indexes, strict=True):
+        ix.prepare(index, spec.nprobe)
+        ix.finalize(index)
+    return indexes, best_i
+
+
+def disk_bytes(index: faiss.Index) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        ix.save(index, Path(tmp) / "index.faiss")
+        return sum(p.stat().st_size for p in Path(tmp).iterdir())
+
+
+def measure(n: int, n_queries: int, centers: np.ndarray, more: list[str], sweep: list[int]):
+    """Build the indexes of ``n`` vectors and print their latencies, quiet and loaded."""
+    specs = [ix.IndexSpec.parse("auto", expected_vectors=n)]
+    specs += [ix.IndexSpec.parse(s) for s in more if s != str(specs[0])]
     queries = vectors(n_queries, 7, centers)
+    started = time.perf_counter()
+    indexes, truth = build(n, specs, centers, queries[:50])
+    print(f"\n== {n:,} vectors, built in {time.perf_counter() - started:.0f} s; resident memory "
+          f"{rss_gb():.1f} GB; load average {load_average()}")  # fmt: skip
     meta = {
         "sentence_id": np.arange(n, dtype=np.int32) // 20,
         "token_index": np.arange(n, dtype=np.int32) % 20,
@@ -106,40 +150,53 @@ def measure(n: int, n_queries: int, centers: np.ndarray) -> None:
             }
         )
 
-    def ours(q):
-        return hits(*ix.on_search_thread(lambda: ix.search(index, q, 50)))
+    def ours(index):
+        return lambda q: hits(*ix.on_search_thread(lambda: ix.search(index, q, 50)))
 
-    def before(q):  # the caller's thread, OpenMP's default team, lists not split
-        split, ix.SEARCH_SPLIT = ix.SEARCH_SPLIT, 1
-        try:
-            return hits(*ix.search(index, q, 50))
-        finally:
-            ix.SEARCH_SPLIT = split
+    def before(index):  # the caller's thread, OpenMP's default team, lists not split
+        def run(q):
+            split, ix.SEARCH_SPLIT = ix.SEARCH_SPLIT, 1
+            try:
+                return hits(*ix.search(index, q, 50))
+            finally:
+                ix.SEARCH_SPLIT = split
 
-    ours(queries[0])
-    if exact is not None:
-        _, truth = exact.search(queries[:50], 50)
-        got = [set(ix.on_search_thread(lambda q=q: ix.search(index, q, 50))[0].tolist())
-               for q in queries[:50]]  # fmt: skip
-        recall = np.mean([len(g & set(t.tolist())) / 50 for g, t in zip(got, truth, strict=True)])
-        print(f"recall@50 against exact float32: {recall:.3f}")
-        del exact
-    for label, run in (("this release", ours), ("before (OpenMP team)", before)):
-        p50, p99 = timed(run, queries)
-        print(f"quiet, {label:22s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms")
-    stop = mp.Event()
-    load = [mp.Process(target=busy, args=(stop,)) for _ in range(2)]
-    for p in load:
-        p.start()
-    try:
-        time.sleep(1.0)
-        for label, run in (("this release", ours), ("before (OpenMP team)", before)):
-            p50, p99 = timed(run, queries)
-            print(f"both cores busy, {label:22s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms")
-    finally:
-        stop.set()
+        return run
+
+    runs = []
+    for spec, index in zip(specs, indexes, strict=True):
+        for nprobe in sweep or [spec.nprobe]:
+            ix.prepare(index, nprobe)
+            got = [set(ix.on_search_thread(lambda q=q, i=index: ix.search(i, q, 50))[0].tolist())
+                   for q in queries[:50]]  # fmt: skip
+            recall = np.mean(
+                [len(g & set(t.tolist())) / 50 for g, t in zip(got, truth, strict=True)]
+            )
+            label = f"{spec} nprobe {nprobe}"
+            print(f"{label}: recall@50 {recall:.3f}, {disk_bytes(index) / n:.0f} B/vector on disk")
+            runs.append((label, index, nprobe))
+    for busy_cores in (0, 2):
+        stop = mp.Event()
+        load = [mp.Process(target=busy, args=(stop,)) for _ in range(busy_cores)]
         for p in load:
-            p.join()
+            p.start()
+        try:
+            time.sleep(1.0 if busy_cores else 0.0)
+            state = "both cores busy" if busy_cores else "quiet"
+            print(f"-- {state} (load average {load_average()})")
+            for i, (label, index, nprobe) in enumerate(runs):
+                ix.prepare(index, nprobe)
+                ours(index)(queries[0])
+                p50, p99, cpu = timed(ours(index), queries)
+                print(f"{label:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
+                if i == 0:
+                    p50, p99, cpu = timed(before(index), queries)
+                    label += ", before (OpenMP team)"
+                    print(f"{label:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
+        finally:
+            stop.set()
+            for p in load:
+                p.join()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import warnings
 
 import faiss
@@ -15,6 +16,7 @@ import pytest
 
 import exbert_widget as ew
 from exbert_widget.cli import main as cli_main
+from exbert_widget.corpus import index as ix
 from exbert_widget.corpus import manifest as mf
 from tests import corpus_craft as craft
 from tests.test_corpus_index import TEXT
@@ -45,6 +47,17 @@ def built_ivf(tiny_bert, tmp_path_factory):
     root = tmp_path_factory.mktemp("v") / "ivf"
     ew.build_corpus(TEXT, tiny_bert, root, index="RR,IVF8,SQ6", progress=False).close()
     return root
+
+
+@pytest.fixture(scope="module")
+def built_fastscan(tiny_bert, tmp_path_factory):
+    """A fast-scan corpus: IndexRefine files (4-bit fast-scan inverted file + SQ6 codes)."""
+    root = tmp_path_factory.mktemp("v") / "fs"
+    ew.build_corpus(TEXT, tiny_bert, root, index=FASTSCAN, progress=False).close()
+    return root
+
+
+FASTSCAN = "RR,IVF8,PQx4fs,SQ6"  # what "auto" picks for large corpora (8 sub-quantizers here)
 
 
 def _all_hits(corpus: ew.Corpus) -> list[list]:
@@ -450,3 +463,79 @@ def test_verify_modes(built):
     fast = ew.Corpus.open(built)
     assert [n for n, held in fast._files.files.items() if held.verified] == ["tokens.h5"]
     assert _all_hits(fast) == _all_hits(corpus)
+
+
+# -- fast-scan indexes (IndexRefine of a fast-scan inverted file and SQ6 codes) ------------------
+
+
+def _first_list_ids(path) -> tuple[int, int]:
+    """(offset of the first non-empty block list's ids, their count) in a fast-scan index file."""
+    raw = path.read_bytes()
+    pos = raw.index(b"ilbl") + 4 + 4 * 8
+    while True:
+        (count,) = struct.unpack_from("<Q", raw, pos)
+        if count:
+            return pos + 8, count
+        pos += 8 + 8  # an empty list: its ids' count, then its codes' count (0)
+
+
+def test_a_fastscan_corpus_opens_verified_and_searches_like_its_own_files(built_fastscan):
+    corpus = ew.Corpus.open(built_fastscan, verify="full")
+    assert corpus.manifest["index"] == FASTSCAN
+    hits = _all_hits(corpus)
+    # the same hits from FAISS's own unverified read of the same files
+    raw = faiss.read_index(str(built_fastscan / "index" / "embedding_1.faiss"))
+    rot = faiss.read_VectorTransform(str(built_fastscan / "index" / "rotation_32.faiss"))
+    loaded = corpus._index("embedding", 1)
+    q = np.random.default_rng(3).normal(size=32).astype(np.float32)
+    own = faiss.IndexPreTransform(rot, raw)
+    np.testing.assert_array_equal(ix.search(loaded, q, 5)[0], ix.search(own, q, 5)[0])
+    corpus.close()
+    assert _all_hits(ew.Corpus.open(built_fastscan)) == hits
+
+
+def test_fastscan_index_structure_is_checked_at_open(built_fastscan, built_ivf, tmp_path):
+    root = craft.copy(built_fastscan, tmp_path / "c")
+    path = root / "index" / "context_0.faiss"
+    raw = path.read_bytes()
+    at = raw.index(b"ilbl") + 4
+    craft.set_u64(path, at + 16, 64)  # vectors per block: FAISS's fast-scan kernels need 32
+    craft.reseal(root)
+    with pytest.raises(ew.CorpusError, match="block inverted lists of another shape"):
+        ew.Corpus.open(root)
+    path.write_bytes(raw)
+    ids_at, count = _first_list_ids(path)
+    craft.set_u64(path, ids_at - 8, count + 10**9)  # a list claiming a billion ids
+    craft.reseal(root)
+    with pytest.raises(ew.CorpusError, match=r"context_0\.faiss: is truncated or corrupt"):
+        ew.Corpus.open(root)
+    path.write_bytes(raw)
+    craft.patch(path, len(raw) - 4, struct.pack("<f", float("nan")))  # k_factor, the last field
+    craft.reseal(root)
+    with pytest.raises(ew.CorpusError, match="re-ranking factor of nan"):
+        ew.Corpus.open(root)
+    path.write_bytes(raw)
+    craft.patch(path, raw.index(b"IwPf"), b"IwSq")
+    craft.reseal(root)
+    with pytest.raises(ew.CorpusError, match="candidate index other than a fast-scan"):
+        ew.Corpus.open(root)
+    # an index of a plain IVF corpus, sealed into the fast-scan corpus
+    shutil.copy(built_ivf / "index" / "context_0.faiss", path)
+    craft.reseal(root)
+    with pytest.raises(ew.CorpusError, match=r"is a FAISS 'IwSq' index where .* needs 'IxRF'"):
+        ew.Corpus.open(root)
+
+
+def test_fastscan_ids_that_are_not_a_permutation_are_refused_before_a_search(
+    built_fastscan, tmp_path
+):
+    root = craft.copy(built_fastscan, tmp_path / "c")
+    path = root / "index" / "embedding_1.faiss"
+    ids_at, count = _first_list_ids(path)
+    assert count >= 2
+    first = path.read_bytes()[ids_at : ids_at + 8]
+    craft.patch(path, ids_at + 8, first)  # the list's second id = its first
+    craft.reseal(root)
+    corpus = ew.Corpus.open(root)  # structure intact: found when the index is loaded
+    with pytest.raises(ew.CorpusError, match=r"ids are not 0\.\.ntotal-1, each once"):
+        corpus.search(np.ones(32), 1)

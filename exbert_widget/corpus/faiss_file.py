@@ -13,8 +13,10 @@ before the first search.
 
 Accepted: IndexScalarQuantizer (``IxSQ``), IndexFlatIP (``IxFI``), IndexIVFScalarQuantizer
 (``IwSq``) and IndexIVFFlat (``IwFl``) over a flat inner-product coarse quantizer, with
-in-memory inverted lists (``ilar``), and a plain LinearTransform (``LTra``) for the rotation:
-what a corpus build writes (FAISS 1.15's layout, little-endian).
+in-memory inverted lists (``ilar``); for fast-scan specs an IndexRefine (``IxRF``) of an
+IndexIVFPQFastScan (``IwPf``, 4-bit codes in block inverted lists, ``ilbl``, no direct map) and
+an ``IxSQ`` / ``IxFI`` of the same vectors; and a plain LinearTransform (``LTra``) for the
+rotation: what a corpus build writes (FAISS 1.15's layout, little-endian).
 """
 
 from __future__ import annotations
@@ -36,21 +38,27 @@ _SQ = {
 }
 _METRIC_INNER_PRODUCT = 0
 _DIRECT_MAP_NONE, _DIRECT_MAP_ARRAY = 0, 1
+_FASTSCAN_BLOCK = 32  # vectors per block of a fast-scan inverted list (FAISS's bbs)
+_FASTSCAN_KSUB = 16  # centroids per sub-quantizer of a 4-bit code
 
 
 @dataclass(frozen=True)
 class IndexShape:
     """What one index file must hold: ``d``-dimensional vectors, ``ntotal`` of them, coded by
     ``quantizer`` (``"SQ6"``, ``"SQ8"``, ``"SQ4"``, ``"SQfp16"`` or ``"Flat"``), in an inverted
-    file of at most ``nlist`` lists (0: none)."""
+    file of at most ``nlist`` lists (0: none); with ``fastscan`` sub-quantizers, the inverted
+    file holds 4-bit fast-scan codes and ``quantizer``'s codes sit beside it (IndexRefine)."""
 
     d: int
     ntotal: int
     quantizer: str
     nlist: int = 0
+    fastscan: int = 0
 
     @property
     def fourcc(self) -> str:
+        if self.fastscan:
+            return "IxRF"
         if self.nlist:
             return "IwFl" if self.quantizer == "Flat" else "IwSq"
         return "IxFI" if self.quantizer == "Flat" else "IxSQ"
@@ -119,6 +127,15 @@ def check_index_file(held: HeldFile, shape: IndexShape) -> None:
         CorpusError: naming the file and the first field that is not what it must be.
     """
     c = _Cursor(held)
+    if shape.fastscan:
+        _refine_index(c, shape)
+    else:
+        _codes_index(c, shape)
+    _at_end(c)
+
+
+def _codes_index(c: _Cursor, shape: IndexShape) -> None:
+    """One of the four plain index types, from its fourcc to its last code."""
     fourcc = c.fourcc("the index type")
     if fourcc != shape.fourcc:
         raise c.fail(f"is a FAISS {fourcc!r} index where this corpus's spec needs {shape.fourcc!r}")
@@ -144,7 +161,68 @@ def check_index_file(held: HeldFile, shape: IndexShape) -> None:
         c.vector(1, "the codes", shape.ntotal * shape.code_size)
     else:  # IndexFlat writes its codes' size in floats
         c.vector(4, "the vectors", shape.ntotal * shape.d)
-    _at_end(c)
+
+
+def _refine_index(c: _Cursor, shape: IndexShape) -> None:
+    """An IndexRefine: the fast-scan inverted file, then the re-ranking codes, then k_factor."""
+    fourcc = c.fourcc("the index type")
+    if fourcc != "IxRF":
+        raise c.fail(f"is a FAISS {fourcc!r} index where this corpus's spec needs 'IxRF'")
+    _index_header(c, shape.d, shape.ntotal, "the index")
+    _fastscan_ivf(c, shape)
+    _codes_index(c, IndexShape(shape.d, shape.ntotal, shape.quantizer))
+    k_factor = c.unpack("f", "k_factor")
+    if not 1.0 <= k_factor <= 1e6:  # NaN fails too
+        raise c.fail(f"has a re-ranking factor of {k_factor}")
+
+
+def _fastscan_ivf(c: _Cursor, shape: IndexShape) -> None:
+    """An IndexIVFPQFastScan of 4-bit codes, ``shape.fastscan`` sub-quantizers, no direct map."""
+    if c.fourcc("the candidate index type") != "IwPf":
+        raise c.fail("has a candidate index other than a fast-scan inverted file")
+    _index_header(c, shape.d, shape.ntotal, "the candidate index")
+    nlist = c.unpack("Q", "nlist")
+    if not 1 <= nlist <= shape.nlist:
+        raise c.fail(f"has {nlist} inverted lists where the spec allows 1 to {shape.nlist}")
+    c.unpack("Q", "nprobe")
+    _coarse_quantizer(c, shape.d, nlist)
+    if c.unpack("b", "the direct map type") != _DIRECT_MAP_NONE:
+        raise c.fail("has a direct map, which a fast-scan index of a corpus has not")
+    c.vector(8, "the direct map", 0)
+    m = shape.fastscan
+    m2 = m + m % 2
+    by_residual, code_size, bbs, got_m2, _, _ = c.unpack("BQiQiQ", "the fast-scan settings")
+    if by_residual not in (0, 1):
+        raise c.fail("has an invalid by_residual flag")
+    if (code_size, bbs, got_m2) != ((m + 1) // 2, _FASTSCAN_BLOCK, m2):
+        raise c.fail("has fast-scan code sizes other than its spec's")
+    if c.unpack("QQQ", "the product quantizer") != (shape.d, m, 4):
+        raise c.fail(f"has a product quantizer other than {m} sub-quantizers of 4 bits")
+    c.vector(4, "the product quantizer centroids", shape.d * _FASTSCAN_KSUB)
+    _block_lists(c, nlist, shape, m2 * _FASTSCAN_BLOCK // 2)
+
+
+def _block_lists(c: _Cursor, nlist: int, shape: IndexShape, block_size: int) -> None:
+    """Fast-scan block inverted lists: per list its ids, then its codes in whole blocks."""
+    if c.fourcc("the inverted lists type") != "ilbl":
+        raise c.fail("holds inverted lists other than fast-scan blocks in the index file")
+    # code_size: FAISS writes "not a per-vector size" ((size_t)-1) for block lists
+    if c.unpack("QQQQ", "the inverted lists header") != (
+        nlist,
+        2**64 - 1,
+        _FASTSCAN_BLOCK,
+        block_size,
+    ):
+        raise c.fail("has block inverted lists of another shape than its index")
+    total = 0
+    for _ in range(nlist):
+        count = c.unpack("Q", "the size of a list's ids")
+        c.skip(8 * count, "a list's ids")
+        blocks = (count + _FASTSCAN_BLOCK - 1) // _FASTSCAN_BLOCK
+        c.vector(1, "a list's codes", blocks * block_size)
+        total += count
+    if total != shape.ntotal:
+        raise c.fail(f"has {total} vectors in its lists where the index says {shape.ntotal}")
 
 
 def check_rotation_file(held: HeldFile, d: int) -> None:
@@ -284,6 +362,9 @@ def _check_loaded_index(held: HeldFile, index: faiss.Index, shape: IndexShape) -
     finite quantizer ranges and vectors."""
     if index.d != shape.d or index.ntotal != shape.ntotal or not index.is_trained:
         raise held.error("was read as another index than its header says")
+    if shape.fastscan:
+        _check_loaded_refine(held, index, shape)
+        return
     ivf = index if shape.nlist else None
     if ivf is not None:
         _check_inverted_lists(held, ivf, shape)
@@ -295,13 +376,27 @@ def _check_loaded_index(held: HeldFile, index: faiss.Index, shape: IndexShape) -
             raise held.error("holds non-finite vectors; build the corpus again")
 
 
+def _check_loaded_refine(held: HeldFile, index, shape: IndexShape) -> None:
+    """A fast-scan spec's IndexRefine: its inverted file's ids and centroids, then its
+    re-ranking codes as an index of their own."""
+    base = faiss.downcast_index(index.base_index)
+    refine = faiss.downcast_index(index.refine_index)
+    if base.d != shape.d or base.ntotal != shape.ntotal or not base.is_trained:
+        raise held.error("has a candidate index other than its header says")
+    _check_inverted_lists(held, base, shape)
+    if not np.isfinite(faiss.vector_to_array(base.pq.centroids)).all():
+        raise held.error("has non-finite product quantizer centroids; build the corpus again")
+    _check_loaded_index(held, refine, IndexShape(shape.d, shape.ntotal, shape.quantizer))
+
+
 def _check_inverted_lists(held: HeldFile, ivf, shape: IndexShape) -> None:
     quantizer = faiss.downcast_index(ivf.quantizer)
     centroids = faiss.vector_to_array(quantizer.codes).view(np.float32)  # type: ignore[attr-defined]
     if not np.isfinite(centroids).all():
         raise held.error("has non-finite list centroids; build the corpus again")
     lists = faiss.downcast_InvertedLists(ivf.invlists)
-    if not isinstance(lists, faiss.ArrayInvertedLists):
+    kind = faiss.BlockInvertedLists if shape.fastscan else faiss.ArrayInvertedLists
+    if not isinstance(lists, kind):
         raise held.error("does not keep its inverted lists in memory")
     sizes = np.array([lists.list_size(i) for i in range(ivf.nlist)], dtype=np.int64)
     ids = np.concatenate(
@@ -310,7 +405,7 @@ def _check_inverted_lists(held: HeldFile, ivf, shape: IndexShape) -> None:
     )
     if len(ids) != shape.ntotal or not _is_permutation(ids, shape.ntotal):
         raise held.error("has inverted lists whose ids are not 0..ntotal-1, each once")
-    if shape.quantizer == "Flat":
+    if shape.quantizer == "Flat" and not shape.fastscan:
         for i, n in enumerate(sizes):
             codes = faiss.rev_swig_ptr(lists.get_codes(i), int(n) * shape.code_size)
             if n and not np.isfinite(codes.view(np.float32)).all():

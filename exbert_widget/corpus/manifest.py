@@ -47,7 +47,9 @@ MAX_COUNT = 1 << 40
 MAX_NPROBE = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUILD_ID = re.compile(r"^[0-9a-f]{32}$")
-_SPEC = re.compile(r"^(RR,)?(?:IVF([1-9][0-9]{0,6}),)?(SQ8|SQ6|SQ4|SQfp16|Flat)$")
+_SPEC = re.compile(
+    r"^(RR,)?(?:IVF([1-9][0-9]{0,6}),(?:PQ([1-9][0-9]{0,3})?x4fs,)?)?(SQ8|SQ6|SQ4|SQfp16|Flat)$"
+)
 
 
 def index_name(kind: str, layer: int) -> str:

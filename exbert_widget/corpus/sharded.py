@@ -246,7 +246,7 @@ class ShardedIndex:
         the lower position first, as one index gives them)."""
 
         def one(i, part):
-            scores, ids = part.search(q[None], min(n, part.ntotal), params=ix._params(part, nprobe))
+            scores, ids = ix.candidate_search(part, q, min(n, part.ntotal), nprobe)
             keep = ids[0] >= 0
             return scores[0][keep], ids[0][keep] + self.starts[i]
 

@@ -176,8 +176,16 @@ class Corpus:
 
     def _shape(self, kind: str) -> IndexShape:
         spec = self._spec
+        try:
+            subquantizers = spec.subquantizers(self._dim(kind))
+        except ValueError as exc:
+            raise CorpusError(f"{str(self.root)!r}: manifest.json: {exc}") from None
         return IndexShape(
-            self._dim(kind), self.manifest["counts"]["tokens"], spec.quantizer, spec.nlist
+            self._dim(kind),
+            self.manifest["counts"]["tokens"],
+            spec.quantizer,
+            spec.nlist,
+            subquantizers,
         )
 
     def __repr__(self) -> str:
@@ -450,7 +458,7 @@ class Corpus:
             restricted = np.sqrt(np.square(norms[ids][:, list(heads)]).sum(axis=1))
             approx = dots / np.maximum(restricted, 1e-6)
             order = np.argsort(-approx, kind="stable")
-            n = min(len(ids), max(ix.RERANK * k, 200))
+            n = min(len(ids), max(ix.rerank_factor(index) * k, 200))
             while True:
                 found, scores = ix.rerank(index, q, ids[order[:n]], None, mask)
                 if accept is not None:
