@@ -384,7 +384,7 @@ def _check_loaded_refine(held: HeldFile, index, shape: IndexShape) -> None:
     if base.d != shape.d or base.ntotal != shape.ntotal or not base.is_trained:
         raise held.error("has a candidate index other than its header says")
     _check_inverted_lists(held, base, shape)
-    if not np.isfinite(faiss.vector_to_array(base.pq.centroids)).all():
+    if not np.isfinite(faiss.vector_to_array(base.pq.centroids)).all():  # type: ignore[attr-defined]
         raise held.error("has non-finite product quantizer centroids; build the corpus again")
     _check_loaded_index(held, refine, IndexShape(shape.d, shape.ntotal, shape.quantizer))
 
@@ -395,7 +395,7 @@ def _check_inverted_lists(held: HeldFile, ivf, shape: IndexShape) -> None:
     if not np.isfinite(centroids).all():
         raise held.error("has non-finite list centroids; build the corpus again")
     lists = faiss.downcast_InvertedLists(ivf.invlists)
-    kind = faiss.BlockInvertedLists if shape.fastscan else faiss.ArrayInvertedLists
+    kind = faiss.BlockInvertedLists if shape.fastscan else faiss.ArrayInvertedLists  # type: ignore[attr-defined]
     if not isinstance(lists, kind):
         raise held.error("does not keep its inverted lists in memory")
     sizes = np.array([lists.list_size(i) for i in range(ivf.nlist)], dtype=np.int64)
