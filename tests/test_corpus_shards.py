@@ -276,3 +276,24 @@ def test_quantisers_are_read_only_once_marked_whole(minilm, tmp_path):
     assert sb.read_templates(partial.root, chosen) is None
     with pytest.raises(CorpusError, match=r"could not train .*the sample had no sentence"):
         sb.wait_for_templates(partial.root, chosen)
+
+
+def test_a_sharded_fast_scan_corpus_finds_its_own_tokens(minilm, tmp_path):
+    """Shards of the fast-scan code (what ``auto`` picks for large corpora) share the top's
+    trained quantiser, open verified, and a corpus token's own vector finds that token first."""
+    spec = "RR,IVF8,PQx4fs,SQ6"
+    out = tmp_path / "fs"
+    ew.build_corpus(SOURCE, minilm, out, shards=SHARDS, index=spec, progress=False)
+    corpus = ew.Corpus.open(out, verify="full")
+    assert corpus.manifest["index"] == spec
+    assert {shard.manifest["index"] for shard in corpus.shards} == {spec}
+    last = len(corpus.sentences) - 1
+    for sid in (0, last // 2, last):
+        table = corpus.sentence_tokens(sid)
+        embedding, contexts = minilm.token_vectors([minilm.encode(corpus.sentences[sid])])
+        token = int(table["token_index"].iloc[len(table) // 2])
+        for kind, vectors, layer in (("embedding", embedding, 4), ("context", contexts, 2)):
+            hits = corpus.search(vectors[layer, token].numpy(), layer, by=kind, k=5)
+            first = hits.iloc[0]
+            assert (int(first["sentence_id"]), int(first["token_index"])) == (sid, token)
+            assert first["score"] > 0.98
