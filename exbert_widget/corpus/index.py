@@ -46,9 +46,8 @@ class IndexSpec:
     ``PQ<m>x4fs`` (inverted files only) = the lists hold 4-bit product-quantiser codes of ``m``
     sub-vectors, scanned with FAISS's fast-scan kernels for candidates, which are re-ranked on
     the codes named last (``SQ6``...), kept beside them by position (a FAISS ``IndexRefine``);
-    ``PQx4fs``
-    = one sub-vector per 4 dimensions of whatever width the vectors have (what ``auto`` picks
-    for large corpora).
+    ``PQx4fs`` = one sub-vector per 4 dimensions of whatever width the vectors have (what
+    ``auto`` picks for large corpora).
     """
 
     quantizer: str = "SQ6"
