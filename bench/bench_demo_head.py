@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import Counter
 
 import numpy as np
@@ -25,11 +26,10 @@ from common import ROOT
 import exbert_widget as ew
 from exbert_widget.corpus.text import read_paragraphs
 
-BOOKS = [
-    ROOT.parent / "shared" / "data" / "the-wonderful-wizard-of-oz.txt",
-    ROOT.parent / "shared" / "data" / "dorothy-and-the-wizard-in-oz.txt",
-]
-SAMPLE = ROOT / "corpus" / "sample.txt"
+sys.path.insert(0, str(ROOT / "scripts"))
+# the books, their held-out tenth and the sample text exactly as the head was trained and tested
+from train_demo_head import SAMPLE, split_books
+
 # a sentence ends at . ! or ? (a closing quote may follow) before a capital or an opening quote
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"])|(?<=[.!?][\"'])\s+(?=[A-Z\"])")
 
@@ -42,17 +42,6 @@ def sentences(paragraphs: list[str], lm) -> list[str]:
             if 5 <= len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 60:
                 out.append(text)
     return out
-
-
-def split_books() -> tuple[list[str], list[str]]:
-    """(training paragraphs, held-out paragraphs) as the training script splits them."""
-    train, held = [], []
-    for book in BOOKS:
-        paragraphs = list(read_paragraphs(book))
-        cut = int(len(paragraphs) * 0.9)
-        train += paragraphs[:cut]
-        held += paragraphs[cut:]
-    return train, held
 
 
 def measure(lm, texts: list[str], unigram: list[str], seed: int) -> dict[str, float]:
