@@ -121,7 +121,7 @@ def token_probabilities(side: Side, wanted: Sequence[Sequence[str]]) -> list[lis
     convert = lm.tokenizer.convert_tokens_to_ids
     out: list[list[float]] = []
     for start in range(0, len(wanted), _ROWS):
-        block = logits[start : start + _ROWS].float()
+        block = logits[start : start + _ROWS]
         logprobs = block - torch.logsumexp(block, dim=-1, keepdim=True)
         for row, tokens in enumerate(wanted[start : start + _ROWS]):
             token_ids = torch.tensor(convert(list(tokens)), dtype=torch.long, device=lm.device)
