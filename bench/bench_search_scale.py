@@ -3,15 +3,19 @@
 Synthetic vectors of all-MiniLM-L6-v2's shape (384 dimensions; clustered, with a few outlier
 dimensions as BERT has, L2-normalised), in the index ``"auto"`` picks for that many, and in any
 other specs given (``--specs``, separated by ``;``). For each size and spec it prints p50/p99 of
-k = 50 through ``exbert_widget.corpus.index.on_search_thread(ix.search)`` plus the hits DataFrame
-a corpus builds (50 rows of metadata), recall@50 against exact float32 search (50 queries, brute
-force over the same vectors, chunk by chunk), the index's bytes on disk and the process's
+k = 50 through ``exbert_widget.corpus.index.on_search_thread(ix.search)`` plus the hits
+DataFrame ``Corpus.search`` returns (13 columns, built by ``Corpus._hits`` over a synthetic
+token table), recall@50 against exact float32 search (50 queries, brute force over the same
+vectors, chunk by chunk), the index's bytes on disk and the process's
 resident memory; then the same while two other processes keep both cores busy, against the
 anchor measured in the same run: FAISS called from the caller's thread with OpenMP's default
 team (what search did before: its threads spin at barriers, waiting for a descheduled member).
 
 Usage: python bench/bench_search_scale.py [--sizes 1000000,10000000] [--queries 200]
-           [--specs "RR,IVF2048,SQ6;RR,IVF2048,PQ96x4fs,SQ6"] [--nprobe 64,128]
+           [--specs "RR,IVF2048,SQ6;RR,IVF2048,PQ96x4fs,SQ6"] [--nprobe 64,128] [--keep DIR]
+
+``--keep DIR`` saves the built indexes there and reads them back on the next run (a 10 M build
+takes far longer than its measurement: build once, measure when the machine is quiet).
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import pandas as pd
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 from exbert_widget.corpus import index as ix
+from exbert_widget.corpus.store import Corpus
 
 DIM = 384
 CHUNK = 250_000
@@ -79,13 +83,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--specs", default="", help="more index specs, ';'-separated")
     parser.add_argument("--nprobe", default="", help="nprobe values to sweep, ','-separated")
+    parser.add_argument(
+        "--keep", default="", help="a folder to save the built indexes in and reuse them from"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((4096, DIM)).astype(np.float32)
     specs = [s for s in args.specs.split(";") if s]
     sweep = [int(v) for v in args.nprobe.split(",") if v]
     for n in [int(s) for s in args.sizes.split(",")]:
-        measure(n, args.queries, centers, specs, sweep)
+        measure(n, args.queries, centers, specs, sweep, Path(args.keep) if args.keep else None)
 
 
 def build(n: int, specs: list[ix.IndexSpec], centers: np.ndarray, queries: np.ndarray):
@@ -119,36 +126,69 @@ def build(n: int, specs: list[ix.IndexSpec], centers: np.ndarray, queries: np.nd
     return indexes, best_i
 
 
+def hit_table(n: int) -> Corpus:
+    """A ``Corpus`` holding nothing but what its ``_hits`` reads, for ``n`` synthetic tokens
+    (20 a sentence): each search's hits DataFrame (13 columns, 50 rows) is built by the
+    library's own code."""
+    table = Corpus.__new__(Corpus)
+    rows = np.arange(n)
+    words = np.array([f"word{i}" for i in range(1000)], dtype=object)
+    labels = np.array(["NOUN", "VERB", "ADJ", "DET", "PROPN"], dtype=object)
+    start = (rows % 20 * 6).astype(np.int32)
+    table._index_rows = rows
+    table.__dict__["_hit_columns"] = {
+        "sentence_id": (rows // 20).astype(np.int32),
+        "token_index": (rows % 20).astype(np.int32),
+        "token": words[rows % 1000],
+        **{name: labels[rows % 5] for name in ("pos", "dep", "ent")},
+        "start": start,
+        "end": start + 5,
+        "word_start": start,
+        "word_end": start + 5,
+    }
+    table.__dict__["_sentence_list"] = [
+        " ".join(f"word{(s * 20 + i) % 1000}" for i in range(20)) for s in range(n // 20 + 1)
+    ]
+    return table
+
+
 def disk_bytes(index: faiss.Index) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ix.save(index, Path(tmp) / "index.faiss")
         return sum(p.stat().st_size for p in Path(tmp).iterdir())
 
 
-def measure(n: int, n_queries: int, centers: np.ndarray, more: list[str], sweep: list[int]):
+def built(n: int, specs: list[ix.IndexSpec], centers, queries, keep: Path | None):
+    """:func:`build`, or the indexes and exact top 50 saved by an earlier run in ``keep``."""
+    paths = [keep / f"{n}-{str(spec).replace(',', '_')}.faiss" for spec in specs] if keep else []
+    if keep and (keep / f"{n}-truth.npy").exists() and all(p.exists() for p in paths):
+        rotation = faiss.read_VectorTransform(str(keep / f"rotation_{DIM}.faiss"))
+        indexes = [faiss.IndexPreTransform(rotation, faiss.read_index(str(p))) for p in paths]
+        for spec, index in zip(specs, indexes, strict=True):
+            ix.prepare(index, spec.nprobe)
+        return indexes, np.load(keep / f"{n}-truth.npy"), "read back"
+    started = time.perf_counter()
+    indexes, truth = build(n, specs, centers, queries)
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        for index, path in zip(indexes, paths, strict=True):
+            ix.save(index, path)
+        np.save(keep / f"{n}-truth.npy", truth)
+    return indexes, truth, f"built in {time.perf_counter() - started:.0f} s"
+
+
+def measure(n, n_queries, centers, more: list[str], sweep: list[int], keep: Path | None):
     """Build the indexes of ``n`` vectors and print their latencies, quiet and loaded."""
     specs = [ix.IndexSpec.parse("auto", expected_vectors=n)]
     specs += [ix.IndexSpec.parse(s) for s in more if s != str(specs[0])]
     queries = vectors(n_queries, 7, centers)
-    started = time.perf_counter()
-    indexes, truth = build(n, specs, centers, queries[:50])
-    print(f"\n== {n:,} vectors, built in {time.perf_counter() - started:.0f} s; resident memory "
-          f"{rss_gb():.1f} GB; load average {load_average()}")  # fmt: skip
-    meta = {
-        "sentence_id": np.arange(n, dtype=np.int32) // 20,
-        "token_index": np.arange(n, dtype=np.int32) % 20,
-        "token": np.array(["token"] * 1000, dtype=object),
-    }
+    indexes, truth, how = built(n, specs, centers, queries[:50], keep)
+    print(f"\n== {n:,} vectors, {how}; resident memory {rss_gb():.1f} GB; "
+          f"load average {load_average()}")  # fmt: skip
+    table = hit_table(n)
 
     def hits(ids, scores):
-        return pd.DataFrame(
-            {
-                "sentence_id": meta["sentence_id"][ids],
-                "token_index": meta["token_index"][ids],
-                "score": scores,
-                "token": meta["token"][ids % 1000],
-            }
-        )
+        return table._hits(ids, scores)
 
     def ours(index):
         return lambda q: hits(*ix.on_search_thread(lambda: ix.search(index, q, 50)))

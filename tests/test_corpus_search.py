@@ -4,6 +4,7 @@ reference over the stored vectors: k hits whenever the corpus has them."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import exbert_widget as ew
@@ -196,3 +197,19 @@ def test_whole_words_of_hits_are_the_sentence_words(flat):
         if hit.word_start >= 0:
             assert hit.sentence[hit.word_start : hit.word_end] == hit.whole_word
             assert hit.word_start <= hit.token_start < hit.token_end <= hit.word_end
+
+
+def test_hits_are_the_token_table_rows_with_the_dtypes_pandas_infers(flat):
+    """Hits are built from string arrays taken row by row (not converted per search): the
+    values are the token table's and the sentences', and each column's dtype is the one pandas
+    itself infers for those values."""
+    hits = flat.search(np.ones(32), 1, k=40)
+    table = flat.tokens.set_index(["sentence_id", "token_index"])
+    rows = table.loc[list(zip(hits.sentence_id, hits.token_index, strict=True))]
+    for name in ("token", "pos", "dep", "ent"):
+        assert hits[name].tolist() == rows[name].astype(object).tolist()
+    assert hits.sentence.tolist() == [flat.sentences[s] for s in hits.sentence_id]
+    strings = ["token", "pos", "dep", "ent", "sentence", "whole_word"]
+    inferred = pd.DataFrame({name: hits[name].tolist() for name in strings})
+    for name in strings:
+        assert hits[name].dtype == inferred[name].dtype, name

@@ -320,14 +320,41 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     return index.reconstruct_batch(ids)
 
 
-def _decode_rows(index: faiss.IndexScalarQuantizer, ids: np.ndarray) -> np.ndarray:
+def _decode_rows(
+    index: faiss.IndexScalarQuantizer, ids: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Rows ``ids`` of a flat scalar-quantizer index decoded in one batch (FAISS's own
-    ``reconstruct_batch`` sets a decoder up for every row: ~1.5x the time for 200 rows)."""
+    ``reconstruct_batch`` sets a decoder up for every row: ~1.5x the time for 200 rows), into
+    ``out`` when given ([len(ids), d] float32, C-contiguous)."""
     if ids.min() < 0 or ids.max() >= index.ntotal:
         raise IndexError(f"ids outside 0..{index.ntotal - 1}")
     size = index.code_size
-    codes = faiss.rev_swig_ptr(index.codes.data(), index.ntotal * size)  # a view, no copy
-    return index.sa_decode(np.ascontiguousarray(codes.reshape(-1, size)[ids]))
+    codes = faiss.rev_swig_ptr(index.codes.data(), index.ntotal * size).reshape(-1, size)
+    if out is None:
+        return index.sa_decode(np.ascontiguousarray(codes[ids]))
+    picked = np.take(codes, ids, axis=0, out=_scratch("codes", len(ids), size, np.uint8))
+    index.sa_decode_c(len(ids), faiss.swig_ptr(picked), faiss.swig_ptr(out))
+    return out
+
+
+# Re-ranking decodes its candidates into arrays kept per thread: a fresh megabyte-sized array per
+# search (and numpy's temporaries for the norms) cost page faults worth several times the
+# decoding itself. Above SCRATCH_ROWS candidates (a filtered search that had to widen), fresh
+# arrays are used, so that no thread keeps a large buffer.
+SCRATCH_ROWS = 4096
+_scratch_arrays = threading.local()
+
+
+def _scratch(name: str, rows: int, width: int, dtype: Any) -> np.ndarray:
+    """This thread's scratch array ``name`` of shape [rows, width] (reused, contents undefined);
+    a fresh one above :data:`SCRATCH_ROWS` rows."""
+    if rows > SCRATCH_ROWS:
+        return np.empty((rows, width), dtype)
+    buf = getattr(_scratch_arrays, name, None)
+    if buf is None or buf.shape[1] != width or buf.dtype != dtype:
+        buf = np.empty((SCRATCH_ROWS, width), dtype)
+        setattr(_scratch_arrays, name, buf)
+    return buf[:rows]
 
 
 def search(
@@ -525,10 +552,11 @@ def rerank(
     first."""
     q = normalise(np.where(mask, query, 0.0) if mask is not None else query).reshape(-1)
     if mask is None:
-        decoded, q = _decoded_as_stored(index, ids, q)
+        decoded, q = _decoded_as_stored(index, np.asarray(ids, dtype=np.int64), q)
     else:  # the heads' dimensions are the model's: decode back through the rotation
         decoded = np.where(mask, reconstruct(index, ids), 0.0)
-    norms = np.maximum(np.linalg.norm(decoded, axis=1), 1e-12)
+    # row norms without a temporary the size of ``decoded``
+    norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", decoded, decoded)), 1e-12)
     scores = (decoded @ q) / norms
     order = np.argsort(-scores, kind="stable")[:k]
     return np.asarray(ids)[order], scores[order].astype(np.float32)
@@ -540,14 +568,27 @@ def _decoded_as_stored(
     """The decoded vectors of ``ids`` and the query ``q``, both in the space the codes live in
     (behind the rotation): the rotation keeps cosines, and rotating one query costs a
     matrix-vector product where rotating every candidate back cost a matrix product (~10 ms of
-    a 1 M search on a loaded 2-core machine)."""
+    a 1 M search on a loaded 2-core machine). Flat scalar-quantizer codes (plain, or a fast-scan
+    spec's re-ranking codes) decode into this thread's scratch array."""
     rotated = None if hasattr(index, "parts") else _rotated(index)
     if rotated:
         vt, inner = rotated
         if isinstance(vt, faiss.LinearTransform) and vt.is_orthonormal and not vt.have_bias:
             a = faiss.vector_to_array(vt.A).reshape(vt.d_out, vt.d_in)
-            return reconstruct(inner, ids), a @ q
-    return reconstruct(index, ids), q
+            return _decode_stored(inner, ids), a @ q
+    return _decode_stored(index, ids), q
+
+
+def _decode_stored(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+    """:func:`reconstruct` of an index behind its rotation; flat scalar-quantizer codes decode
+    into this thread's scratch array (valid until its next search)."""
+    if hasattr(index, "parts"):  # a sharded corpus's indexes decode shard by shard
+        return reconstruct(index, ids)
+    refined = _refined(index)
+    flat = refined[1] if refined else faiss.downcast_index(index)
+    if len(ids) and isinstance(flat, faiss.IndexScalarQuantizer):
+        return _decode_rows(flat, ids, _scratch("decoded", len(ids), flat.d, np.float32))
+    return reconstruct(index, ids)
 
 
 def scan(

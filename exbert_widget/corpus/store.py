@@ -36,6 +36,7 @@ from . import manifest as mf
 from .annotate import LABELS
 from .faiss_file import IndexShape, check_index_file, check_rotation_file, read_index, read_rotation
 from .files import BuildFiles
+from .hit_strings import StringColumn, strings
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .tokens_file import SPAN_COLUMNS, TokenFile
 
@@ -495,14 +496,24 @@ class Corpus:
     def _sentence_list(self) -> list[str]:
         return self.sentences[:]
 
+    @cached_property
+    def _hit_strings(self) -> dict[str, StringColumn]:
+        """The string columns of hits, converted once (see :mod:`.hit_strings`)."""
+        columns = self._hit_columns
+        found = {name: StringColumn(columns[name]) for name in ("token", "pos", "dep", "ent")}
+        found["sentence"] = StringColumn(self._sentence_list)
+        return found
+
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         rows = self._index_rows[np.asarray(ids, dtype=np.int64)]
         columns = self._hit_columns  # loaded once, on the first search
-        data = {name: columns[name][rows] for name in RESULT_COLUMNS if name in columns}
+        data = {name: columns[name][rows] for name in ("sentence_id", "token_index")}
         data["score"] = np.asarray(scores, dtype=np.float32)
-        sentences = self._sentence_list
-        data["sentence"] = [sentences[s] for s in data["sentence_id"].tolist()]
-        data.update(self._words(rows, data["sentence"]))
+        text = self._hit_strings
+        data.update({name: text[name].take(rows) for name in ("token", "pos", "dep", "ent")})
+        data["sentence"] = text["sentence"].take(data["sentence_id"])
+        listed = self._sentence_list
+        data.update(self._words(rows, [listed[s] for s in data["sentence_id"].tolist()]))
         # one DataFrame built in its final column order: inserting and reordering cost more
         return pd.DataFrame({name: data[name] for name in RESULT_COLUMNS + WORD_COLUMNS})
 
@@ -512,7 +523,7 @@ class Corpus:
         if "start" not in columns:  # format 2: no offsets stored
             minus = np.full(len(rows), -1, dtype=np.int32)
             return {
-                "whole_word": columns["token"][rows],
+                "whole_word": self._hit_strings["token"].take(rows),
                 "word_start": minus,
                 "word_end": minus,
                 "token_start": minus,
@@ -520,9 +531,8 @@ class Corpus:
             }
         starts, ends = columns["word_start"][rows], columns["word_end"][rows]
         return {
-            "whole_word": np.array(
-                [s[a:b] if a >= 0 else "" for s, a, b in zip(sentences, starts, ends, strict=True)],
-                dtype=object,
+            "whole_word": strings(
+                [s[a:b] if a >= 0 else "" for s, a, b in zip(sentences, starts, ends, strict=True)]
             ),
             "word_start": starts,
             "word_end": ends,

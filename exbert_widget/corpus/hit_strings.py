@@ -1,0 +1,46 @@
+"""String columns of search hits, kept in the array type pandas infers for strings.
+
+pandas 3 infers ``str`` (pyarrow-backed where pyarrow is installed) for every column of Python
+strings a DataFrame is built from, and converts it element by element: for a search's 50 hits
+that conversion of six columns cost more than the search's own re-ranking. A
+:class:`StringColumn` is converted once, when a corpus first searches; each search takes its
+rows from it, already typed, and the hits keep exactly the dtype pandas would have inferred.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: What pandas infers for a column of strings: ``object`` (pandas 2) or a ``str`` dtype.
+INFERRED = pd.Series(["x"]).dtype
+
+
+class StringColumn:
+    """Strings, taken by row into arrays of the dtype pandas infers for strings."""
+
+    def __init__(self, values: Any) -> None:
+        self._values = np.asarray(values, dtype=object)
+        self._arrow = None
+        if isinstance(INFERRED, pd.StringDtype):
+            if INFERRED.storage == "pyarrow":
+                import pyarrow as pa  # pandas' own choice, so it is installed
+
+                self._arrow = pa.array(self._values, type=pa.large_string())
+            else:
+                self._values = pd.array(self._values, dtype=INFERRED)
+
+    def take(self, rows: np.ndarray) -> Any:
+        """The strings at ``rows``, as an array of pandas' inferred string dtype."""
+        if self._arrow is not None:
+            return pd.arrays.ArrowStringArray(self._arrow.take(rows), dtype=INFERRED)
+        return self._values[rows]
+
+
+def strings(values: list[str]) -> Any:
+    """A few strings as an array of pandas' inferred string dtype."""
+    if isinstance(INFERRED, pd.StringDtype):
+        return pd.array(values, dtype=INFERRED)
+    return np.array(values, dtype=object)
