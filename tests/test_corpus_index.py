@@ -133,6 +133,41 @@ def test_reranking_in_reused_scratch_matches_fresh_decoding_across_threads(spec)
         np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-6)
 
 
+def test_fastscan_search_with_held_norms_equals_decoding_the_candidates(monkeypatch):
+    """Unsharded fast-scan specs re-rank by FAISS's own IndexRefine divided by the norms of
+    every decoded code (computed once): the same hits and cosines as decoding the candidates in
+    Python (the path sharded corpora take), plain and filtered (where more candidates and
+    lists are fetched); the norms are those of FAISS's own decoding, computed again once the
+    index holds more vectors."""
+    x = _clustered(8_000, 64, seed=4)
+    index = ix.IndexSpec.parse("RR,IVF32,PQ8x4fs,SQ6").make(64, n_train=len(x))
+    ix.train(index, x)
+    index.add(x[:6_000])
+    ix.prepare(index, 2)
+    flat = faiss.downcast_index(faiss.downcast_index(index.index).refine_index)
+
+    def searches():
+        plain = [ix.search(index, q, 20) for q in x[::700]]
+        sparse = [ix.search(index, q, 20, accept=lambda ids: ids % 9 == 0) for q in x[1::1500]]
+        return plain + sparse
+
+    held = searches()
+    norms = ix.code_norms(index)
+    assert norms is not None
+    decoded = flat.sa_decode(faiss.vector_to_array(flat.codes).reshape(flat.ntotal, -1))
+    np.testing.assert_allclose(norms, np.linalg.norm(decoded, axis=1), rtol=1e-6)
+    with monkeypatch.context() as patch:
+        patch.setattr(ix, "code_norms", lambda index: None)
+        decoding = searches()
+    for (ids, scores), (want_ids, want_scores) in zip(held, decoding, strict=True):
+        assert len(ids) == 20 and set(ids.tolist()) == set(want_ids.tolist())
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
+    index.add(x[6_000:])
+    again = ix.code_norms(index)
+    assert again is not None and len(again) == 8_000
+    np.testing.assert_array_equal(again[:6_000], norms)
+
+
 def test_masked_search_is_brute_force_restricted_cosine_on_decoded_vectors():
     x = _clustered(5_000, 48, seed=1)
     index = ix.IndexSpec.parse("RR,SQ8").make(48)

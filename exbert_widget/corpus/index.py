@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -384,14 +385,13 @@ def search(
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     nprobe = None
     while True:
-        cand = _candidates(index, q, n, nprobe)
-        ids, scores = rerank(index, q, cand, None, mask)
+        ids, scores, fetched = _ranked(index, q, n, nprobe, mask)
         if accept is not None:
             keep = accept(ids)
             ids, scores = ids[keep], scores[keep]
         if len(ids) >= k:
             break
-        if len(cand) < n:  # an inverted file's visited lists hold no more
+        if fetched < n:  # an inverted file's visited lists hold no more
             nprobe = wider_nprobe(index, nprobe)
             if nprobe is None:
                 break
@@ -400,6 +400,74 @@ def search(
         else:
             n = more_candidates(n, len(ids), k, index.ntotal)
     return ids[:k], scores[:k]
+
+
+def _ranked(
+    index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``n`` candidates for the normalised query ``q`` re-ranked: (ids, cosines) best first,
+    and how many candidates the index had."""
+    norms = None if mask is not None else code_norms(index)
+    if norms is None:
+        cand = _candidates(index, q, n, nprobe)
+        return (*rerank(index, q, cand, None, mask), len(cand))
+    ids, products = _refine_search(index, q, n, nprobe)
+    scores = products / norms[ids]
+    order = np.argsort(-scores, kind="stable")
+    return ids[order], scores[order], len(ids)
+
+
+def _refine_search(
+    index: faiss.Index, q: np.ndarray, n: int, nprobe: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fast-scan spec's ``n`` candidates and their inner products with ``q`` on the finer
+    codes, by FAISS's own ``IndexRefine`` (no vector decoded in Python)."""
+    params = faiss.IndexRefineSearchParameters()
+    params.k_factor = 1.0  # the n candidates asked for are the ones re-ranked
+    base_params = _params(None, nprobe)
+    if base_params is not None:
+        params.base_index_params = base_params
+        params.referenced = base_params  # type: ignore[attr-defined]  # kept alive with params
+    products, ids = _inner(index).search(_rotate_query(index, q[None]), n, params=params)
+    keep = ids[0] >= 0
+    return ids[0][keep], products[0][keep]
+
+
+_NORMS_LOCK = threading.Lock()
+# per index object, for as long as it lives (FAISS's wrappers refuse attributes of our own)
+_NORMS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def code_norms(index: faiss.Index) -> np.ndarray | None:
+    """The norms of a fast-scan spec's decoded re-ranking vectors, by id (None for other
+    indexes, sharded ones included: their candidates are merged across shards before
+    re-ranking). Computed on first use, by decoding every code once (about a second a million
+    vectors on one core), and kept on ``index`` for as long as it holds as many vectors: with
+    them, a search divides FAISS's own re-ranked inner products by the norms, which gives the
+    renormalised cosine without decoding its candidates in Python (half its CPU time)."""
+    if hasattr(index, "parts"):
+        return None
+    held = _NORMS.get(index)
+    if held is not None and len(held) == index.ntotal:
+        return held
+    refined = _refined(index)
+    if refined is None or not isinstance(refined[1], faiss.IndexScalarQuantizer):
+        return None
+    with _NORMS_LOCK:
+        held = _NORMS.get(index)
+        if held is None or len(held) != index.ntotal:
+            held = _NORMS[index] = _decoded_norms(refined[1])
+    return held
+
+
+def _decoded_norms(flat: faiss.IndexScalarQuantizer, chunk: int = 32_768) -> np.ndarray:
+    """The norm of every decoded vector of a flat scalar-quantizer index, chunk by chunk."""
+    norms = np.empty(flat.ntotal, np.float32)
+    for start in range(0, flat.ntotal, chunk):
+        ids = np.arange(start, min(start + chunk, flat.ntotal))
+        decoded = _decode_rows(flat, ids)
+        norms[start : start + len(ids)] = np.sqrt(np.einsum("ij,ij->i", decoded, decoded))
+    return np.maximum(norms, 1e-12)
 
 
 def rerank_factor(index: faiss.Index) -> int:
