@@ -10,7 +10,10 @@ Search fetches ``RERANK`` x k candidates and re-ranks them by the cosine with ea
 inverted file whose lists hold 4-bit fast-scan product-quantiser codes, so that one query scans a
 few per cent of the vectors by SIMD table lookups; its candidates are re-ranked on the SQ6 codes
 kept beside them (``"auto"``: ``RR,IVF<n>,PQx4fs,SQ6``; corpora built with ``RR,IVF<n>,SQ6``,
-residuals to the list centroid quantised, still open and search).
+residuals to the list centroid quantised, still open and search). There FAISS's own
+``IndexRefine`` computes the candidates' inner products on the SQ6 codes, and dividing them by
+the norms of the decoded codes (computed once per index, :func:`code_norms`) gives the same
+renormalised cosine without decoding the candidates in Python.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, cast
 
 import faiss
 import numpy as np
+from tqdm.auto import tqdm
 
 SEARCH_SPLIT = 2  # parts one inverted-file query's lists are scanned in, each on its own thread
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
@@ -460,10 +464,18 @@ def code_norms(index: faiss.Index) -> np.ndarray | None:
     return held
 
 
+NORMS_PROGRESS_FROM = 2_000_000  # vectors from which computing the norms shows a progress bar
+
+
 def _decoded_norms(flat: faiss.IndexScalarQuantizer, chunk: int = 32_768) -> np.ndarray:
     """The norm of every decoded vector of a flat scalar-quantizer index, chunk by chunk."""
     norms = np.empty(flat.ntotal, np.float32)
-    for start in range(0, flat.ntotal, chunk):
+    starts = tqdm(
+        range(0, flat.ntotal, chunk),
+        desc="norms of the re-ranking codes (once per index)",
+        disable=flat.ntotal < NORMS_PROGRESS_FROM,
+    )
+    for start in starts:
         ids = np.arange(start, min(start + chunk, flat.ntotal))
         decoded = _decode_rows(flat, ids)
         norms[start : start + len(ids)] = np.sqrt(np.einsum("ij,ij->i", decoded, decoded))
