@@ -18,19 +18,17 @@ import pandas as pd
 INFERRED = pd.Series(["x"]).dtype
 
 
+ARROW = isinstance(INFERRED, pd.StringDtype) and INFERRED.storage == "pyarrow"
+
+
 class StringColumn:
     """Strings, taken by row into arrays of the dtype pandas infers for strings."""
 
     def __init__(self, values: Any) -> None:
         self._values = np.asarray(values, dtype=object)
-        self._arrow = None
-        if isinstance(INFERRED, pd.StringDtype):
-            if INFERRED.storage == "pyarrow":
-                import pyarrow as pa  # pandas' own choice, so it is installed
-
-                self._arrow = pa.array(self._values, type=pa.large_string())
-            else:
-                self._values = pd.array(self._values, dtype=INFERRED)
+        self._arrow = _arrow(self._values) if ARROW else None
+        if isinstance(INFERRED, pd.StringDtype) and not ARROW:
+            self._values = pd.array(self._values, dtype=INFERRED)
 
     def take(self, rows: np.ndarray) -> Any:
         """The strings at ``rows``, as an array of pandas' inferred string dtype."""
@@ -40,7 +38,16 @@ class StringColumn:
 
 
 def strings(values: list[str]) -> Any:
-    """A few strings as an array of pandas' inferred string dtype."""
+    """A few strings as an array of pandas' inferred string dtype (built by pyarrow itself
+    where pandas' ``str`` is pyarrow's: pandas' own conversion checks every element first)."""
+    if ARROW:
+        return pd.arrays.ArrowStringArray(_arrow(values), dtype=INFERRED)
     if isinstance(INFERRED, pd.StringDtype):
         return pd.array(values, dtype=INFERRED)
     return np.array(values, dtype=object)
+
+
+def _arrow(values: Any) -> Any:
+    import pyarrow as pa  # pandas' own choice for its str dtype, so it is installed
+
+    return pa.array(values, type=pa.large_string())
