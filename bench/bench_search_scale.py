@@ -159,13 +159,15 @@ def disk_bytes(index: faiss.Index) -> int:
 
 
 def built(n: int, specs: list[ix.IndexSpec], centers, queries, keep: Path | None):
-    """:func:`build`, or the indexes and exact top 50 saved by an earlier run in ``keep``."""
+    """:func:`build`, or the indexes and exact top 50 saved by an earlier run in ``keep`` (with
+    the queries they are the top 50 of: ``queries`` is then replaced by those)."""
     paths = [keep / f"{n}-{str(spec).replace(',', '_')}.faiss" for spec in specs] if keep else []
     if keep and (keep / f"{n}-truth.npy").exists() and all(p.exists() for p in paths):
         rotation = faiss.read_VectorTransform(str(keep / f"rotation_{DIM}.faiss"))
         indexes = [faiss.IndexPreTransform(rotation, faiss.read_index(str(p))) for p in paths]
         for spec, index in zip(specs, indexes, strict=True):
             ix.prepare(index, spec.nprobe)
+        queries[:] = np.load(keep / f"{n}-queries.npy")
         return indexes, np.load(keep / f"{n}-truth.npy"), "read back"
     started = time.perf_counter()
     indexes, truth = build(n, specs, centers, queries)
@@ -174,6 +176,7 @@ def built(n: int, specs: list[ix.IndexSpec], centers, queries, keep: Path | None
         for index, path in zip(indexes, paths, strict=True):
             ix.save(index, path)
         np.save(keep / f"{n}-truth.npy", truth)
+        np.save(keep / f"{n}-queries.npy", queries)
     return indexes, truth, f"built in {time.perf_counter() - started:.0f} s"
 
 
@@ -182,7 +185,7 @@ def measure(n, n_queries, centers, more: list[str], sweep: list[int], keep: Path
     specs = [ix.IndexSpec.parse("auto", expected_vectors=n)]
     specs += [ix.IndexSpec.parse(s) for s in more if s != str(specs[0])]
     queries = vectors(n_queries, 7, centers)
-    indexes, truth, how = built(n, specs, centers, queries[:50], keep)
+    indexes, truth, how = built(n, specs, centers, queries[:50], keep)  # may set queries[:50]
     print(f"\n== {n:,} vectors, {how}; resident memory {rss_gb():.1f} GB; "
           f"load average {load_average()}")  # fmt: skip
     table = hit_table(n)
