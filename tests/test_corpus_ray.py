@@ -198,7 +198,7 @@ def test_a_failed_training_stops_the_waiting_actors(ray_local, minilm, monkeypat
 
 class _FailingStart:
     """``ray.init`` as it fails on a busy machine (Ray's bare Exception for a node that missed
-    its 30 s), ``fail`` times, then passing through to the module's running Ray; ``ray``
+    its 30 s) the first ``fail`` times, then passing through to the module's running Ray; ``ray``
     appears not yet started, and ``ray.shutdown`` leaves the module's Ray running."""
 
     TIMED_OUT = "The current node timed out during startup. This could happen because ..."
@@ -220,9 +220,9 @@ class _FailingStart:
 def test_a_local_start_that_timed_out_is_started_again(ray_local, monkeypatch):
     from exbert_widget.corpus import ray_build
 
-    start = _FailingStart(ray_local, monkeypatch, fail=1)
+    start = _FailingStart(ray_local, monkeypatch, fail=ray_build.LOCAL_START_RETRIES)
     assert ray_build.connect(None) is True  # started here: the build ends it
-    assert start.calls == 2
+    assert start.calls == 1 + ray_build.LOCAL_START_RETRIES
 
 
 def test_only_a_timed_out_local_start_is_retried(ray_local, monkeypatch):
@@ -238,10 +238,10 @@ def test_only_a_timed_out_local_start_is_retried(ray_local, monkeypatch):
     assert start.calls == 1
 
 
-def test_a_failed_start_stops_the_training_beside_it(ray_local, minilm, monkeypatch, tmp_path):
-    # the quantisers train while Ray starts: a start that fails twice is the build's error
+def test_a_start_that_keeps_failing_stops_the_training(ray_local, minilm, monkeypatch, tmp_path):
+    # the quantisers train while Ray starts: a start that fails every time is the error
     # (not the training's), the training is stopped, and nothing is left at out_dir
-    from exbert_widget.corpus import sharded_build
+    from exbert_widget.corpus import ray_build, sharded_build
 
     trained = threading.Event()
     train = sharded_build.train_quantizers
@@ -253,11 +253,12 @@ def test_a_failed_start_stops_the_training_beside_it(ray_local, minilm, monkeypa
             trained.set()
 
     monkeypatch.setattr(sharded_build, "train_quantizers", training)
-    start = _FailingStart(ray_local, monkeypatch, fail=2)
+    attempts = 1 + ray_build.LOCAL_START_RETRIES
+    start = _FailingStart(ray_local, monkeypatch, fail=attempts)
     out = tmp_path / "c"
     with pytest.raises(CorpusError, match="Ray could not start a local node"):
         ew.build_corpus(SOURCE, minilm, out, engine="ray", shards=SHARDS, progress=False)
-    assert start.calls == 2
+    assert start.calls == attempts
     assert trained.is_set()  # it ran beside the start, and was over when the build returned
     assert not out.exists()
     assert not list((tmp_path / ".c.partial" / "shards").iterdir())

@@ -32,7 +32,7 @@ __all__ = ["preflight", "run_on_ray"]
 
 MISSING = "engine='ray' needs Ray Data: pip install 'exbert-widget[ray]' (or 'ray[data]')."
 # a local node that missed Ray's start-up deadline is started again this many times
-LOCAL_START_RETRIES = 1
+LOCAL_START_RETRIES = 2
 
 
 def _ray():
