@@ -67,7 +67,9 @@ class CpuSeconds:
             return self
         self._me = psutil.Process()
         self._seen: dict[int, float] = {}
-        self._before = self._cpu(self._me)
+        # what the processes already running (a Ray started before) had spent
+        self._before: dict[int, float] = {}
+        self._sample_once(self._before)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -80,23 +82,26 @@ class CpuSeconds:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
+            self._sample_once(self._seen)
+
+    def _sample_once(self, into: dict[int, float]) -> None:
+        try:
+            processes = [self._me, *self._me.children(recursive=True)]
+        except Exception:  # a process ended while the tree was listed
+            return
+        for process in processes:
             try:
-                processes = [self._me, *self._me.children(recursive=True)]
-            except Exception:  # a process ended while the tree was listed
-                continue
-            for process in processes:
-                try:
-                    self._seen[process.pid] = self._cpu(process)
-                except Exception:  # it ended meanwhile: its last sample stands
-                    pass
+                into[process.pid] = self._cpu(process)
+            except Exception:  # it ended meanwhile: its last sample stands
+                pass
 
     def __exit__(self, *exc) -> None:
         if not hasattr(self, "_thread"):
             return
-        self._seen[self._me.pid] = self._cpu(self._me)
         self._stop.set()
         self._thread.join()
-        self.seconds = sum(self._seen.values()) - self._before
+        self._seen[self._me.pid] = self._cpu(self._me)
+        self.seconds = sum(cpu - self._before.get(pid, 0.0) for pid, cpu in self._seen.items())
 
 
 def timed(build: Callable[[], None]) -> tuple[float, CpuSeconds]:
