@@ -196,6 +196,74 @@ def test_a_failed_training_stops_the_waiting_actors(ray_local, minilm, monkeypat
     assert not list((tmp_path / ".c.partial" / "shards").iterdir())
 
 
+class _FailingStart:
+    """``ray.init`` as it fails on a busy machine (Ray's bare Exception for a node that missed
+    its 30 s) the first ``fail`` times, then passing through to the module's running Ray; ``ray``
+    appears not yet started, and ``ray.shutdown`` leaves the module's Ray running."""
+
+    TIMED_OUT = "The current node timed out during startup. This could happen because ..."
+
+    def __init__(self, ray, monkeypatch, fail: int, message: str = TIMED_OUT) -> None:
+        self.calls, self._fail, self._message = 0, fail, message
+        self._started = False
+        monkeypatch.setattr(ray, "init", self._init)
+        monkeypatch.setattr(ray, "is_initialized", lambda: self._started)
+        monkeypatch.setattr(ray, "shutdown", lambda: None)
+
+    def _init(self, *args, **kwargs) -> None:
+        self.calls += 1
+        if self.calls <= self._fail:
+            raise Exception(self._message)
+        self._started = True
+
+
+def test_a_local_start_that_timed_out_is_started_again(ray_local, monkeypatch):
+    from exbert_widget.corpus import ray_build
+
+    start = _FailingStart(ray_local, monkeypatch, fail=ray_build.LOCAL_START_RETRIES)
+    assert ray_build.connect(None) is True  # started here: the build ends it
+    assert start.calls == 1 + ray_build.LOCAL_START_RETRIES
+
+
+def test_only_a_timed_out_local_start_is_retried(ray_local, monkeypatch):
+    from exbert_widget.corpus import ray_build
+
+    start = _FailingStart(ray_local, monkeypatch, fail=1, message="no such session")
+    with pytest.raises(CorpusError, match=r"Ray could not start a local node \(no such"):
+        ray_build.connect(None)
+    assert start.calls == 1
+    start = _FailingStart(ray_local, monkeypatch, fail=1)
+    with pytest.raises(CorpusError, match=r"No Ray cluster reachable at 'auto'"):
+        ray_build.connect("auto")  # a cluster that is not there: nothing to start again
+    assert start.calls == 1
+
+
+def test_a_start_that_keeps_failing_stops_the_training(ray_local, minilm, monkeypatch, tmp_path):
+    # the quantisers train while Ray starts: a start that fails every time is the error
+    # (not the training's), the training is stopped, and nothing is left at out_dir
+    from exbert_widget.corpus import ray_build, sharded_build
+
+    trained = threading.Event()
+    train = sharded_build.train_quantizers
+
+    def training(*args, **kwargs):
+        try:
+            return train(*args, **kwargs)
+        finally:
+            trained.set()
+
+    monkeypatch.setattr(sharded_build, "train_quantizers", training)
+    attempts = 1 + ray_build.LOCAL_START_RETRIES
+    start = _FailingStart(ray_local, monkeypatch, fail=attempts)
+    out = tmp_path / "c"
+    with pytest.raises(CorpusError, match="Ray could not start a local node"):
+        ew.build_corpus(SOURCE, minilm, out, engine="ray", shards=SHARDS, progress=False)
+    assert start.calls == attempts
+    assert trained.is_set()  # it ran beside the start, and was over when the build returned
+    assert not out.exists()
+    assert not list((tmp_path / ".c.partial" / "shards").iterdir())
+
+
 def test_ray_missing_is_a_clear_error(minilm, monkeypatch, tmp_path):
     from exbert_widget.corpus import ray_build
 

@@ -13,8 +13,10 @@ Ray is optional (``pip install exbert-widget[ray]``): it is imported only here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,14 +30,17 @@ from .text import Source
 __all__ = ["preflight", "run_on_ray"]
 
 
+MISSING = "engine='ray' needs Ray Data: pip install 'exbert-widget[ray]' (or 'ray[data]')."
+# a local node that missed Ray's start-up deadline is started again this many times
+LOCAL_START_RETRIES = 2
+
+
 def _ray():
     try:
         import ray
         import ray.data
     except ImportError as exc:
-        raise CorpusError(
-            "engine='ray' needs Ray Data: pip install 'exbert-widget[ray]' (or 'ray[data]')."
-        ) from exc
+        raise CorpusError(MISSING) from exc
     return ray
 
 
@@ -51,33 +56,53 @@ def connect(address: str | None) -> bool:
         return False
     if address not in (None, "auto", "local"):
         _check_reachable(address)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except Exception as exc:  # Ray raises bare Exceptions too (a local node that timed out)
-        reason = " ".join(str(exc).split())[:200]
-        if address is None:
-            raise CorpusError(
-                f"Ray could not start a local node ({reason}). Ray gives a node 30 s to start; "
-                "a machine whose cores are all busy can need more: try again when it is "
-                "quieter, or start Ray yourself (ray start --head) and pass address='auto'."
-            ) from exc
-        raise CorpusError(
-            f"No Ray cluster reachable at {address!r} ({reason}). "
-            "Start one (ray start --head), pass its address, or address=None for a local one."
-        ) from exc
-    return address is None
+    failed = 0
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            return address is None
+        except Exception as exc:  # Ray raises bare Exceptions too (a local node that timed out)
+            ray.shutdown()  # what the failed start left running
+            failed += 1
+            if address is None and failed <= LOCAL_START_RETRIES and _timed_out(exc):
+                continue
+            raise _start_error(address, exc) from exc
+
+
+def _timed_out(exc: Exception) -> bool:
+    """Whether a local start failed only because its node missed Ray's fixed 30 s (a busy
+    machine): then a second start usually succeeds."""
+    return "timed out during startup" in str(exc)
+
+
+def _start_error(address: str | None, exc: Exception) -> CorpusError:
+    reason = " ".join(str(exc).split())[:200]
+    if address is None:
+        return CorpusError(
+            f"Ray could not start a local node ({reason}). Ray gives a node 30 s to start; "
+            "a machine whose cores are all busy can need more: try again when it is "
+            "quieter, or start Ray yourself (ray start --head) and pass address='auto'."
+        )
+    return CorpusError(
+        f"No Ray cluster reachable at {address!r} ({reason}). "
+        "Start one (ray start --head), pass its address, or address=None for a local one."
+    )
 
 
 def preflight(address: str | None) -> None:
     """Before any work: Ray installed, and something listening at an explicit ``address``.
+    Ray is not imported here: its import (seconds of CPU) runs beside the quantisers'
+    training, in :func:`connect`.
 
     Raises:
         CorpusError: Ray missing, or nothing listening at ``address``.
     """
-    ray = _ray()
-    if not ray.is_initialized() and address not in (None, "auto", "local"):
+    if importlib.util.find_spec("ray") is None:
+        raise CorpusError(MISSING)
+    ray = sys.modules.get("ray")
+    if (ray is None or not ray.is_initialized()) and address not in (None, "auto", "local"):
         _check_reachable(address)
 
 
@@ -138,11 +163,8 @@ class ShardBuilder:
         }
 
 
-def run_on_ray(
-    job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors, connected
-) -> None:
+def run_on_ray(job, todo: list[int], parts: list[Source], lm, spacy_model, address, actors) -> None:
     """Build shards ``todo`` (their texts in ``parts``) on Ray; return when all are written.
-    ``connected()`` is called once Ray runs, before the actors start.
 
     Raises:
         CorpusError: Ray missing or not reachable; what a shard's build raised (after Ray's
@@ -152,7 +174,6 @@ def run_on_ray(
         return
     ray = _ray()
     started = connect(address)
-    connected()
     context = ray.data.DataContext.get_current()
     saved = (context.enable_progress_bars, context.print_on_execution_start)
     try:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..errors import CorpusError, CorpusSourceError, InputError
 from ..models import LanguageModel
+from ..models.scopes import torch_threads
 from . import index as ix
 from . import manifest as mf
 from .annotate import load_spacy, spacy_info
@@ -478,26 +479,21 @@ def _complete(out: Path, digest: str) -> bool:
 
 def _build_on_ray(job, todo, parts, lm, spacy_model, address, actors, train, partial) -> None:
     """The shards on Ray. Quantisers still to train are trained in a thread of this process
-    once Ray runs (not during its start: Ray gives its node 30 s to come up, and a busy machine
-    needs them), so that the actors' model and spaCy loads overlap the training; the actors
-    wait for its files before they build."""
+    from the start, while Ray is imported and started and the actors load the model and spaCy
+    (they wait for its files before they build): on a small source the Ray build's start-up
+    is most of its time."""
     from .ray_build import run_on_ray  # Ray only when asked for
 
-    trainers: list[_Trainer] = []
-
-    def start() -> None:
-        if train is not None:
-            trainers.append(_Trainer(train, partial))
-
+    trainer = _Trainer(train, partial) if train is not None else None
     try:
-        run_on_ray(job, todo, parts, lm, spacy_model, address, actors, start)
+        run_on_ray(job, todo, parts, lm, spacy_model, address, actors)
     except BaseException as exc:
-        for trainer in trainers:
+        if trainer is not None:
             trainer.stop_and_join()
             if trainer.error is not None and not isinstance(trainer.error, _Stopped):
                 raise trainer.error from exc  # the cause: the actors only gave up waiting
         raise
-    for trainer in trainers:
+    if trainer is not None:
         trainer.stop_and_join()
         if trainer.error is not None:
             raise trainer.error
@@ -520,7 +516,11 @@ class _Trainer:
 
     def _run(self) -> None:
         try:
-            self._train(self.stop)
+            # half the cores at most: the others start Ray and load the actors meanwhile.
+            # With torch's threads on all of them, the sample pass took three times the CPU
+            # (OpenMP's threads wait for each other on cores that are busy elsewhere)
+            with torch_threads(max(1, (os.cpu_count() or 1) // 2)):
+                self._train(self.stop)
         except BaseException as exc:
             self.error = _Stopped(str(exc)) if self.stop.is_set() else exc
             self._partial.training_failed(exc)
