@@ -338,7 +338,8 @@ def _decode_rows(
     if out is None:
         return index.sa_decode(np.ascontiguousarray(codes[ids]))
     picked = np.take(codes, ids, axis=0, out=_scratch("codes", len(ids), size, np.uint8))
-    index.sa_decode_c(len(ids), faiss.swig_ptr(picked), faiss.swig_ptr(out))
+    # the raw-pointer form, missing from FAISS's stubs: it decodes into ``out``, no new array
+    index.sa_decode_c(len(ids), faiss.swig_ptr(picked), faiss.swig_ptr(out))  # type: ignore[attr-defined]
     return out
 
 
