@@ -9,7 +9,7 @@ rows from it, already typed, and the hits keep exactly the dtype pandas would ha
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -25,19 +25,19 @@ class StringColumn:
     """Strings, taken by row into arrays of the dtype pandas infers for strings."""
 
     def __init__(self, values: Any) -> None:
-        self._values = np.asarray(values, dtype=object)
-        self._arrow = _arrow(self._values) if ARROW else None
-        if isinstance(INFERRED, pd.StringDtype) and not ARROW:
-            self._values = pd.array(self._values, dtype=INFERRED)
+        values = np.asarray(values, dtype=object)
+        # pyarrow's own take, wrapped, costs less than pandas' take on its pyarrow arrays
+        self._arrow = _arrow(values) if ARROW else None
+        self._values = None if ARROW else strings(values)
 
     def take(self, rows: np.ndarray) -> Any:
         """The strings at ``rows``, as an array of pandas' inferred string dtype."""
         if self._arrow is not None:
             return pd.arrays.ArrowStringArray(self._arrow.take(rows), dtype=INFERRED)
-        return self._values[rows]
+        return cast(Any, self._values)[rows]
 
 
-def strings(values: list[str]) -> Any:
+def strings(values: Any) -> Any:
     """A few strings as an array of pandas' inferred string dtype (built by pyarrow itself
     where pandas' ``str`` is pyarrow's: pandas' own conversion checks every element first)."""
     if ARROW:

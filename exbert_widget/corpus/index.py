@@ -240,6 +240,15 @@ def _refined(index: faiss.Index) -> tuple[faiss.Index, faiss.Index] | None:
     return None
 
 
+def _flat_codes(index: faiss.Index) -> faiss.IndexScalarQuantizer | None:
+    """The flat scalar-quantizer codes (by id) an index decodes from: the index itself, or a
+    fast-scan spec's re-ranking codes (through its rotation); None for others (inverted
+    files)."""
+    refined = _refined(index)
+    flat = refined[1] if refined else faiss.downcast_index(index)
+    return flat if isinstance(flat, faiss.IndexScalarQuantizer) else None
+
+
 def _sq(index: faiss.Index):
     """The ScalarQuantizer inside an index (through a rotation, an IVF and/or the re-ranking
     codes of a fast-scan spec), or None."""
@@ -317,10 +326,9 @@ def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
         if isinstance(vt, faiss.LinearTransform) and vt.is_orthonormal and not vt.have_bias:
             a = faiss.vector_to_array(vt.A).reshape(vt.d_out, vt.d_in)
             return reconstruct(inner, ids) @ a
-    refined = _refined(index)
-    inner = refined[1] if refined else faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexScalarQuantizer):
-        return _decode_rows(inner, ids)
+    flat = _flat_codes(index)
+    if flat is not None:
+        return _decode_rows(flat, ids)
     finalize(index)  # an inverted file decodes by id through its direct map
     return index.reconstruct_batch(ids)
 
@@ -455,13 +463,13 @@ def code_norms(index: faiss.Index) -> np.ndarray | None:
     held = _NORMS.get(index)
     if held is not None and len(held) == index.ntotal:
         return held
-    refined = _refined(index)
-    if refined is None or not isinstance(refined[1], faiss.IndexScalarQuantizer):
+    flat = _flat_codes(index) if _refined(index) else None
+    if flat is None:
         return None
     with _NORMS_LOCK:
         held = _NORMS.get(index)
         if held is None or len(held) != index.ntotal:
-            held = _NORMS[index] = _decoded_norms(refined[1])
+            held = _NORMS[index] = _decoded_norms(flat)
     return held
 
 
@@ -479,8 +487,8 @@ def _decoded_norms(flat: faiss.IndexScalarQuantizer, chunk: int = 32_768) -> np.
     for start in starts:
         ids = np.arange(start, min(start + chunk, flat.ntotal))
         decoded = _decode_rows(flat, ids)
-        norms[start : start + len(ids)] = np.sqrt(np.einsum("ij,ij->i", decoded, decoded))
-    return np.maximum(norms, 1e-12)
+        norms[start : start + len(ids)] = _row_norms(decoded)
+    return norms
 
 
 def rerank_factor(index: faiss.Index) -> int:
@@ -636,11 +644,14 @@ def rerank(
         decoded, q = _decoded_as_stored(index, np.asarray(ids, dtype=np.int64), q)
     else:  # the heads' dimensions are the model's: decode back through the rotation
         decoded = np.where(mask, reconstruct(index, ids), 0.0)
-    # row norms without a temporary the size of ``decoded``
-    norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", decoded, decoded)), 1e-12)
-    scores = (decoded @ q) / norms
+    scores = (decoded @ q) / _row_norms(decoded)
     order = np.argsort(-scores, kind="stable")[:k]
     return np.asarray(ids)[order], scores[order].astype(np.float32)
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """Each row's norm, at least 1e-12, without a temporary the size of ``x``."""
+    return np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)
 
 
 def _decoded_as_stored(
@@ -663,13 +674,10 @@ def _decoded_as_stored(
 def _decode_stored(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     """:func:`reconstruct` of an index behind its rotation; flat scalar-quantizer codes decode
     into this thread's scratch array (valid until its next search)."""
-    if hasattr(index, "parts"):  # a sharded corpus's indexes decode shard by shard
-        return reconstruct(index, ids)
-    refined = _refined(index)
-    flat = refined[1] if refined else faiss.downcast_index(index)
-    if len(ids) and isinstance(flat, faiss.IndexScalarQuantizer):
+    flat = None if hasattr(index, "parts") else _flat_codes(index)
+    if flat is not None and len(ids):
         return _decode_rows(flat, ids, _scratch("decoded", len(ids), flat.d, np.float32))
-    return reconstruct(index, ids)
+    return reconstruct(index, ids)  # sharded indexes decode shard by shard
 
 
 def scan(
