@@ -60,18 +60,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> None:
-    from .corpus.build import build_corpus, check_out_dir
-    from .corpus.index import IndexSpec
     from .corpus.text import read_source
     from .errors import CorpusSourceError
 
-    # before the model loads (seconds to minutes): what can fail without it
-    check_out_dir(args.out)
+    # before the model loads (seconds to minutes): what can fail without it; the source first,
+    # before torch, FAISS and spaCy are imported (seconds on a busy machine)
     text = read_source(args.source)
     if not text.paragraphs:
         raise CorpusSourceError(
             f"corpus source {args.source!r} holds no running text (only headings or nothing)"
         )
+    from .corpus.build import build_corpus, check_out_dir
+    from .corpus.index import IndexSpec
+
+    check_out_dir(args.out)
     IndexSpec.parse(args.index)
     from .models import load_model
 

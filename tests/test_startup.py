@@ -81,3 +81,25 @@ def test_corpus_info_reads_the_manifest_without_the_heavy_stack(tiny_dirs, tmp_p
     )
     loaded = _modules_after(code)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.parametrize("text", [None, "", "[Illustration]\n\nCHAPTER I\n"])
+def test_corpus_build_refuses_a_bad_source_before_the_heavy_stack(tmp_path, text):
+    """`exbert corpus build missing.txt` (or a file with no running text) answers at once: the
+    source is checked before torch, FAISS or spaCy are imported, not only before the model
+    loads (which, at their import time, took ~20 s on a loaded machine)."""
+    source = tmp_path / "book.txt"
+    if text is not None:
+        source.write_text(text, encoding="utf-8")
+    argv = ["corpus", "build", str(source), "--model", "demo", "--out", str(tmp_path / "out")]
+    code = (
+        "import contextlib, io\n"
+        "from exbert_widget import cli\n"
+        "err = io.StringIO()\n"
+        "with contextlib.redirect_stderr(err):\n"
+        f"    assert cli.main({argv!r}) == 2\n"
+        f"assert 'corpus source' in err.getvalue() and {str(source)!r} in err.getvalue()\n"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert not (tmp_path / "out").exists()
