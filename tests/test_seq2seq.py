@@ -212,17 +212,6 @@ def test_masking_a_source_token_where_the_tokenizer_has_a_mask(lms, refs):
         lms["t5"].analyze(SOURCE, masked=[3], target=TARGET)
 
 
-@pytest.mark.parametrize("engine_args", [{}, {"shards": 2}])
-def test_build_corpus_refuses_an_encoder_decoder_model_before_any_work(lms, tmp_path, engine_args):
-    """The README: corpora are for encoders and decoders, and an encoder–decoder model refuses
-    them clearly, naming the model, before any work (spaCy, the model, a file written)."""
-    lm, out = lms["t5"], tmp_path / "corpus"
-    with pytest.raises(ew.InputError, match=r"build_corpus .*encoder–decoder model") as info:
-        ew.build_corpus([SOURCE, TARGET], lm, out, progress=False, **engine_args)
-    assert lm.name in str(info.value)
-    assert list(tmp_path.iterdir()) == []  # nothing written, not even a partial directory
-
-
 def test_what_an_encoder_decoder_model_refuses(lms):
     lm = lms["t5"]
     with pytest.raises(ew.InputError, match="give the second text as the target"):

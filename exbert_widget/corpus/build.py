@@ -417,16 +417,9 @@ def build_corpus(
         InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
-        InputError: also: an encoder–decoder model (``lm.kind == "seq2seq"``).
     """
     from .sharded_build import build_sharded, selection
 
-    if lm.kind == "seq2seq":  # before spaCy, the text or a file: nothing of it could be used
-        raise InputError(
-            f"build_corpus takes an encoder or a decoder; {lm.name} is an encoder–decoder model, "
-            "whose two stacks give no one vector per corpus token. Build the corpus with an "
-            "encoder (e.g. 'bert-base-cased') or a decoder."
-        )
     chosen = selection(lm, layers, kinds)
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
