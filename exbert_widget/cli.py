@@ -1,9 +1,10 @@
 """Command line: ``exbert corpus build BOOK.txt --model NAME_OR_PATH --out DIR``,
 ``exbert corpus info DIR``.
 
-Everything that can be checked without the model is checked before it loads (the output
-directory, the whole source text, the index spec), and every error is one line on stderr, never
-a traceback (set ``EXBERT_TRACEBACK=1`` to see one for an unexpected error).
+Everything that can be checked without the model is checked before it loads (the whole source
+text, before the heavy libraries are imported; then the output directory and the index spec),
+and every error is one line on stderr, never a traceback (set ``EXBERT_TRACEBACK=1`` to see one
+for an unexpected error).
 """
 
 from __future__ import annotations
@@ -60,18 +61,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> None:
-    from .corpus.build import build_corpus, check_out_dir
-    from .corpus.index import IndexSpec
     from .corpus.text import read_source
     from .errors import CorpusSourceError
 
-    # before the model loads (seconds to minutes): what can fail without it
-    check_out_dir(args.out)
+    # before the model loads (seconds to minutes): what can fail without it; the source first,
+    # before torch, FAISS and spaCy are imported (seconds on a busy machine)
     text = read_source(args.source)
     if not text.paragraphs:
         raise CorpusSourceError(
             f"corpus source {args.source!r} holds no running text (only headings or nothing)"
         )
+    from .corpus.build import build_corpus, check_out_dir
+    from .corpus.index import IndexSpec
+
+    check_out_dir(args.out)
     IndexSpec.parse(args.index)
     from .models import load_model
 

@@ -98,11 +98,13 @@ def test_cli_checks_source_and_out_dir_before_loading_the_model(tmp_path, capsys
     nul.write_bytes(b"Some prose.\n\x00\n")
     afile = tmp_path / "afile"
     afile.write_text("x")
+    prose = tmp_path / "prose.txt"  # the source is checked first: a good one, for the out dir
+    prose.write_text("It was a fine morning in the town by the sea.\n", encoding="utf-8")
     cases = [
         (tmp_path / "missing.txt", tmp_path / "o", "is not a file"),
         (empty, tmp_path / "o", "holds no running text"),
         (nul, tmp_path / "o", "line 2, column 1: a NUL byte"),
-        (empty, afile, "is a file, not a corpus directory"),
+        (prose, afile, "is a file, not a corpus directory"),
     ]
     for source, out, message in cases:
         code = cli_main(["corpus", "build", str(source), "--model", model, "--out", str(out)])

@@ -69,7 +69,7 @@ def test_hub_options_use_the_cache_or_stay_out_of_the_way(monkeypatch, tmp_path)
     assert hub.hub_options("org/cached") == {"local_files_only": True}
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub, "_cached", lambda repo: False)
-    assert hub.hub_options("org/anything") == {}  # the user's offline mode decides
+    assert hub.hub_options("org/anything") == {"local_files_only": True}  # no probe either
 
 
 def test_corpus_info_reads_the_manifest_without_the_heavy_stack(tiny_dirs, tmp_path):
@@ -81,3 +81,55 @@ def test_corpus_info_reads_the_manifest_without_the_heavy_stack(tiny_dirs, tmp_p
     )
     loaded = _modules_after(code)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.parametrize("text", [None, "", "[Illustration]\n\nCHAPTER I\n"])
+def test_corpus_build_refuses_a_bad_source_before_the_heavy_stack(tmp_path, text):
+    """`exbert corpus build missing.txt` (or a file with no running text) answers at once: the
+    source is checked before torch, FAISS or spaCy are imported, not only before the model
+    loads (which, at their import time, took ~20 s on a loaded machine)."""
+    source = tmp_path / "book.txt"
+    if text is not None:
+        source.write_text(text, encoding="utf-8")
+    argv = ["corpus", "build", str(source), "--model", "demo", "--out", str(tmp_path / "out")]
+    code = (
+        "import contextlib, io\n"
+        "from exbert_widget import cli\n"
+        "err = io.StringIO()\n"
+        "with contextlib.redirect_stderr(err):\n"
+        f"    assert cli.main({argv!r}) == 2\n"
+        f"assert 'corpus source' in err.getvalue() and {str(source)!r} in err.getvalue()\n"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert not (tmp_path / "out").exists()
+
+
+def test_offline_mode_set_late_asks_the_hub_nothing(monkeypatch, tmp_path):
+    """`os.environ["HF_HUB_OFFLINE"] = "1"` in a notebook after transformers was imported:
+    huggingface_hub read the variable at its import, so transformers still asked the hub for the
+    file (five retries, ~24 s, before the error). The load must not ask for it."""
+    import socket
+
+    import huggingface_hub.constants
+    import huggingface_hub.file_download as download
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read before
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # ... the user set it
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    asked = []
+
+    def metadata(url, *args, **kwargs):
+        asked.append(url)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(download, "get_hf_file_metadata", metadata)
+    with pytest.raises(ew.ModelLoadError, match="someone/not-cached-model"):
+        ew.load_model("someone/not-cached-model")
+    assert asked == []

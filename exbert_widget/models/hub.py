@@ -48,16 +48,18 @@ def _reachable(endpoint: str) -> str | None:
 def hub_options(name_or_path: str) -> dict[str, bool]:
     """Extra ``from_pretrained`` options for ``name_or_path``.
 
-    A local directory, or offline mode set by the user: none. A hub name already in the cache:
-    ``local_files_only=True`` (no network round trip at all). Otherwise the hub is probed once,
-    briefly; behind a proxy (``HTTPS_PROXY``) the probe is left to huggingface_hub.
+    A local directory: none. Offline mode set by the user, or a hub name already in the cache:
+    ``local_files_only=True`` (no network round trip at all; huggingface_hub reads
+    ``HF_HUB_OFFLINE`` once, at its import, so a variable set later would otherwise still let it
+    try the hub). Otherwise the hub is probed once, briefly; behind a proxy (``HTTPS_PROXY``)
+    the probe is left to huggingface_hub.
 
     Raises:
         ModelLoadError: the model is not cached and the hub cannot be reached.
     """
-    if Path(name_or_path).exists() or _offline():
+    if Path(name_or_path).exists():
         return {}
-    if _cached(name_or_path):
+    if _offline() or _cached(name_or_path):
         return {"local_files_only": True}
     if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
         return {}
