@@ -140,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _build(args)
         else:
             _info(args)
+    except BrokenPipeError:
+        # the reader went away (``exbert corpus info DIR | head``): nothing of ours failed; stdout
+        # now points at devnull, so that Python's flush at exit does not fail on it again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a command killed by the closed pipe would end
     except (ExbertError, ValueError, OSError) as exc:
         print(f"exbert: error: {_one_line(exc)}", file=sys.stderr)
         return 2

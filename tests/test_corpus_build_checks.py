@@ -4,6 +4,8 @@ checked before spaCy loads or the model runs; long runs and long sentences are w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -158,3 +160,17 @@ def test_cli_info_prints_the_verified_manifest(tiny_bert, tmp_path, capsys):
     assert "manifest" in capsys.readouterr().err
     assert cli_main(["corpus", "info", str(tmp_path / "none")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_cli_info_into_a_pipe_closed_early_says_nothing(tiny_bert, tmp_path):
+    """``exbert corpus info DIR | head``: a reader that leaves before the manifest is written
+    (``true`` reads nothing) is no error of the command's: no message, no traceback, and the
+    status of a command ended by the closed pipe."""
+    corpus = ew.build_corpus(["A quiet pipe."], tiny_bert, tmp_path / "c", progress=False)
+    command = (
+        f"{sys.executable} -m exbert_widget.cli corpus info {corpus.root} | true; "
+        "exit ${PIPESTATUS[0]}"
+    )
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert proc.stderr == ""
+    assert proc.returncode == 141
