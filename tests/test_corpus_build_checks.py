@@ -46,6 +46,31 @@ def test_bad_sources_fail_before_spacy_or_the_model(tiny_bert, tmp_path, no_work
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (None, "An index spec is a string"),
+        (6, "An index spec is a string"),
+        ("", "Unknown index spec"),
+        ("PQ8x4fs,SQ6", "needs an inverted file"),
+        ("IVF4,PQ7x4fs,SQ6", "7 sub-quantizers do not divide the vectors' 32 dimensions"),
+    ],
+)
+@pytest.mark.parametrize("shards", [None, 2])
+def test_bad_index_specs_are_input_errors_before_the_work(
+    tiny_bert, tmp_path, no_work, monkeypatch, spec, message, shards
+):
+    """Non-strings used to fail with an AttributeError, and a fast-scan code that does not
+    divide the width with a bare ValueError only once the model had run."""
+    from exbert_widget.corpus import sharded_build
+
+    monkeypatch.setattr(sharded_build, "load_spacy", build.load_spacy)  # no_work's refusal
+    assert tiny_bert.hidden_size == tiny_bert.context_size == 32
+    with pytest.raises(ew.InputError, match=message):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", index=spec, shards=shards)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
 def test_a_bad_out_dir_fails_first(tiny_bert, tmp_path, no_work):
     afile = tmp_path / "afile"
     afile.write_text("mine")
@@ -156,3 +181,9 @@ def test_cli_info_prints_the_verified_manifest(tiny_bert, tmp_path, capsys):
     assert "manifest" in capsys.readouterr().err
     assert cli_main(["corpus", "info", str(tmp_path / "none")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_opening_something_that_is_not_a_path():
+    for bad in (None, 3, ["a"]):
+        with pytest.raises(ew.InputError, match=r"A corpus directory is a path"):
+            ew.Corpus.open(bad)

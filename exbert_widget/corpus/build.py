@@ -413,7 +413,8 @@ def build_corpus(
         CorpusError: an ``out_dir`` that is a file or a directory holding other things.
         CorpusSourceError: a source that cannot be read, holds no running text, or holds a NUL
             byte or a lone surrogate (the message names the line).
-        ValueError: an unknown index spec.
+        InputError: an unknown index spec, or one whose fast-scan code does not divide the
+            vectors' width (a ``ValueError`` too).
         InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
@@ -436,8 +437,7 @@ def build_corpus(
     text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
-    # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
-    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    spec = parse_spec(index, text, lm, chosen.kinds)
     nlp = load_spacy(spacy_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
@@ -451,6 +451,20 @@ def build_corpus(
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.open(out)
+
+
+def parse_spec(index: str | ix.IndexSpec, text: Source, lm: LanguageModel, kinds) -> ix.IndexSpec:
+    """The index spec of a build of ``text``, checked against the widths of the vectors of
+    ``kinds`` it will index (before spaCy loads or the model runs).
+
+    Raises:
+        InputError: an unknown spec, or one that cannot index vectors of these widths.
+    """
+    # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
+    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    dims = {"embedding": lm.hidden_size, "context": lm.context_size}
+    spec.check_widths(*(dims[kind] for kind in kinds))
+    return spec
 
 
 @dataclass(frozen=True)

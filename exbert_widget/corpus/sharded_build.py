@@ -53,6 +53,7 @@ from .build import (
     build_directory,
     check_out_dir,
     make_rotations,
+    parse_spec,
 )
 from .manifest import KINDS, MANIFEST
 from .store import Corpus
@@ -422,7 +423,7 @@ def build_sharded(
     text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
-    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    spec = parse_spec(index, text, lm, chosen.kinds)
     count = shards or max(1, math.ceil(text.chars / SHARD_CHARS))
     if engine == "ray" and shards is None:
         count = max(count, 2)  # the default pool has two actors or more

@@ -141,10 +141,15 @@ class Corpus:
 
         Raises:
             CorpusError: naming the file and what is wrong with it.
-            InputError: ``verify`` is not ``"fast"`` or ``"full"``.
+            InputError: ``verify`` is not ``"fast"`` or ``"full"``, or ``directory`` not a path.
         """
         if verify not in VERIFY:
             raise InputError(f"verify must be 'fast' or 'full', got {verify!r}.")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise InputError(
+                "A corpus directory is a path (str or os.PathLike), got "
+                f"{type(directory).__name__}."
+            )
         root = Path(directory)
         if not root.is_dir():
             raise CorpusError(
