@@ -8,8 +8,9 @@ text; sentence splitting is spaCy's job (see :mod:`exbert_widget.corpus.annotate
 
 What is skipped, precisely:
 
-* everywhere: ``[Illustration]``-style markers; paragraphs without lower-case letters (headings
-  and title pages in capitals, rows of asterisks);
+* everywhere: ``[Illustration]``-style markers; paragraphs without a letter that is lower-case
+  or of a script without case (headings and title pages in capitals, rows of asterisks; text in
+  Chinese, Japanese, Arabic or Hebrew is running text);
 * in text files (books), also headings in mixed case: chapter headings ("Chapter XII",
   "Chapter I. The Cyclone", "Book 2") and short title-like lines (at most 10 words, no
   sentence punctuation at the end, every word of four or more letters capitalised: "A Tale of
@@ -20,10 +21,10 @@ What is skipped, precisely:
   50 paragraphs and the first 10 % of the text (or 5,000 characters, if more); where none is found
   there, nothing is skipped as front matter.
 
-Iterables of strings are the caller's own texts: only markers and paragraphs without lower-case
-letters are dropped there. Runs of more than ``MAX_RUN_CHARS`` characters without a sentence end
-(``.!?;:``) are cut at spaces: no model takes such a "sentence" whole, and spaCy parses them
-slowly; :attr:`Source.cut` counts the cuts.
+Iterables of strings are the caller's own texts: only markers and paragraphs without such letters
+are dropped there. Runs of more than ``MAX_RUN_CHARS`` characters without a sentence end
+(``.!?;:``, their CJK full-width forms, ``؟`` or ``।``) are cut at spaces: no model takes such a
+"sentence" whole, and spaCy parses them slowly; :attr:`Source.cut` counts the cuts.
 """
 
 from __future__ import annotations
@@ -59,10 +60,9 @@ PROSE_LINE_CHARS = 40  # every line of a wrapped prose paragraph but its last is
 
 _MARKER = re.compile(r"\[(?:illustration|picture|image|footnote|sidenote)[^\]]*\]", re.IGNORECASE)
 _WS = re.compile(r"\s+")
-_LOWER = re.compile(r"[a-z]")
 _FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
-_SENTENCE_END = re.compile(r"[.!?;:]")
-_ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
+_SENTENCE_END = re.compile(r"[.!?;:\u3002\uff01\uff1f\uff1b\uff1a\u061f\u0964]")
+_ENDS_SENTENCE = re.compile(r"[.!?\u3002\uff01\uff1f\u061f\u0964][\"'\u201d\u2019)\]]*$")
 _ENDS_PUNCTUATED = re.compile(r"[.!?,;:][\"'\u201d\u2019)\]]*$")
 _CHAPTER = re.compile(
     r"^(?:chapter|book|part|volume|section|canto)\s+(?:\d+|[ivxlcdm]+)\b\.?(?:\s+[^.!?]*)?$",
@@ -85,9 +85,11 @@ class Source:
 
 
 def is_running_text(paragraph: str) -> bool:
-    """Whether a cleaned paragraph has lower-case letters: headings and title pages set in
-    capitals ("CHAPTER 2. THE ARRIVAL") and separators (rows of asterisks) have none."""
-    return bool(_LOWER.search(paragraph))
+    """Whether a cleaned paragraph has a letter that is not upper-case (lower-case in any
+    script, or of a script without case: CJK, Arabic, Hebrew, ...): headings and title pages set
+    in capitals ("CHAPTER 2. THE ARRIVAL", "ГЛАВА 2") and separators (rows of asterisks) have
+    none."""
+    return any(c.isalpha() and not c.isupper() for c in paragraph)
 
 
 def is_heading(paragraph: str) -> bool:
