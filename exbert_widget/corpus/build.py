@@ -377,7 +377,7 @@ def build_corpus(
     Args:
         source: a UTF-8 ``.txt`` path (a book: BOM, CRLF, front matter, headings and
             ``[Illustration]`` markers are handled, see :mod:`exbert_widget.corpus.text`) or an
-            iterable of strings (paragraphs or texts).
+            iterable of strings (paragraphs or texts) and ``pathlib.Path`` s of such files.
         lm: the model whose vectors are stored (a :func:`load_model` result).
         out_dir: the corpus directory; replaced only once the new corpus is complete.
         spacy_model: a spaCy pipeline name, path or ``Language``; default ``en_core_web_sm``,
@@ -411,8 +411,9 @@ def build_corpus(
 
     Raises:
         CorpusError: an ``out_dir`` that is a file or a directory holding other things.
-        CorpusSourceError: a source that cannot be read, holds no running text, or holds a NUL
-            byte or a lone surrogate (the message names the line).
+        CorpusSourceError: a source that cannot be read or is not a file, holds no running
+            text, or holds a NUL byte or a lone surrogate (the message names the line), or a
+            ``str`` item that names a file.
         InputError: an unknown index spec, or one whose fast-scan code does not divide the
             vectors' width (a ``ValueError`` too).
         InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.

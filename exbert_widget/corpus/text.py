@@ -43,6 +43,7 @@ __all__ = [
     "MAX_RUN_CHARS",
     "CorpusSourceError",
     "Source",
+    "SourceNotFoundError",
     "is_heading",
     "is_running_text",
     "read_paragraphs",
@@ -68,6 +69,10 @@ _CHAPTER = re.compile(
     r"^(?:chapter|book|part|volume|section|canto)\s+(?:\d+|[ivxlcdm]+)\b\.?(?:\s+[^.!?]*)?$",
     re.IGNORECASE,
 )
+
+
+class SourceNotFoundError(CorpusSourceError, FileNotFoundError):
+    """A corpus source path that is not a file (also a ``FileNotFoundError``)."""
 
 
 @dataclass
@@ -201,12 +206,12 @@ def read_text_file(path: str | os.PathLike[str]) -> str:
     """Read a UTF-8 text file (with or without BOM); clear errors when it cannot be read.
 
     Raises:
-        FileNotFoundError: no such file.
+        SourceNotFoundError: (a ``CorpusSourceError`` and a ``FileNotFoundError``) no such file.
         CorpusSourceError: not UTF-8, or unreadable.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
+    if not _is_file(p):
+        raise SourceNotFoundError(
             f"corpus source {str(p)!r} is not a file; pass the path of a UTF-8 .txt file "
             "or an iterable of strings"
         )
@@ -226,19 +231,19 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
 
     ``source`` is the path of a UTF-8 text file (``str`` or ``PathLike``: a book, see the
     module's docstring for what is skipped) or an iterable of strings, each of which is treated
-    as a text of one or more paragraphs (blank lines separate paragraphs). Whitespace is
-    collapsed and markers are removed.
+    as a text of one or more paragraphs (blank lines separate paragraphs), or of
+    ``os.PathLike`` paths of text files (books), in any mix. Whitespace is collapsed and
+    markers are removed.
 
     Raises:
-        FileNotFoundError: a path that is not a file.
-        CorpusSourceError: not UTF-8, not a path or an iterable of strings, or holding a NUL
-            byte or a lone surrogate (the message names the item and line).
+        SourceNotFoundError: (a ``CorpusSourceError``) a path that is not a file.
+        CorpusSourceError: not UTF-8, not a path or an iterable of strings, holding a NUL byte
+            or a lone surrogate (the message names the item and line), or an item that is a
+            ``str`` naming a file (pass it as a ``pathlib.Path`` to read the file).
     """
     out = Source()
     if isinstance(source, (str, os.PathLike)):
-        text = read_text_file(source)
-        _check_characters(text.replace("\r\n", "\n"), f"corpus source {str(source)!r}")
-        _read_text(text, out, book=True)
+        _read_file(source, out, f"corpus source {str(source)!r}")
         return out
     if isinstance(source, bytes) or not isinstance(source, Iterable):
         raise CorpusSourceError(
@@ -246,19 +251,48 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
             f"not {type(source).__name__}"
         )
     for i, item in enumerate(source):
+        if isinstance(item, os.PathLike):
+            _read_file(item, out, f"item {i} of the corpus source ({str(item)!r})")
+            continue
         if not isinstance(item, str):
             raise CorpusSourceError(
                 f"item {i} of the corpus source is a {type(item).__name__}, not a str"
             )
+        _check_not_a_path(item, i)
         _check_characters(item.replace("\r\n", "\n"), f"item {i} of the corpus source")
         _read_text(item, out, book=False)
     return out
+
+
+def _read_file(path: str | os.PathLike[str], out: Source, where: str) -> None:
+    text = read_text_file(path)
+    _check_characters(text.replace("\r\n", "\n"), where)
+    _read_text(text, out, book=True)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the system cannot even look up (too
+    long: a text passed where a path was expected)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_not_a_path(item: str, i: int) -> None:
+    """Refuse a string item that names a file: a list of file names would otherwise become a
+    corpus of file names."""
+    if item and not any(c.isspace() for c in item) and _is_file(Path(item)):
+        raise CorpusSourceError(
+            f"item {i} of the corpus source, {item!r}, is the name of a file, not text: pass "
+            "files as pathlib.Path objects (e.g. [Path(p) for p in names]) to read them"
+        )
 
 
 def read_paragraphs(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
     """The clean paragraphs of running text of a source (:func:`read_source`'s paragraphs).
 
     Raises:
-        FileNotFoundError, CorpusSourceError: as :func:`read_source`.
+        CorpusSourceError: as :func:`read_source`.
     """
     yield from read_source(source).paragraphs
