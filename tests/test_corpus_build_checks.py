@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 import exbert_widget as ew
@@ -187,3 +188,42 @@ def test_opening_something_that_is_not_a_path():
     for bad in (None, 3, ["a"]):
         with pytest.raises(ew.InputError, match=r"A corpus directory is a path"):
             ew.Corpus.open(bad)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"layers": 1}, "layers must be a non-empty list"),
+        ({"layers": "01"}, "layers must be a non-empty list"),
+        ({"layers": [0.5]}, "layers must be a non-empty list"),
+        ({"layers": [True]}, "layers must be a non-empty list"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": "8"}, "batch_size must be an integer"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"min_chars": -1}, "min_chars must be at least 0"),
+        ({"min_chars": "a"}, "min_chars must be an integer"),
+        ({"spacy_processes": 0}, "spacy_processes must be None or at least 1"),
+        ({"actors": 0}, "actors must be None or at least 1"),
+    ],
+)
+def test_odd_build_options_are_input_errors_before_the_work(
+    tiny_bert, tmp_path, no_work, option, message
+):
+    """These used to raise bare TypeErrors mid-build, or (batch_size=0) run as if 1."""
+    with pytest.raises(ew.InputError, match=message):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", **option)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_numpy_layers_and_counts_are_integers(tiny_bert, tmp_path):
+    corpus = ew.build_corpus(
+        ["The cat sat on the mat near the door.", "A second sentence is here."],
+        tiny_bert,
+        tmp_path / "c",
+        layers=np.array([1, 1]),
+        batch_size=np.int64(4),
+        progress=False,
+    )
+    assert tiny_bert.num_layers == 2
+    assert corpus.manifest["indexed"] == {"layers": [1], "kinds": ["embedding", "context"]}
+    assert len(corpus.search(np.ones(32), np.int64(1), k=3)) == 3

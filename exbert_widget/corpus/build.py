@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import json
+import numbers
 import os
 import queue
 import shutil
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -416,7 +418,8 @@ def build_corpus(
             ``str`` item that names a file.
         InputError: an unknown index spec, or one whose fast-scan code does not divide the
             vectors' width (a ``ValueError`` too).
-        InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.
+        InputError: bad ``layers``, ``kinds``, ``engine``, ``shards``, ``batch_size``,
+            ``min_chars``, ``spacy_processes`` or ``actors``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
     """
@@ -427,7 +430,9 @@ def build_corpus(
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
     if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
         raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
-    options = BuildOptions(batch_size, min_chars, spacy_processes, progress)
+    options = BuildOptions.checked(batch_size, min_chars, spacy_processes, progress)
+    if actors is not None and _count(actors, "actors") < 1:
+        raise InputError(f"actors must be None or at least 1, got {actors!r}.")
     if engine == "ray" or shards is not None or resume:
         return build_sharded(
             source, lm, out_dir, engine=engine, address=address, shards=shards, resume=resume,
@@ -476,6 +481,38 @@ class BuildOptions:
     min_chars: int = MIN_SENTENCE_CHARS
     spacy_processes: int | None = None
     progress: bool = True
+
+    @classmethod
+    def checked(
+        cls, batch_size: Any, min_chars: Any, spacy_processes: Any, progress: Any
+    ) -> BuildOptions:
+        """The options, refused before any work when they make no sense.
+
+        Raises:
+            InputError: ``batch_size`` or ``spacy_processes`` not an integer of at least 1,
+                ``min_chars`` not an integer of at least 0.
+        """
+        if _count(batch_size, "batch_size") < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size!r}.")
+        if _count(min_chars, "min_chars") < 0:
+            raise InputError(f"min_chars must be at least 0, got {min_chars!r}.")
+        if spacy_processes is not None and _count(spacy_processes, "spacy_processes") < 1:
+            raise InputError(
+                f"spacy_processes must be None or at least 1, got {spacy_processes!r}."
+            )
+        procs = None if spacy_processes is None else int(spacy_processes)
+        return cls(int(batch_size), int(min_chars), procs, bool(progress))
+
+
+def _count(value: Any, name: str) -> int:
+    """An integer option as an int (numpy's integers too, not bool).
+
+    Raises:
+        InputError: not an integer.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise InputError(f"{name} must be an integer, got {value!r:.60} ({type(value).__name__}).")
 
 
 def build_directory(
