@@ -257,8 +257,15 @@ class Corpus:
 
         Raises:
             CorpusError: naming both models.
+            InputError: ``lm`` is not a model (:func:`exbert_widget.load_model`'s result).
         """
         m = self.manifest
+        if not isinstance(getattr(lm, "fingerprint", None), str) or not isinstance(
+            getattr(lm, "num_layers", None), int
+        ):
+            raise InputError(
+                f"lm must be a model loaded with ew.load_model(...), got {type(lm).__name__}."
+            )
         if lm.fingerprint != m["fingerprint"] or lm.num_layers != m["layers"]:
             raise CorpusError(
                 f"This corpus was built with {m['model']!r} ({m['layers']} layers, "
@@ -277,8 +284,8 @@ class Corpus:
         ``refresh=True`` computes it again.
 
         Raises:
-            CorpusError: ``lm`` is not the corpus's model.
-            InputError: an encoder–decoder model.
+            CorpusError: ``lm`` is not the corpus's model, or the corpus is closed.
+            InputError: an encoder–decoder model, or ``lm`` not a model.
         """
         from .head_report import head_report  # torch only when a report is asked for
 
@@ -420,7 +427,8 @@ class Corpus:
                 ``k`` or ``max_per_sentence`` below 1; a ``layer``, ``k``, head, sentence id or
                 ``max_per_sentence`` that is not an integer; a query holding NaN or infinite
                 values, or all zeros (in the chosen heads).
-            CorpusError: another model's ``lm``, or an index file found damaged when loaded.
+            CorpusError: another model's ``lm``, an index file found damaged when loaded, or
+                the corpus closed (before the index was loaded).
         """
         if lm is not None:
             self.check_model(lm)
