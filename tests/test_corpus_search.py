@@ -298,3 +298,21 @@ def test_sentence_ids_out_of_range_or_not_integers(flat):
             with pytest.raises(ew.InputError, match="sentence_id"):
                 method(bad)
     assert flat.sentence_tokens(np.int64(2)).equals(flat.sentence_tokens(2))
+
+
+def test_sentences_slice_like_a_list(flat):
+    """A negative step used to fail as a damaged token table ('build the corpus again')."""
+    every = [flat.sentences[i] for i in range(len(flat.sentences))]
+    for cut in (
+        slice(None, None, -1),
+        slice(None, None, -3),
+        slice(8, 2, -2),
+        slice(2, 8, -1),
+        slice(None, None, 2),
+        slice(-3, None),
+        slice(1, 10_000),
+        slice(5, 2),
+    ):
+        assert flat.sentences[cut] == every[cut], cut
+    with pytest.raises(ew.InputError, match="slice step cannot be zero"):
+        flat.sentences[::0]

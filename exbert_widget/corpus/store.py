@@ -90,8 +90,20 @@ class Sentences(Sequence):
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return self._tokens.sentences(i)
+            return self._slice(i)
         return self._tokens.sentences(check_sentence_id(i, len(self), negative=True))
+
+    def _slice(self, i: slice) -> list[str]:
+        """A slice as a list, as a list's slice would be (HDF5 reads only forward steps)."""
+        if i.step == 0:
+            raise InputError("slice step cannot be zero")
+        start, stop, step = i.indices(len(self))
+        if step > 0:
+            return self._tokens.sentences(slice(start, stop, step))
+        wanted = range(start, stop, step)
+        if not wanted:
+            return []
+        return self._tokens.sentences(slice(wanted[-1], wanted[0] + 1, -step))[::-1]
 
 
 class Corpus:
