@@ -475,6 +475,8 @@ def test_something_that_is_not_a_model_is_an_input_error(built):
                 corpus.search(np.ones(32), 0, lm=lm)
         with pytest.raises(ew.InputError, match=r"lm must be a model loaded with ew\.load_model"):
             corpus.head_report(lm, progress=False)
+        with pytest.raises(ew.InputError, match=r"lm must be a model loaded with ew\.load_model"):
+            ew.demo_corpus(lm, progress=False)
 
 
 def test_verify_modes(built):

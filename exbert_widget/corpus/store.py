@@ -58,6 +58,20 @@ WORD_COLUMNS = ["whole_word", "word_start", "word_end", "token_start", "token_en
 VERIFY = ("fast", "full")
 
 
+def check_lm(lm: Any) -> None:
+    """Refuse what is not a model (by what a corpus reads of one: no torch import here).
+
+    Raises:
+        InputError: ``lm`` has no fingerprint or layer count.
+    """
+    if not isinstance(getattr(lm, "fingerprint", None), str) or not isinstance(
+        getattr(lm, "num_layers", None), int
+    ):
+        raise InputError(
+            f"lm must be a model loaded with ew.load_model(...), got {type(lm).__name__}."
+        )
+
+
 class SentenceIdError(InputError, IndexError):
     """A sentence id that is not an integer or out of range; also an ``IndexError``, so that
     ``corpus.sentences`` behaves as a sequence (iteration stops at its end)."""
@@ -272,12 +286,7 @@ class Corpus:
             InputError: ``lm`` is not a model (:func:`exbert_widget.load_model`'s result).
         """
         m = self.manifest
-        if not isinstance(getattr(lm, "fingerprint", None), str) or not isinstance(
-            getattr(lm, "num_layers", None), int
-        ):
-            raise InputError(
-                f"lm must be a model loaded with ew.load_model(...), got {type(lm).__name__}."
-            )
+        check_lm(lm)
         if lm.fingerprint != m["fingerprint"] or lm.num_layers != m["layers"]:
             raise CorpusError(
                 f"This corpus was built with {m['model']!r} ({m['layers']} layers, "
