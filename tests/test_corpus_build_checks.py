@@ -204,14 +204,20 @@ def test_opening_something_that_is_not_a_path():
         ({"min_chars": "a"}, "min_chars must be an integer"),
         ({"spacy_processes": 0}, "spacy_processes must be None or at least 1"),
         ({"actors": 0}, "actors must be None or at least 1"),
+        ({"address": 5}, "address must be None"),
+        ({"out_dir": None}, r"out_dir must be a path \(str or os\.PathLike\), got NoneType"),
+        ({"out_dir": 5}, "out_dir must be a path"),
+        ({"lm": None}, r"lm must be a model loaded with ew\.load_model"),
+        ({"lm": "prajjwal1/bert-tiny"}, r"lm must be a model loaded with ew\.load_model"),
     ],
 )
 def test_odd_build_options_are_input_errors_before_the_work(
     tiny_bert, tmp_path, no_work, option, message
 ):
     """These used to raise bare TypeErrors mid-build, or (batch_size=0) run as if 1."""
+    args = {"lm": tiny_bert, "out_dir": tmp_path / "out", **option}
     with pytest.raises(ew.InputError, match=message):
-        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", **option)
+        ew.build_corpus(["Some text here."], args.pop("lm"), args.pop("out_dir"), **args)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 
@@ -227,3 +233,18 @@ def test_numpy_layers_and_counts_are_integers(tiny_bert, tmp_path):
     assert tiny_bert.num_layers == 2
     assert corpus.manifest["indexed"] == {"layers": [1], "kinds": ["embedding", "context"]}
     assert len(corpus.search(np.ones(32), np.int64(1), k=3)) == 3
+
+
+def test_a_spacy_model_that_is_neither_name_path_nor_pipeline(tiny_bert, tmp_path):
+    """spacy_model=5 failed with AttributeError ('int' object has no attribute 'pipe'), and a
+    pathlib.Path was taken for a loaded pipeline."""
+    with pytest.raises(ew.SpacyModelError, match="spacy_model must be a spaCy pipeline name"):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "a", spacy_model=5)
+    with pytest.raises(ew.SpacyModelError, match=r"tried .*no-such-pipeline"):
+        ew.build_corpus(
+            ["Some text here."],
+            tiny_bert,
+            tmp_path / "b",
+            spacy_model=tmp_path / "no-such-pipeline",
+        )
+    assert not list(tmp_path.iterdir())

@@ -48,7 +48,7 @@ from .annotate import (
 )
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .spacy_feed import SpacyFeed
-from .store import Corpus, CorpusError
+from .store import Corpus, CorpusError, check_lm
 from .text import MAX_RUN_CHARS, Source, read_source
 
 CHUNK = 256  # sentences per chunk from spaCy
@@ -419,13 +419,22 @@ def build_corpus(
         InputError: an unknown index spec, or one whose fast-scan code does not divide the
             vectors' width (a ``ValueError`` too).
         InputError: bad ``layers``, ``kinds``, ``engine``, ``shards``, ``batch_size``,
-            ``min_chars``, ``spacy_processes`` or ``actors``.
+            ``min_chars``, ``spacy_processes``, ``actors`` or ``address``; ``lm`` not a model;
+            ``out_dir`` not a path.
+        SpacyModelError: no usable spaCy pipeline ``spacy_model``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
     """
     from .sharded_build import build_sharded, selection
 
+    check_lm(lm)
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise InputError(
+            f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}."
+        )
     chosen = selection(lm, layers, kinds)
+    if address is not None and not isinstance(address, str):
+        raise InputError(f"address must be None, 'auto' or 'host:port', got {address!r:.60}.")
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
     if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
