@@ -248,3 +248,18 @@ def test_a_spacy_model_that_is_neither_name_path_nor_pipeline(tiny_bert, tmp_pat
             spacy_model=tmp_path / "no-such-pipeline",
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_an_encoder_decoder_model_is_refused_before_the_work(tmp_path, monkeypatch):
+    """It failed inside the build, once spaCy had loaded and parsed the source."""
+    from tests import tiny_models
+
+    t5 = ew.load_model(str(tiny_models.save("t5", tmp_path / "t5")))
+    monkeypatch.setattr(build, "load_spacy", no_spacy)
+    with pytest.raises(ew.InputError, match="is an encoder–decoder model: a corpus holds"):
+        ew.build_corpus(["Some text here."], t5, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def no_spacy(*args, **kwargs):
+    raise AssertionError("spaCy loaded before the model was checked")

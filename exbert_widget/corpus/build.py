@@ -419,8 +419,8 @@ def build_corpus(
         InputError: an unknown index spec, or one whose fast-scan code does not divide the
             vectors' width (a ``ValueError`` too).
         InputError: bad ``layers``, ``kinds``, ``engine``, ``shards``, ``batch_size``,
-            ``min_chars``, ``spacy_processes``, ``actors`` or ``address``; ``lm`` not a model;
-            ``out_dir`` not a path.
+            ``min_chars``, ``spacy_processes``, ``actors`` or ``address``; ``lm`` not a model
+            or an encoder–decoder model; ``out_dir`` not a path.
         SpacyModelError: no usable spaCy pipeline ``spacy_model``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
@@ -428,6 +428,11 @@ def build_corpus(
     from .sharded_build import build_sharded, selection
 
     check_lm(lm)
+    if lm.kind == "seq2seq":
+        raise InputError(
+            f"{lm.name} is an encoder–decoder model: a corpus holds the vectors of one stack of "
+            "layers, so it cannot be built for it (corpus search is for encoders and decoders)."
+        )
     if not isinstance(out_dir, (str, os.PathLike)):
         raise InputError(
             f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}."
