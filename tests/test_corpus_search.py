@@ -316,3 +316,21 @@ def test_sentences_slice_like_a_list(flat):
         assert flat.sentences[cut] == every[cut], cut
     with pytest.raises(ew.InputError, match="slice step cannot be zero"):
         flat.sentences[::0]
+
+
+def test_torch_queries_of_any_dtype_or_with_grad(flat):
+    """A tensor that requires grad failed with torch's RuntimeError, a bfloat16 one was refused."""
+    import torch
+
+    q = np.random.default_rng(4).normal(size=32).astype(np.float32)
+    reference = flat.search(q, 0, k=8)
+    for tensor in (
+        torch.tensor(q, requires_grad=True),
+        torch.tensor(q)[None],
+        torch.tensor(q, dtype=torch.float64),
+    ):
+        pd.testing.assert_frame_equal(flat.search(tensor, 0, k=8), reference)
+    half = torch.tensor(q, dtype=torch.bfloat16)
+    _assert_same(
+        flat.search(half, 0, k=8), brute_force(flat, half.float().numpy(), 0, "embedding", 8)
+    )

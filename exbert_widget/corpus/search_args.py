@@ -31,15 +31,18 @@ def as_int(value: Any, name: str) -> int:
 
 
 def check_vector(vector: Any, width: int, what: str, model: str) -> np.ndarray:
-    """The query as a float32 vector of ``width`` values, finite and not zero.
+    """The query (a numpy array, a list, or a torch tensor of any dtype and device) as a
+    float32 vector of ``width`` values, finite and not zero.
 
     Raises:
         InputError: not numbers, the wrong width, NaN or infinite values, or all zeros (its
             cosine with anything is undefined).
     """
+    if hasattr(vector, "detach") and hasattr(vector, "cpu"):  # a torch tensor, of any dtype,
+        vector = vector.detach().float().cpu()  # on any device, with or without grad
     try:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         raise InputError(
             f"The query must be a vector of {width} numbers, got {type(vector).__name__}."
         ) from None
