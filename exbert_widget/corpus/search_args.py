@@ -87,10 +87,13 @@ def check_exclude(exclude: Any, count: int) -> np.ndarray:
     message = f"exclude_sentences must hold sentence ids in 0..{count - 1}, got {exclude!r:.80}."
     if isinstance(exclude, (str, bytes)) or not isinstance(exclude, Iterable):
         raise InputError(message)
-    try:
-        ids = np.asarray([as_int(s, "a sentence id") for s in exclude], dtype=np.int64)
-    except InputError:
-        raise InputError(message) from None
+    if isinstance(exclude, np.ndarray) and exclude.ndim == 1 and exclude.dtype.kind in "iu":
+        ids = exclude.astype(np.int64)  # many ids at once: no per-id check in Python
+    else:
+        try:
+            ids = np.asarray([as_int(s, "a sentence id") for s in exclude], dtype=np.int64)
+        except InputError:
+            raise InputError(message) from None
     if ids.size and (ids.min() < 0 or ids.max() >= count):
         raise InputError(message)
     return ids
