@@ -334,3 +334,27 @@ def test_torch_queries_of_any_dtype_or_with_grad(flat):
     _assert_same(
         flat.search(half, 0, k=8), brute_force(flat, half.float().numpy(), 0, "embedding", 8)
     )
+
+
+def test_an_inverted_file_of_one_list_searches(tiny_bert, tmp_path):
+    """A corpus too small for two lists gets one, visited by one probe: its search failed in
+    FAISS ('cur_nprobe > 0') when the probe was split over two threads."""
+    one = ["The cat sat on the mat near the door."]  # 12 vectors: fewer than 8 per list
+    corpus = ew.build_corpus(one, tiny_bert, tmp_path / "c", index="IVF2,SQfp16", progress=False)
+    assert ix._ivf(corpus._index("embedding", 0)).nlist == 1
+    q = np.random.default_rng(5).normal(size=32)
+    _assert_same(corpus.search(q, 0, k=10), brute_force(corpus, q, 0, "embedding", 10))
+
+
+def test_a_fast_scan_spec_on_too_few_vectors_is_a_corpus_error(tiny_bert, tmp_path):
+    """FAISS's RuntimeError ('Number of training points (12) should be at least as large as
+    number of clusters (16)') before."""
+    with pytest.raises(ew.CorpusError, match="needs at least 16 vectors to train; the corpus has"):
+        ew.build_corpus(
+            ["The cat sat on the mat near the door."],
+            tiny_bert,
+            tmp_path / "c",
+            index="IVF4,PQ8x4fs,SQ6",
+            progress=False,
+        )
+    assert not (tmp_path / "c").exists()

@@ -181,10 +181,11 @@ class _IndexWriter:
         data = np.concatenate(parts) if parts else np.zeros((0, self.dims[kind]), np.float32)
         index = self.spec.make(self.dims[kind], n_train=len(data), rotate=False)
         if not index.is_trained:
-            if len(data) < 1:
+            least = ix.FASTSCAN_TRAIN_MIN if self.spec.fastscan else 1
+            if len(data) < least:
                 raise CorpusError(
-                    f"Index {self.spec} needs at least {self.spec.nlist} vectors to train; "
-                    f"the corpus has {len(data)}. Use index='SQ6' for small corpora."
+                    f"Index {self.spec} needs at least {least} vectors to train; the corpus has "
+                    f"{len(data)}. Use index='auto' or 'SQ6' for small corpora."
                 )
             ix.train(index, data)
         index.add(data)

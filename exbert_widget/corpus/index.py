@@ -40,6 +40,7 @@ RERANK = 4  # candidates per wanted hit, re-ranked by renormalised decoded cosin
 RERANK_FASTSCAN = 20  # the same for candidates from 4-bit fast-scan codes (coarser)
 AUTO_FASTSCAN = -1  # "PQx4fs": one 4-bit sub-quantizer per 4 dimensions, whatever the width
 TRAIN_MAX = 65_536  # most vectors per index used to train the quantiser / the inverted file
+FASTSCAN_TRAIN_MIN = 16  # a 4-bit sub-quantizer's 16 centroids need as many training vectors
 _SPEC = re.compile(r"^(RR,)?(?:IVF(\d+),)?(?:PQ(\d*)x4fs,)?(SQ8|SQ6|SQ4|SQfp16|Flat)$")
 
 
@@ -621,7 +622,8 @@ def _split_candidates(index, ivf, q: np.ndarray, n: int, nprobe: int | None) -> 
     probes = min(ivf.nlist, nprobe or ivf.nprobe)
     coarse_d, coarse_i = ivf.quantizer.search(x, probes)
     parts = [
-        (coarse_i[:, i::SEARCH_SPLIT], coarse_d[:, i::SEARCH_SPLIT]) for i in range(SEARCH_SPLIT)
+        (coarse_i[:, i::SEARCH_SPLIT], coarse_d[:, i::SEARCH_SPLIT])
+        for i in range(min(SEARCH_SPLIT, probes))  # FAISS refuses a part of no lists
     ]
 
     def scan(part):
