@@ -8,6 +8,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 import exbert_widget as ew
@@ -45,6 +46,31 @@ def test_bad_sources_fail_before_spacy_or_the_model(tiny_bert, tmp_path, no_work
         ew.build_corpus(empty, tiny_bert, tmp_path / "out")
     with pytest.raises(ValueError, match="Unknown index spec"):
         ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", index="HNSW")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (None, "An index spec is a string"),
+        (6, "An index spec is a string"),
+        ("", "Unknown index spec"),
+        ("PQ8x4fs,SQ6", "needs an inverted file"),
+        ("IVF4,PQ7x4fs,SQ6", "7 sub-quantizers do not divide the vectors' 32 dimensions"),
+    ],
+)
+@pytest.mark.parametrize("shards", [None, 2])
+def test_bad_index_specs_are_input_errors_before_the_work(
+    tiny_bert, tmp_path, no_work, monkeypatch, spec, message, shards
+):
+    """Non-strings used to fail with an AttributeError, and a fast-scan code that does not
+    divide the width with a bare ValueError only once the model had run."""
+    from exbert_widget.corpus import sharded_build
+
+    monkeypatch.setattr(sharded_build, "load_spacy", build.load_spacy)  # no_work's refusal
+    assert tiny_bert.hidden_size == tiny_bert.context_size == 32
+    with pytest.raises(ew.InputError, match=message):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "out", index=spec, shards=shards)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 
@@ -174,3 +200,84 @@ def test_cli_info_into_a_pipe_closed_early_says_nothing(tiny_bert, tmp_path):
     proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert proc.stderr == ""
     assert proc.returncode == 141
+
+
+def test_opening_something_that_is_not_a_path():
+    for bad in (None, 3, ["a"]):
+        with pytest.raises(ew.InputError, match=r"A corpus directory is a path"):
+            ew.Corpus.open(bad)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"layers": 1}, "layers must be a non-empty list"),
+        ({"layers": "01"}, "layers must be a non-empty list"),
+        ({"layers": [0.5]}, "layers must be a non-empty list"),
+        ({"layers": [True]}, "layers must be a non-empty list"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": "8"}, "batch_size must be an integer"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"min_chars": -1}, "min_chars must be at least 0"),
+        ({"min_chars": "a"}, "min_chars must be an integer"),
+        ({"spacy_processes": 0}, "spacy_processes must be None or at least 1"),
+        ({"actors": 0}, "actors must be None or at least 1"),
+        ({"address": 5}, "address must be None"),
+        ({"out_dir": None}, r"out_dir must be a path \(str or os\.PathLike\), got NoneType"),
+        ({"out_dir": 5}, "out_dir must be a path"),
+        ({"lm": None}, r"lm must be a model loaded with ew\.load_model"),
+        ({"lm": "prajjwal1/bert-tiny"}, r"lm must be a model loaded with ew\.load_model"),
+    ],
+)
+def test_odd_build_options_are_input_errors_before_the_work(
+    tiny_bert, tmp_path, no_work, option, message
+):
+    """These used to raise bare TypeErrors mid-build, or (batch_size=0) run as if 1."""
+    args = {"lm": tiny_bert, "out_dir": tmp_path / "out", **option}
+    with pytest.raises(ew.InputError, match=message):
+        ew.build_corpus(["Some text here."], args.pop("lm"), args.pop("out_dir"), **args)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_numpy_layers_and_counts_are_integers(tiny_bert, tmp_path):
+    corpus = ew.build_corpus(
+        ["The cat sat on the mat near the door.", "A second sentence is here."],
+        tiny_bert,
+        tmp_path / "c",
+        layers=np.array([1, 1]),
+        batch_size=np.int64(4),
+        progress=False,
+    )
+    assert tiny_bert.num_layers == 2
+    assert corpus.manifest["indexed"] == {"layers": [1], "kinds": ["embedding", "context"]}
+    assert len(corpus.search(np.ones(32), np.int64(1), k=3)) == 3
+
+
+def test_a_spacy_model_that_is_neither_name_path_nor_pipeline(tiny_bert, tmp_path):
+    """spacy_model=5 failed with AttributeError ('int' object has no attribute 'pipe'), and a
+    pathlib.Path was taken for a loaded pipeline."""
+    with pytest.raises(ew.SpacyModelError, match="spacy_model must be a spaCy pipeline name"):
+        ew.build_corpus(["Some text here."], tiny_bert, tmp_path / "a", spacy_model=5)
+    with pytest.raises(ew.SpacyModelError, match=r"tried .*no-such-pipeline"):
+        ew.build_corpus(
+            ["Some text here."],
+            tiny_bert,
+            tmp_path / "b",
+            spacy_model=tmp_path / "no-such-pipeline",
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_encoder_decoder_model_is_refused_before_the_work(tmp_path, monkeypatch):
+    """It failed inside the build, once spaCy had loaded and parsed the source."""
+    from tests import tiny_models
+
+    t5 = ew.load_model(str(tiny_models.save("t5", tmp_path / "t5")))
+    monkeypatch.setattr(build, "load_spacy", no_spacy)
+    with pytest.raises(ew.InputError, match="is an encoder–decoder model: a corpus holds"):
+        ew.build_corpus(["Some text here."], t5, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def no_spacy(*args, **kwargs):
+    raise AssertionError("spaCy loaded before the model was checked")

@@ -213,3 +213,148 @@ def test_hits_are_the_token_table_rows_with_the_dtypes_pandas_infers(flat):
     inferred = pd.DataFrame({name: hits[name].tolist() for name in strings})
     for name in strings:
         assert hits[name].dtype == inferred[name].dtype, name
+
+
+BAD_ARGUMENTS = [
+    ({"k": 2.5}, "k must be an integer"),
+    ({"k": 3.0}, "k must be an integer"),
+    ({"k": "5"}, "k must be an integer"),
+    ({"k": None}, "k must be an integer"),
+    ({"k": True}, "k must be an integer"),
+    ({"layer": 0.5}, "layer must be an integer"),
+    ({"layer": "0"}, "layer must be an integer"),
+    ({"layer": None}, "layer must be an integer"),
+    ({"vector": "hello"}, "must be a vector of 32 numbers"),
+    ({"vector": np.full(32, np.nan)}, "NaN or infinite"),
+    ({"vector": np.r_[np.inf, np.ones(31)]}, "NaN or infinite"),
+    ({"vector": np.zeros(32)}, "all zeros"),
+    ({"by": "context", "heads": [0.5]}, "heads must be a non-empty list"),
+    ({"by": "context", "heads": 1}, "heads must be a non-empty list"),
+    ({"by": "context", "heads": "01"}, "heads must be a non-empty list"),
+    ({"by": "context", "heads": [*range(4), 99]}, "heads must be a non-empty list"),
+    ({"by": "context", "heads": [-1]}, "heads must be a non-empty list"),
+    ({"by": "context", "heads": [0], "vector": np.r_[np.zeros(8), np.ones(24)]}, "all zeros in"),
+    ({"exclude_sentences": 3}, "exclude_sentences must hold sentence ids"),
+    ({"exclude_sentences": ["a"]}, "exclude_sentences must hold sentence ids"),
+    ({"exclude_sentences": [1.5]}, "exclude_sentences must hold sentence ids"),
+    ({"exclude_sentences": [-1]}, "exclude_sentences must hold sentence ids"),
+    ({"max_per_sentence": True}, "max_per_sentence must be an integer"),
+    ({"max_per_sentence": 1.0}, "max_per_sentence must be an integer"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_ARGUMENTS)
+def test_odd_search_arguments_raise_input_errors_naming_them(flat, change, message):
+    """Not-integers, non-finite or zero queries, heads out of range (even among all heads):
+    an InputError naming the argument, never a TypeError, IndexError or FAISS error."""
+    assert flat.manifest["heads"] == 4 and flat.manifest["context_size"] == 32
+    args = {"vector": np.ones(32), "layer": 0, "k": 5, **change}
+    with pytest.raises(ew.InputError, match=message):
+        flat.search(args.pop("vector"), args.pop("layer"), **args)
+
+
+def test_numpy_integers_are_integers(flat):
+    """k, layer, heads, ids and max_per_sentence taken from numpy arrays give the same hits as
+    Python ints, equal to brute force."""
+    q = np.random.default_rng(2).normal(size=32)
+    hits = flat.search(
+        q,
+        np.int64(1),
+        by="context",
+        k=np.int32(7),
+        heads=np.array([1, 2]),
+        exclude_sentences=np.array([0, 3]),
+        max_per_sentence=np.int64(2),
+    )
+    _assert_same(hits, brute_force(flat, q, 1, "context", 7, {0, 3}, 2, heads=[1, 2]))
+
+
+def test_a_head_named_twice_counts_once(flat):
+    """Duplicates restrict to the distinct heads, also when there are as many names as heads
+    (which used to search all heads)."""
+    q = np.random.default_rng(3).normal(size=32)
+    _assert_same(
+        flat.search(q, 0, by="context", k=10, heads=[3, 1, 3]),
+        brute_force(flat, q, 0, "context", 10, heads=[1, 3]),
+    )
+    _assert_same(
+        flat.search(q, 0, by="context", k=10, heads=[2, 2, 2, 2]),
+        brute_force(flat, q, 0, "context", 10, heads=[2]),
+    )
+
+
+def test_sentence_ids_out_of_range_or_not_integers(flat):
+    """An InputError (also an IndexError, so iteration over the sentences still ends)."""
+    n = len(flat.sentences)
+    assert list(flat.sentences) == [flat.sentences[i] for i in range(n)] == flat.sentences[:]
+    assert flat.sentences[-1] == flat.sentences[n - 1]
+    assert flat.sentences[np.int64(2)] == flat.sentences[2]
+    for bad in (n, -n - 1, 1.5, "1", None):
+        with pytest.raises(ew.InputError, match="sentence_id") as info:
+            flat.sentences[bad]
+        assert isinstance(info.value, IndexError)
+    for method in (flat.sentence_tokens, flat.sentence_labels, flat.sentence_words):
+        for bad in (n, -1, 1.5, "1"):
+            with pytest.raises(ew.InputError, match="sentence_id"):
+                method(bad)
+    assert flat.sentence_tokens(np.int64(2)).equals(flat.sentence_tokens(2))
+
+
+def test_sentences_slice_like_a_list(flat):
+    """A negative step used to fail as a damaged token table ('build the corpus again')."""
+    every = [flat.sentences[i] for i in range(len(flat.sentences))]
+    for cut in (
+        slice(None, None, -1),
+        slice(None, None, -3),
+        slice(8, 2, -2),
+        slice(2, 8, -1),
+        slice(None, None, 2),
+        slice(-3, None),
+        slice(1, 10_000),
+        slice(5, 2),
+    ):
+        assert flat.sentences[cut] == every[cut], cut
+    with pytest.raises(ew.InputError, match="slice step cannot be zero"):
+        flat.sentences[::0]
+
+
+def test_torch_queries_of_any_dtype_or_with_grad(flat):
+    """A tensor that requires grad failed with torch's RuntimeError, a bfloat16 one was refused."""
+    import torch
+
+    q = np.random.default_rng(4).normal(size=32).astype(np.float32)
+    reference = flat.search(q, 0, k=8)
+    for tensor in (
+        torch.tensor(q, requires_grad=True),
+        torch.tensor(q)[None],
+        torch.tensor(q, dtype=torch.float64),
+    ):
+        pd.testing.assert_frame_equal(flat.search(tensor, 0, k=8), reference)
+    half = torch.tensor(q, dtype=torch.bfloat16)
+    _assert_same(
+        flat.search(half, 0, k=8), brute_force(flat, half.float().numpy(), 0, "embedding", 8)
+    )
+
+
+def test_an_inverted_file_of_one_list_searches(tiny_bert, tmp_path):
+    """A corpus too small for two lists gets one, visited by one probe: its search failed in
+    FAISS ('cur_nprobe > 0') when the probe was split over two threads."""
+    one = ["The cat sat on the mat near the door."]  # 12 vectors: fewer than 8 per list
+    corpus = ew.build_corpus(one, tiny_bert, tmp_path / "c", index="IVF2,SQfp16", progress=False)
+    assert ix._ivf(corpus._index("embedding", 0)).nlist == 1
+    q = np.random.default_rng(5).normal(size=32)
+    _assert_same(corpus.search(q, 0, k=10), brute_force(corpus, q, 0, "embedding", 10))
+
+
+def test_a_fast_scan_spec_on_too_few_vectors_is_a_corpus_error(tiny_bert, tmp_path):
+    """FAISS's RuntimeError ('Number of training points (12) should be at least as large as
+    number of clusters (16)') before."""
+    with pytest.raises(ew.CorpusError, match="needs at least 16 vectors to train; the corpus has"):
+        ew.build_corpus(
+            ["The cat sat on the mat near the door."],
+            tiny_bert,
+            tmp_path / "c",
+            index="IVF4,PQ8x4fs,SQ6",
+            progress=False,
+        )
+    assert not (tmp_path / "c").exists()

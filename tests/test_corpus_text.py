@@ -212,3 +212,63 @@ def test_the_reference_books_lose_their_front_matter_and_headings(book, first):
             ("Chapter ", "CHAPTER", "Contents", "by L. Frank", "The Wonderful Wizard of Oz")
         )
     assert text.cut == 0
+
+
+NON_LATIN = [
+    "Привет, как у тебя дела сегодня? Всё хорошо.",
+    "Η γάτα κάθεται στο χαλί δίπλα στην πόρτα.",
+    "東京は日本の首都であり、大きな都市です。",
+    "北京是中国的首都，也是一座历史悠久的城市。",
+    "שלום עולם, זה משפט בעברית.",
+    "مرحبا بالعالم، هذه جملة عربية؟",
+    "यह एक हिंदी वाक्य है।",
+]
+
+
+def test_text_in_other_scripts_is_running_text(tmp_path):
+    """Scripts with lower case other than Latin's, and scripts without case, are running
+    text (a source of them used to hold "no running text"); capitals in any script are not."""
+    assert [is_running_text(p) for p in NON_LATIN] == [True] * len(NON_LATIN)
+    assert not is_running_text("ГЛАВА ПЕРВАЯ. ПРИБЫТИЕ")
+    assert not is_running_text("ΚΕΦΑΛΑΙΟ Α")
+    source = read_source(["ГЛАВА ПЕРВАЯ", *NON_LATIN, "* * *"])
+    assert source.paragraphs == NON_LATIN and source.headings == 2
+    book = tmp_path / "book.txt"
+    book.write_text("ГЛАВА ПЕРВАЯ\n\n" + "\n\n".join(NON_LATIN) + "\n", encoding="utf-8")
+    assert list(read_paragraphs(book)) == NON_LATIN
+
+
+def test_full_width_sentence_ends_are_sentence_ends():
+    """A long Japanese paragraph ending its sentences with 。 is not cut as a run."""
+    sentence = "これは日本語で書かれた少し長めの文であり、句点で終わります。"
+    paragraph = sentence * (3 * MAX_RUN_CHARS // len(sentence))
+    source = read_source([paragraph])
+    assert source.cut == 0 and source.paragraphs == [paragraph]
+
+
+def test_a_missing_file_or_a_text_passed_as_a_path_is_a_corpus_source_error(tmp_path):
+    """Also a FileNotFoundError, as before; a text too long to be a file name used to raise a
+    bare OSError (File name too long)."""
+    for path in (tmp_path / "missing.txt", "The cat sat. " * 40, "word" * 100):
+        with pytest.raises(CorpusSourceError, match="is not a file") as info:
+            read_source(path)
+        assert isinstance(info.value, FileNotFoundError)
+
+
+def test_files_in_a_list_are_read_and_file_names_as_text_are_refused(tmp_path, monkeypatch):
+    """A list of file names used to become a corpus of file names."""
+    one, empty = tmp_path / "one.txt", tmp_path / "empty.txt"
+    one.write_text("CHAPTER I\n\nThe dog ran across the park.\r\n\r\nIt was late.\n", "utf-8")
+    empty.write_text("", encoding="utf-8")
+    source = read_source([one, empty, "Your own text here.", one])
+    book = read_source(one).paragraphs
+    assert book == ["The dog ran across the park.", "It was late."]
+    assert source.paragraphs == [*book, "Your own text here.", *book]
+    assert source.front_matter == 2  # the heading before each copy's first prose
+    monkeypatch.chdir(tmp_path)
+    for name in (str(one), "one.txt"):
+        with pytest.raises(CorpusSourceError, match=r"item 1 .* is the name of a file"):
+            read_source(["Some text.", name])
+    assert read_source(["one.txt is a file name in a sentence."]).paragraphs == [
+        "one.txt is a file name in a sentence."
+    ]

@@ -453,6 +453,30 @@ def test_a_closed_corpus_says_so(built):
     corpus.close()
     with pytest.raises(ew.CorpusError, match="is closed; open it again"):
         corpus.search(np.ones(32), 0)
+    # reads of the token table said so too, not KeyError or "build the corpus again"
+    for read in (
+        lambda: corpus.tokens,
+        lambda: corpus.sentences[0],
+        lambda: corpus.sentence_tokens(0),
+        lambda: corpus.sentence_labels(0),
+    ):
+        with pytest.raises(ew.CorpusError, match="is closed; open it again"):
+            read()
+
+
+def test_something_that_is_not_a_model_is_an_input_error(built):
+    """An AttributeError ('str' object has no attribute 'fingerprint') before."""
+    corpus = ew.Corpus.open(built)
+    for lm in (None, "prajjwal1/bert-tiny", 3):
+        if lm is not None:  # search's default: no model to check
+            with pytest.raises(
+                ew.InputError, match=r"lm must be a model loaded with ew\.load_model"
+            ):
+                corpus.search(np.ones(32), 0, lm=lm)
+        with pytest.raises(ew.InputError, match=r"lm must be a model loaded with ew\.load_model"):
+            corpus.head_report(lm, progress=False)
+        with pytest.raises(ew.InputError, match=r"lm must be a model loaded with ew\.load_model"):
+            ew.demo_corpus(lm, progress=False)
 
 
 def test_verify_modes(built):

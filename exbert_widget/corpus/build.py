@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import json
+import numbers
 import os
 import queue
 import shutil
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -46,7 +48,7 @@ from .annotate import (
 )
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .spacy_feed import SpacyFeed
-from .store import Corpus, CorpusError
+from .store import Corpus, CorpusError, check_lm
 from .text import MAX_RUN_CHARS, Source, read_source
 
 CHUNK = 256  # sentences per chunk from spaCy
@@ -179,10 +181,11 @@ class _IndexWriter:
         data = np.concatenate(parts) if parts else np.zeros((0, self.dims[kind]), np.float32)
         index = self.spec.make(self.dims[kind], n_train=len(data), rotate=False)
         if not index.is_trained:
-            if len(data) < 1:
+            least = ix.FASTSCAN_TRAIN_MIN if self.spec.fastscan else 1
+            if len(data) < least:
                 raise CorpusError(
-                    f"Index {self.spec} needs at least {self.spec.nlist} vectors to train; "
-                    f"the corpus has {len(data)}. Use index='SQ6' for small corpora."
+                    f"Index {self.spec} needs at least {least} vectors to train; the corpus has "
+                    f"{len(data)}. Use index='auto' or 'SQ6' for small corpora."
                 )
             ix.train(index, data)
         index.add(data)
@@ -377,7 +380,7 @@ def build_corpus(
     Args:
         source: a UTF-8 ``.txt`` path (a book: BOM, CRLF, front matter, headings and
             ``[Illustration]`` markers are handled, see :mod:`exbert_widget.corpus.text`) or an
-            iterable of strings (paragraphs or texts).
+            iterable of strings (paragraphs or texts) and ``pathlib.Path`` s of such files.
         lm: the model whose vectors are stored (a :func:`load_model` result).
         out_dir: the corpus directory; replaced only once the new corpus is complete.
         spacy_model: a spaCy pipeline name, path or ``Language``; default ``en_core_web_sm``,
@@ -411,21 +414,40 @@ def build_corpus(
 
     Raises:
         CorpusError: an ``out_dir`` that is a file or a directory holding other things.
-        CorpusSourceError: a source that cannot be read, holds no running text, or holds a NUL
-            byte or a lone surrogate (the message names the line).
-        ValueError: an unknown index spec.
-        InputError: bad ``layers``, ``kinds``, ``engine`` or ``shards``.
+        CorpusSourceError: a source that cannot be read or is not a file, holds no running
+            text, or holds a NUL byte or a lone surrogate (the message names the line), or a
+            ``str`` item that names a file.
+        InputError: an unknown index spec, or one whose fast-scan code does not divide the
+            vectors' width (a ``ValueError`` too).
+        InputError: bad ``layers``, ``kinds``, ``engine``, ``shards``, ``batch_size``,
+            ``min_chars``, ``spacy_processes``, ``actors`` or ``address``; ``lm`` not a model
+            or an encoder–decoder model; ``out_dir`` not a path.
+        SpacyModelError: no usable spaCy pipeline ``spacy_model``.
         CorpusError: also: Ray not installed or its cluster not reachable, another build of
             ``out_dir`` running, or ``resume=True`` for an unfinished build of another plan.
     """
     from .sharded_build import build_sharded, selection
 
+    check_lm(lm)
+    if lm.kind == "seq2seq":
+        raise InputError(
+            f"{lm.name} is an encoder–decoder model: a corpus holds the vectors of one stack of "
+            "layers, so it cannot be built for it (corpus search is for encoders and decoders)."
+        )
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise InputError(
+            f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}."
+        )
     chosen = selection(lm, layers, kinds)
+    if address is not None and not isinstance(address, str):
+        raise InputError(f"address must be None, 'auto' or 'host:port', got {address!r:.60}.")
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
     if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
         raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
-    options = BuildOptions(batch_size, min_chars, spacy_processes, progress)
+    options = BuildOptions.checked(batch_size, min_chars, spacy_processes, progress)
+    if actors is not None and _count(actors, "actors") < 1:
+        raise InputError(f"actors must be None or at least 1, got {actors!r}.")
     if engine == "ray" or shards is not None or resume:
         return build_sharded(
             source, lm, out_dir, engine=engine, address=address, shards=shards, resume=resume,
@@ -436,8 +458,7 @@ def build_corpus(
     text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
-    # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
-    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    spec = parse_spec(index, text, lm, chosen.kinds)
     nlp = load_spacy(spacy_model)
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
@@ -453,6 +474,20 @@ def build_corpus(
     return Corpus.open(out)
 
 
+def parse_spec(index: str | ix.IndexSpec, text: Source, lm: LanguageModel, kinds) -> ix.IndexSpec:
+    """The index spec of a build of ``text``, checked against the widths of the vectors of
+    ``kinds`` it will index (before spaCy loads or the model runs).
+
+    Raises:
+        InputError: an unknown spec, or one that cannot index vectors of these widths.
+    """
+    # ~4 characters a token for English with BERT-like vocabularies (4.05 for the Oz book).
+    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    dims = {"embedding": lm.hidden_size, "context": lm.context_size}
+    spec.check_widths(*(dims[kind] for kind in kinds))
+    return spec
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """How a build runs (not what it stores)."""
@@ -461,6 +496,38 @@ class BuildOptions:
     min_chars: int = MIN_SENTENCE_CHARS
     spacy_processes: int | None = None
     progress: bool = True
+
+    @classmethod
+    def checked(
+        cls, batch_size: Any, min_chars: Any, spacy_processes: Any, progress: Any
+    ) -> BuildOptions:
+        """The options, refused before any work when they make no sense.
+
+        Raises:
+            InputError: ``batch_size`` or ``spacy_processes`` not an integer of at least 1,
+                ``min_chars`` not an integer of at least 0.
+        """
+        if _count(batch_size, "batch_size") < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size!r}.")
+        if _count(min_chars, "min_chars") < 0:
+            raise InputError(f"min_chars must be at least 0, got {min_chars!r}.")
+        if spacy_processes is not None and _count(spacy_processes, "spacy_processes") < 1:
+            raise InputError(
+                f"spacy_processes must be None or at least 1, got {spacy_processes!r}."
+            )
+        procs = None if spacy_processes is None else int(spacy_processes)
+        return cls(int(batch_size), int(min_chars), procs, bool(progress))
+
+
+def _count(value: Any, name: str) -> int:
+    """An integer option as an int (numpy's integers too, not bool).
+
+    Raises:
+        InputError: not an integer.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise InputError(f"{name} must be an integer, got {value!r:.60} ({type(value).__name__}).")
 
 
 def build_directory(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..models import LanguageModel
 from .build import build_corpus
-from .store import FORMAT_VERSION, Corpus, CorpusError
+from .store import FORMAT_VERSION, Corpus, CorpusError, check_lm
 
 
 def sample_text_path() -> Path:
@@ -29,7 +29,11 @@ def demo_corpus(lm: LanguageModel, *, rebuild: bool = False, progress: bool = Tr
 
     Cached in ``$XDG_CACHE_HOME/exbert-widget`` (default ``~/.cache/exbert-widget``), one corpus
     per model fingerprint and corpus format (a new format builds it afresh).
+
+    Raises:
+        InputError: ``lm`` is not a model (pass ``ew.load_model(name)``, not the name).
     """
+    check_lm(lm)
     out = cache_dir() / f"demo-{lm.fingerprint[:16]}-v{FORMAT_VERSION}"
     if not rebuild:
         try:

@@ -32,12 +32,15 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import InputError
+
 SEARCH_SPLIT = 2  # parts one inverted-file query's lists are scanned in, each on its own thread
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
 RERANK = 4  # candidates per wanted hit, re-ranked by renormalised decoded cosine
 RERANK_FASTSCAN = 20  # the same for candidates from 4-bit fast-scan codes (coarser)
 AUTO_FASTSCAN = -1  # "PQx4fs": one 4-bit sub-quantizer per 4 dimensions, whatever the width
 TRAIN_MAX = 65_536  # most vectors per index used to train the quantiser / the inverted file
+FASTSCAN_TRAIN_MIN = 16  # a 4-bit sub-quantizer's 16 centroids need as many training vectors
 _SPEC = re.compile(r"^(RR,)?(?:IVF(\d+),)?(?:PQ(\d*)x4fs,)?(SQ8|SQ6|SQ4|SQfp16|Flat)$")
 
 
@@ -66,15 +69,21 @@ class IndexSpec:
         """Parse a spec; ``"auto"`` picks RR,SQ6, with an inverted file for large corpora.
 
         Raises:
-            ValueError: an unknown spec, or a fast-scan code without an inverted file.
+            InputError: (a ``ValueError``) not a string, an unknown spec, or a fast-scan code
+                without an inverted file.
         """
         if isinstance(spec, IndexSpec):
             return spec
+        if not isinstance(spec, str):
+            raise InputError(
+                f"An index spec is a string such as 'auto', 'SQ6' or 'RR,IVF4096,SQ6', got "
+                f"{spec!r:.60} ({type(spec).__name__})."
+            )
         if spec == "auto":
             return cls._auto(expected_vectors)
         match = _SPEC.match(spec.replace(" ", ""))
         if not match:
-            raise ValueError(
+            raise InputError(
                 f"Unknown index spec {spec!r}: use 'auto', 'SQ6', 'SQ8', 'SQ4', 'SQfp16', 'Flat', "
                 "optionally after 'RR,' (rotation) and 'IVF<nlist>,' (e.g. 'RR,IVF4096,SQ6'), "
                 "and with an inverted file optionally 'PQ<m>x4fs,' before the last code "
@@ -83,7 +92,7 @@ class IndexSpec:
         nlist = int(match.group(2) or 0)
         fastscan = 0 if match.group(3) is None else int(match.group(3) or AUTO_FASTSCAN)
         if fastscan and not nlist:
-            raise ValueError(
+            raise InputError(
                 f"Index spec {spec!r}: a fast-scan code 'PQ<m>x4fs' needs an inverted file "
                 "('IVF<nlist>,' before it)."
             )
@@ -114,16 +123,25 @@ class IndexSpec:
             parts.append(f"PQ{'' if self.fastscan == AUTO_FASTSCAN else self.fastscan}x4fs")
         return ",".join([*parts, self.quantizer])
 
+    def check_widths(self, *dims: int) -> None:
+        """Refuse, before any work, a spec that cannot index vectors of these widths.
+
+        Raises:
+            InputError: a fast-scan code whose sub-quantizer count does not divide a width.
+        """
+        for dim in dims:
+            self.subquantizers(dim)
+
     def subquantizers(self, dim: int) -> int:
         """Sub-quantizers of the fast-scan code for vectors of ``dim`` dimensions (0: none).
 
         Raises:
-            ValueError: an explicit count that does not divide ``dim``.
+            InputError: (a ``ValueError``) an explicit count that does not divide ``dim``.
         """
         if self.fastscan == AUTO_FASTSCAN:  # one per 4 dimensions; a divisor of odd widths
             return next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
         if self.fastscan and dim % self.fastscan:
-            raise ValueError(
+            raise InputError(
                 f"Index spec {self}: {self.fastscan} sub-quantizers do not divide the vectors' "
                 f"{dim} dimensions."
             )
@@ -135,7 +153,7 @@ class IndexSpec:
         out the spec's rotation, for callers that rotate the vectors themselves.
 
         Raises:
-            ValueError: a fast-scan code whose sub-quantizer count does not divide ``dim``.
+            InputError: a fast-scan code whose sub-quantizer count does not divide ``dim``.
         """
         parts = []
         if self.nlist:
@@ -604,7 +622,8 @@ def _split_candidates(index, ivf, q: np.ndarray, n: int, nprobe: int | None) -> 
     probes = min(ivf.nlist, nprobe or ivf.nprobe)
     coarse_d, coarse_i = ivf.quantizer.search(x, probes)
     parts = [
-        (coarse_i[:, i::SEARCH_SPLIT], coarse_d[:, i::SEARCH_SPLIT]) for i in range(SEARCH_SPLIT)
+        (coarse_i[:, i::SEARCH_SPLIT], coarse_d[:, i::SEARCH_SPLIT])
+        for i in range(min(SEARCH_SPLIT, probes))  # FAISS refuses a part of no lists
     ]
 
     def scan(part):

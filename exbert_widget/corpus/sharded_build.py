@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
 import os
 import re
 import shutil
@@ -53,6 +54,7 @@ from .build import (
     build_directory,
     check_out_dir,
     make_rotations,
+    parse_spec,
 )
 from .manifest import KINDS, MANIFEST
 from .store import Corpus
@@ -92,14 +94,23 @@ def selection(lm: LanguageModel, layers: Iterable[int] | None, kinds: Iterable[s
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise InputError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}.")
+    message = (
+        f"layers must be a non-empty list of layers 0..{lm.num_layers - 1} of {lm.name}, "
+        f"got {layers!r:.80}."
+    )
+    if layers is not None and (
+        isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)
+    ):
+        raise InputError(message)
     chosen = list(range(lm.num_layers)) if layers is None else list(layers)
-    wrong = [v for v in chosen if type(v) is not int or not 0 <= v < lm.num_layers]
+    wrong = [v for v in chosen if not _is_int(v) or not 0 <= v < lm.num_layers]
     if wrong or not chosen:
-        raise InputError(
-            f"layers must be a non-empty list of layers 0..{lm.num_layers - 1} of {lm.name}, "
-            f"got {list(chosen)!r:.80}."
-        )
-    return Selection(tuple(k for k in KINDS if k in kinds), tuple(sorted(set(chosen))))
+        raise InputError(message)
+    return Selection(tuple(k for k in KINDS if k in kinds), tuple(sorted({int(v) for v in chosen})))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def split_source(text: Source, shards: int) -> list[Source]:
@@ -422,7 +433,7 @@ def build_sharded(
     text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
-    spec = ix.IndexSpec.parse(index, expected_vectors=text.chars // 4)
+    spec = parse_spec(index, text, lm, chosen.kinds)
     count = shards or max(1, math.ceil(text.chars / SHARD_CHARS))
     if engine == "ray" and shards is None:
         count = max(count, 2)  # the default pool has two actors or more

@@ -38,14 +38,59 @@ from .faiss_file import IndexShape, check_index_file, check_rotation_file, read_
 from .files import BuildFiles
 from .hit_strings import StringColumn, strings
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
+from .search_args import as_int, check_exclude, check_heads, check_vector
 from .tokens_file import SPAN_COLUMNS, TokenFile
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "KINDS", "MANIFEST", "TOKENS", "Corpus", "CorpusError"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "KINDS",
+    "MANIFEST",
+    "TOKENS",
+    "Corpus",
+    "CorpusError",
+    "SentenceIdError",
+]
 
 RESULT_COLUMNS = ["sentence_id", "token_index", "score", "token", "pos", "dep", "ent", "sentence"]
 #: Extra hit columns: the matched token's characters in ``sentence`` and its whole word's.
 WORD_COLUMNS = ["whole_word", "word_start", "word_end", "token_start", "token_end"]
 VERIFY = ("fast", "full")
+
+
+def check_lm(lm: Any) -> None:
+    """Refuse what is not a model (by what a corpus reads of one: no torch import here).
+
+    Raises:
+        InputError: ``lm`` has no fingerprint or layer count.
+    """
+    if not isinstance(getattr(lm, "fingerprint", None), str) or not isinstance(
+        getattr(lm, "num_layers", None), int
+    ):
+        raise InputError(
+            f"lm must be a model loaded with ew.load_model(...), got {type(lm).__name__}."
+        )
+
+
+class SentenceIdError(InputError, IndexError):
+    """A sentence id that is not an integer or out of range; also an ``IndexError``, so that
+    ``corpus.sentences`` behaves as a sequence (iteration stops at its end)."""
+
+
+def check_sentence_id(sentence_id: Any, count: int, negative: bool = False) -> int:
+    """``sentence_id`` as an int in 0..count-1 (``negative``: -count..-1 too, counted from the
+    end).
+
+    Raises:
+        SentenceIdError: not an integer, or out of range.
+    """
+    try:
+        sid = as_int(sentence_id, "sentence_id")
+    except InputError as exc:
+        raise SentenceIdError(str(exc)) from None
+    if not (-count if negative else 0) <= sid < count:
+        raise SentenceIdError(f"sentence_id {sid} out of range 0..{count - 1}")
+    return sid % count
 
 
 class Sentences(Sequence):
@@ -59,11 +104,20 @@ class Sentences(Sequence):
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return self._tokens.sentences(i)
-        i = int(i)
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"sentence_id {i} out of range 0..{len(self) - 1}")
-        return self._tokens.sentences(i % len(self))
+            return self._slice(i)
+        return self._tokens.sentences(check_sentence_id(i, len(self), negative=True))
+
+    def _slice(self, i: slice) -> list[str]:
+        """A slice as a list, as a list's slice would be (HDF5 reads only forward steps)."""
+        if i.step == 0:
+            raise InputError("slice step cannot be zero")
+        start, stop, step = i.indices(len(self))
+        if step > 0:
+            return self._tokens.sentences(slice(start, stop, step))
+        wanted = range(start, stop, step)
+        if not wanted:
+            return []
+        return self._tokens.sentences(slice(wanted[-1], wanted[0] + 1, -step))[::-1]
 
 
 class Corpus:
@@ -113,10 +167,15 @@ class Corpus:
 
         Raises:
             CorpusError: naming the file and what is wrong with it.
-            InputError: ``verify`` is not ``"fast"`` or ``"full"``.
+            InputError: ``verify`` is not ``"fast"`` or ``"full"``, or ``directory`` not a path.
         """
         if verify not in VERIFY:
             raise InputError(f"verify must be 'fast' or 'full', got {verify!r}.")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise InputError(
+                "A corpus directory is a path (str or os.PathLike), got "
+                f"{type(directory).__name__}."
+            )
         root = Path(directory)
         if not root.is_dir():
             raise CorpusError(
@@ -224,8 +283,10 @@ class Corpus:
 
         Raises:
             CorpusError: naming both models.
+            InputError: ``lm`` is not a model (:func:`exbert_widget.load_model`'s result).
         """
         m = self.manifest
+        check_lm(lm)
         if lm.fingerprint != m["fingerprint"] or lm.num_layers != m["layers"]:
             raise CorpusError(
                 f"This corpus was built with {m['model']!r} ({m['layers']} layers, "
@@ -244,8 +305,8 @@ class Corpus:
         ``refresh=True`` computes it again.
 
         Raises:
-            CorpusError: ``lm`` is not the corpus's model.
-            InputError: an encoder–decoder model.
+            CorpusError: ``lm`` is not the corpus's model, or the corpus is closed.
+            InputError: an encoder–decoder model, or ``lm`` not a model.
         """
         from .head_report import head_report  # torch only when a report is asked for
 
@@ -288,19 +349,26 @@ class Corpus:
 
         The table is read once and kept: a search shows ~50 sentences, and ~13 compressed HDF5
         reads per sentence would cost more than the whole search.
+
+        Raises:
+            SentenceIdError: (an ``InputError``) ``sentence_id`` is not an integer or out of
+                range.
         """
         start, end = self._sentence_rows(sentence_id)
         return self.tokens.iloc[start:end].reset_index(drop=True)
 
     def _sentence_rows(self, sentence_id: int) -> tuple[int, int]:
-        sid = int(sentence_id)
-        if not 0 <= sid < len(self.sentences):
-            raise IndexError(f"sentence_id {sid} out of range 0..{len(self.sentences) - 1}")
+        sid = check_sentence_id(sentence_id, len(self.sentences))
         return int(self._offsets[sid]), int(self._offsets[sid + 1])
 
     def sentence_labels(self, sentence_id: int) -> dict[str, list[str]]:
         """token, pos, dep and ent of one sentence's tokens, as lists: what a search hit shows,
-        ~20x faster than slicing :meth:`sentence_tokens`."""
+        ~20x faster than slicing :meth:`sentence_tokens`.
+
+        Raises:
+            SentenceIdError: (an ``InputError``) ``sentence_id`` is not an integer or out of
+                range.
+        """
         start, end = self._sentence_rows(sentence_id)
         columns = self._hit_columns
         return {name: columns[name][start:end].tolist() for name in ("token", "pos", "dep", "ent")}
@@ -310,7 +378,12 @@ class Corpus:
         lies in, joined with the word's other pieces: ``alnwick`` for ``##n``), ``word_start``,
         ``word_end`` (that word's characters in the sentence) and ``token_start``,
         ``token_end`` (the token's own). Special tokens get an empty word and -1 spans; corpora
-        of format 2 (no offsets stored) give each token as its own word, spans -1."""
+        of format 2 (no offsets stored) give each token as its own word, spans -1.
+
+        Raises:
+            SentenceIdError: (an ``InputError``) ``sentence_id`` is not an integer or out of
+                range.
+        """
         start, end = self._sentence_rows(sentence_id)
         rows = np.arange(start, end)
         sentence = self.sentences[sentence_id]
@@ -356,9 +429,10 @@ class Corpus:
         ``contexts[layer]``, where ``heads`` keeps only those heads' slices of the query and of
         the stored vectors, renormalised (exBERT's head-restricted search): candidates come from
         the index with the restricted query, then are re-ranked by the exact restricted cosine of
-        their decoded vectors. Without ``heads``, candidates (4 x k) are re-ranked the same way
-        over all dimensions. Pass ``lm`` (the model that computed ``vector``) to have the corpus
-        refuse a model other than its own (:meth:`check_model`).
+        their decoded vectors (a head named twice counts once; all heads is no restriction).
+        Without ``heads``, candidates (4 x k) are re-ranked the same way over all dimensions.
+        Pass ``lm`` (the model that computed ``vector``) to have the corpus refuse a model other
+        than its own (:meth:`check_model`).
 
         ``exclude_sentences`` leaves out hits in those sentences; ``max_per_sentence`` keeps at
         most that many hits from one sentence (the best ones). Either way, more candidates are
@@ -370,17 +444,25 @@ class Corpus:
         :meth:`sentence_words`).
 
         Raises:
-            InputError: an unknown ``by``, a layer, head, sentence id or dimension out of range,
-                ``k`` or ``max_per_sentence`` below 1.
-            CorpusError: another model's ``lm``, or an index file found damaged when loaded.
+            InputError: an unknown ``by``; a layer, head, sentence id or dimension out of range;
+                ``k`` or ``max_per_sentence`` below 1; a ``layer``, ``k``, head, sentence id or
+                ``max_per_sentence`` that is not an integer; a query holding NaN or infinite
+                values, or all zeros (in the chosen heads).
+            CorpusError: another model's ``lm``, an index file found damaged when loaded, or
+                the corpus closed (before the index was loaded).
         """
         if lm is not None:
             self.check_model(lm)
-        query, accept = self._check_query(vector, layer, by, k, exclude_sentences, max_per_sentence)
+        query, layer, k, accept = self._check_query(
+            vector, layer, by, k, exclude_sentences, max_per_sentence
+        )
+        chosen = (
+            None if heads is None or by != "context" else check_heads(heads, self.manifest["heads"])
+        )
         index = self._index(by, layer)
-        if heads is not None and by == "context" and len(heads) < self.manifest["heads"]:
+        if chosen is not None and len(chosen) < self.manifest["heads"]:
             ids, scores = ix.on_search_thread(
-                lambda: self._restricted(index, query, heads, k, layer, accept)
+                lambda: self._restricted(index, query, chosen, k, layer, accept)
             )
         else:
             ids, scores = ix.on_search_thread(lambda: ix.search(index, query, k, accept=accept))
@@ -390,6 +472,7 @@ class Corpus:
         m = self.manifest
         if by not in KINDS:
             raise InputError(f"by must be 'embedding' or 'context', got {by!r}.")
+        layer = as_int(layer, "layer")
         if not 0 <= layer < m["layers"]:
             raise InputError(
                 f"layer {layer} is out of range: this corpus has 0..{m['layers'] - 1}."
@@ -401,25 +484,20 @@ class Corpus:
                 f"{' and '.join(kinds)} vectors of layers {_ranges(layers)} (chosen with "
                 "layers= and kinds= when it was built)."
             )
-        width = self._dim(by)
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != width:
-            raise InputError(
-                f"The query has {query.shape[0]} dimensions, the {by} index {width}: was it "
-                f"computed with {m['model']!r}?"
-            )
+        query = check_vector(vector, self._dim(by), by, m["model"])
+        k = as_int(k, "k")
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}.")
-        return query, self._acceptor(exclude, most)
+        return query, layer, k, self._acceptor(exclude, most)
 
     def _acceptor(self, exclude: Iterable[int], most: int | None) -> Callable | None:
         """A filter over candidate index positions (best first) for the sentence options."""
-        excluded_ids = np.asarray(list(exclude), dtype=np.int64)
         n = len(self.sentences)
-        if excluded_ids.size and (excluded_ids.min() < 0 or excluded_ids.max() >= n):
-            raise InputError(f"exclude_sentences must hold sentence ids in 0..{n - 1}.")
-        if most is not None and (type(most) is not int or most < 1):
-            raise InputError(f"max_per_sentence must be None or at least 1, got {most!r}.")
+        excluded_ids = check_exclude(exclude, n)
+        if most is not None:
+            most = as_int(most, "max_per_sentence")
+            if most < 1:
+                raise InputError(f"max_per_sentence must be None or at least 1, got {most}.")
         if not excluded_ids.size and most is None:
             return None
         excluded = np.zeros(n, dtype=bool)
@@ -445,12 +523,13 @@ class Corpus:
         visited) until ``k`` hits pass ``accept``."""
         m = self.manifest
         head_dim = m["context_size"] // m["heads"]
-        bad = [h for h in heads if not 0 <= h < m["heads"]]
-        if not heads or bad:
-            raise InputError(f"heads must be a non-empty subset of 0..{m['heads'] - 1}.")
         mask = np.zeros(m["context_size"], dtype=bool)
         for h in heads:
             mask[h * head_dim : (h + 1) * head_dim] = True
+        if not query[mask].any():
+            raise InputError(
+                f"The query is all zeros in heads {heads}: its cosine with any vector is undefined."
+            )
         norms = self._head_norms(layer)
         q = ix.normalise(np.where(mask, query, 0.0))
         nprobe = None

@@ -8,8 +8,9 @@ text; sentence splitting is spaCy's job (see :mod:`exbert_widget.corpus.annotate
 
 What is skipped, precisely:
 
-* everywhere: ``[Illustration]``-style markers; paragraphs without lower-case letters (headings
-  and title pages in capitals, rows of asterisks);
+* everywhere: ``[Illustration]``-style markers; paragraphs without a letter that is lower-case
+  or of a script without case (headings and title pages in capitals, rows of asterisks; text in
+  Chinese, Japanese, Arabic or Hebrew is running text);
 * in text files (books), also headings in mixed case: chapter headings ("Chapter XII",
   "Chapter I. The Cyclone", "Book 2") and short title-like lines (at most 10 words, no
   sentence punctuation at the end, every word of four or more letters capitalised: "A Tale of
@@ -20,10 +21,10 @@ What is skipped, precisely:
   50 paragraphs and the first 10 % of the text (or 5,000 characters, if more); where none is found
   there, nothing is skipped as front matter.
 
-Iterables of strings are the caller's own texts: only markers and paragraphs without lower-case
-letters are dropped there. Runs of more than ``MAX_RUN_CHARS`` characters without a sentence end
-(``.!?;:``) are cut at spaces: no model takes such a "sentence" whole, and spaCy parses them
-slowly; :attr:`Source.cut` counts the cuts.
+Iterables of strings are the caller's own texts: only markers and paragraphs without such letters
+are dropped there. Runs of more than ``MAX_RUN_CHARS`` characters without a sentence end
+(``.!?;:``, their CJK full-width forms, ``؟`` or ``।``) are cut at spaces: no model takes such a
+"sentence" whole, and spaCy parses them slowly; :attr:`Source.cut` counts the cuts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_RUN_CHARS",
     "CorpusSourceError",
     "Source",
+    "SourceNotFoundError",
     "is_heading",
     "is_running_text",
     "read_paragraphs",
@@ -59,15 +61,18 @@ PROSE_LINE_CHARS = 40  # every line of a wrapped prose paragraph but its last is
 
 _MARKER = re.compile(r"\[(?:illustration|picture|image|footnote|sidenote)[^\]]*\]", re.IGNORECASE)
 _WS = re.compile(r"\s+")
-_LOWER = re.compile(r"[a-z]")
 _FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
-_SENTENCE_END = re.compile(r"[.!?;:]")
-_ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
+_SENTENCE_END = re.compile(r"[.!?;:\u3002\uff01\uff1f\uff1b\uff1a\u061f\u0964]")
+_ENDS_SENTENCE = re.compile(r"[.!?\u3002\uff01\uff1f\u061f\u0964][\"'\u201d\u2019)\]]*$")
 _ENDS_PUNCTUATED = re.compile(r"[.!?,;:][\"'\u201d\u2019)\]]*$")
 _CHAPTER = re.compile(
     r"^(?:chapter|book|part|volume|section|canto)\s+(?:\d+|[ivxlcdm]+)\b\.?(?:\s+[^.!?]*)?$",
     re.IGNORECASE,
 )
+
+
+class SourceNotFoundError(CorpusSourceError, FileNotFoundError):
+    """A corpus source path that is not a file (also a ``FileNotFoundError``)."""
 
 
 @dataclass
@@ -85,9 +90,11 @@ class Source:
 
 
 def is_running_text(paragraph: str) -> bool:
-    """Whether a cleaned paragraph has lower-case letters: headings and title pages set in
-    capitals ("CHAPTER 2. THE ARRIVAL") and separators (rows of asterisks) have none."""
-    return bool(_LOWER.search(paragraph))
+    """Whether a cleaned paragraph has a letter that is not upper-case (lower-case in any
+    script, or of a script without case: CJK, Arabic, Hebrew, ...): headings and title pages set
+    in capitals ("CHAPTER 2. THE ARRIVAL", "ГЛАВА 2") and separators (rows of asterisks) have
+    none."""
+    return any(c.isalpha() and not c.isupper() for c in paragraph)
 
 
 def is_heading(paragraph: str) -> bool:
@@ -199,12 +206,12 @@ def read_text_file(path: str | os.PathLike[str]) -> str:
     """Read a UTF-8 text file (with or without BOM); clear errors when it cannot be read.
 
     Raises:
-        FileNotFoundError: no such file.
+        SourceNotFoundError: (a ``CorpusSourceError`` and a ``FileNotFoundError``) no such file.
         CorpusSourceError: not UTF-8, or unreadable.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
+    if not _is_file(p):
+        raise SourceNotFoundError(
             f"corpus source {str(p)!r} is not a file; pass the path of a UTF-8 .txt file "
             "or an iterable of strings"
         )
@@ -224,19 +231,19 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
 
     ``source`` is the path of a UTF-8 text file (``str`` or ``PathLike``: a book, see the
     module's docstring for what is skipped) or an iterable of strings, each of which is treated
-    as a text of one or more paragraphs (blank lines separate paragraphs). Whitespace is
-    collapsed and markers are removed.
+    as a text of one or more paragraphs (blank lines separate paragraphs), or of
+    ``os.PathLike`` paths of text files (books), in any mix. Whitespace is collapsed and
+    markers are removed.
 
     Raises:
-        FileNotFoundError: a path that is not a file.
-        CorpusSourceError: not UTF-8, not a path or an iterable of strings, or holding a NUL
-            byte or a lone surrogate (the message names the item and line).
+        SourceNotFoundError: (a ``CorpusSourceError``) a path that is not a file.
+        CorpusSourceError: not UTF-8, not a path or an iterable of strings, holding a NUL byte
+            or a lone surrogate (the message names the item and line), or an item that is a
+            ``str`` naming a file (pass it as a ``pathlib.Path`` to read the file).
     """
     out = Source()
     if isinstance(source, (str, os.PathLike)):
-        text = read_text_file(source)
-        _check_characters(text.replace("\r\n", "\n"), f"corpus source {str(source)!r}")
-        _read_text(text, out, book=True)
+        _read_file(source, out, f"corpus source {str(source)!r}")
         return out
     if isinstance(source, bytes) or not isinstance(source, Iterable):
         raise CorpusSourceError(
@@ -244,19 +251,48 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
             f"not {type(source).__name__}"
         )
     for i, item in enumerate(source):
+        if isinstance(item, os.PathLike):
+            _read_file(item, out, f"item {i} of the corpus source ({str(item)!r})")
+            continue
         if not isinstance(item, str):
             raise CorpusSourceError(
                 f"item {i} of the corpus source is a {type(item).__name__}, not a str"
             )
+        _check_not_a_path(item, i)
         _check_characters(item.replace("\r\n", "\n"), f"item {i} of the corpus source")
         _read_text(item, out, book=False)
     return out
+
+
+def _read_file(path: str | os.PathLike[str], out: Source, where: str) -> None:
+    text = read_text_file(path)
+    _check_characters(text.replace("\r\n", "\n"), where)
+    _read_text(text, out, book=True)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the system cannot even look up (too
+    long: a text passed where a path was expected)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_not_a_path(item: str, i: int) -> None:
+    """Refuse a string item that names a file: a list of file names would otherwise become a
+    corpus of file names."""
+    if item and not any(c.isspace() for c in item) and _is_file(Path(item)):
+        raise CorpusSourceError(
+            f"item {i} of the corpus source, {item!r}, is the name of a file, not text: pass "
+            "files as pathlib.Path objects (e.g. [Path(p) for p in names]) to read them"
+        )
 
 
 def read_paragraphs(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
     """The clean paragraphs of running text of a source (:func:`read_source`'s paragraphs).
 
     Raises:
-        FileNotFoundError, CorpusSourceError: as :func:`read_source`.
+        CorpusSourceError: as :func:`read_source`.
     """
     yield from read_source(source).paragraphs

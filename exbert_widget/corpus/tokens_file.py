@@ -86,6 +86,7 @@ class TokenFile:
         counts = manifest["counts"]
         self.n_sentences, self.n_tokens = counts["sentences"], counts["tokens"]
         self.version = manifest["format_version"]
+        self.closed = False
         try:
             self.h5 = h5py.File(held.handle, "r")
         except (OSError, ValueError, RuntimeError) as exc:
@@ -174,6 +175,7 @@ class TokenFile:
 
     def _read(self, what: str, read: Callable[[], Any]) -> Any:
         """``read()``, with whatever HDF5 raises on damaged data turned into a CorpusError."""
+        self._check_open()
         try:
             return read()
         except CorpusError:
@@ -207,7 +209,16 @@ class TokenFile:
             raise self.error(f"holds a sentence that is not UTF-8 ({exc})") from exc
 
     def has(self, name: str) -> bool:
+        self._check_open()
         return name in self.h5["tokens"]
+
+    def _check_open(self) -> None:
+        """Refuse reads after :meth:`close` (HDF5 would answer with a KeyError, or with a read
+        error that looks like damage)."""
+        if self.closed:
+            raise CorpusError(
+                f"The corpus {str(self.held.root)!r} is closed; open it again (Corpus.open)."
+            )
 
     def column(self, name: str, offsets: np.ndarray) -> np.ndarray:
         """A whole token-table column, decoded and checked against ``offsets``."""
@@ -248,4 +259,5 @@ class TokenFile:
         return norms
 
     def close(self) -> None:
+        self.closed = True
         self.h5.close()
