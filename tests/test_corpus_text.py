@@ -10,6 +10,7 @@ from exbert_widget.corpus.text import (
     MAX_PARAGRAPH_CHARS,
     MAX_RUN_CHARS,
     CorpusSourceError,
+    SourceNotFoundError,
     is_heading,
     is_running_text,
     read_paragraphs,
@@ -255,8 +256,9 @@ def test_a_missing_file_or_a_text_passed_as_a_path_is_a_corpus_source_error(tmp_
         assert isinstance(info.value, FileNotFoundError)
 
 
-def test_files_in_a_list_are_read_and_file_names_as_text_are_refused(tmp_path, monkeypatch):
-    """A list of file names used to become a corpus of file names."""
+def test_files_in_a_list_are_read_as_books_whether_paths_or_names(tmp_path, monkeypatch):
+    """A list of file names used to become a corpus of file names (issue 14: a source is a
+    file, a list of files, or an iterable)."""
     one, empty = tmp_path / "one.txt", tmp_path / "empty.txt"
     one.write_text("CHAPTER I\n\nThe dog ran across the park.\r\n\r\nIt was late.\n", "utf-8")
     empty.write_text("", encoding="utf-8")
@@ -266,9 +268,10 @@ def test_files_in_a_list_are_read_and_file_names_as_text_are_refused(tmp_path, m
     assert source.paragraphs == [*book, "Your own text here.", *book]
     assert source.front_matter == 2  # the heading before each copy's first prose
     monkeypatch.chdir(tmp_path)
-    for name in (str(one), "one.txt"):
-        with pytest.raises(CorpusSourceError, match=r"item 1 .* is the name of a file"):
-            read_source(["Some text.", name])
+    for name in (str(one), "one.txt", " one.txt\n"):
+        assert read_source(["Some text.", name]).paragraphs == ["Some text.", *book]
     assert read_source(["one.txt is a file name in a sentence."]).paragraphs == [
         "one.txt is a file name in a sentence."
     ]
+    with pytest.raises(SourceNotFoundError, match=r"item 1 .*'two.txt', names no file"):
+        read_source([one, "two.txt"])

@@ -380,7 +380,8 @@ def build_corpus(
     Args:
         source: a UTF-8 ``.txt`` path (a book: BOM, CRLF, front matter, headings and
             ``[Illustration]`` markers are handled, see :mod:`exbert_widget.corpus.text`) or an
-            iterable of strings (paragraphs or texts) and ``pathlib.Path`` s of such files.
+            iterable of strings (paragraphs or texts) and of paths of such files (a
+            ``pathlib.Path`` or a one-line string naming an existing file).
         lm: the model whose vectors are stored (a :func:`load_model` result).
         out_dir: the corpus directory; replaced only once the new corpus is complete.
         spacy_model: a spaCy pipeline name, path or ``Language``; default ``en_core_web_sm``,
@@ -415,8 +416,8 @@ def build_corpus(
     Raises:
         CorpusError: an ``out_dir`` that is a file or a directory holding other things.
         CorpusSourceError: a source that cannot be read or is not a file, holds no running
-            text, or holds a NUL byte or a lone surrogate (the message names the line), or a
-            ``str`` item that names a file.
+            text, or holds a NUL byte or a lone surrogate (the message names the line), or an
+            item without spaces ending in ``.txt`` that names no file.
         InputError: an unknown index spec, or one whose fast-scan code does not divide the
             vectors' width (a ``ValueError`` too).
         InputError: bad ``layers``, ``kinds``, ``engine``, ``shards``, ``batch_size``,

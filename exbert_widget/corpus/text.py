@@ -231,15 +231,16 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
 
     ``source`` is the path of a UTF-8 text file (``str`` or ``PathLike``: a book, see the
     module's docstring for what is skipped) or an iterable of strings, each of which is treated
-    as a text of one or more paragraphs (blank lines separate paragraphs), or of
-    ``os.PathLike`` paths of text files (books), in any mix. Whitespace is collapsed and
-    markers are removed.
+    as a text of one or more paragraphs (blank lines separate paragraphs), or of paths of text
+    files (books), in any mix: an ``os.PathLike`` item, or a one-line ``str`` item that is the
+    path of an existing file (a list of file names is a list of books). Whitespace is collapsed
+    and markers are removed.
 
     Raises:
-        SourceNotFoundError: (a ``CorpusSourceError``) a path that is not a file.
-        CorpusSourceError: not UTF-8, not a path or an iterable of strings, holding a NUL byte
-            or a lone surrogate (the message names the item and line), or an item that is a
-            ``str`` naming a file (pass it as a ``pathlib.Path`` to read the file).
+        SourceNotFoundError: (a ``CorpusSourceError``) a path that is not a file, or an item
+            without spaces ending in ``.txt`` that names no file.
+        CorpusSourceError: not UTF-8, not a path or an iterable of strings, or holding a NUL
+            byte or a lone surrogate (the message names the item and line).
     """
     out = Source()
     if isinstance(source, (str, os.PathLike)):
@@ -258,7 +259,10 @@ def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
             raise CorpusSourceError(
                 f"item {i} of the corpus source is a {type(item).__name__}, not a str"
             )
-        _check_not_a_path(item, i)
+        named = _named_file(item, i)
+        if named is not None:
+            _read_file(named, out, f"item {i} of the corpus source ({item!r})")
+            continue
         _check_characters(item.replace("\r\n", "\n"), f"item {i} of the corpus source")
         _read_text(item, out, book=False)
     return out
@@ -279,14 +283,26 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _check_not_a_path(item: str, i: int) -> None:
-    """Refuse a string item that names a file: a list of file names would otherwise become a
-    corpus of file names."""
-    if item and not any(c.isspace() for c in item) and _is_file(Path(item)):
-        raise CorpusSourceError(
-            f"item {i} of the corpus source, {item!r}, is the name of a file, not text: pass "
-            "files as pathlib.Path objects (e.g. [Path(p) for p in names]) to read them"
+def _named_file(item: str, i: int) -> Path | None:
+    """The file a one-line ``str`` item is the path of (a list of file names is a list of
+    books), else None: the item is text.
+
+    Raises:
+        SourceNotFoundError: an item without spaces ending in ``.txt`` that names no file (a
+            mistyped book name would otherwise become a one-word paragraph, dropped unseen).
+    """
+    name = item.strip()
+    if not name or "\n" in name or len(name) > 4096:
+        return None
+    path = Path(name)
+    if _is_file(path):
+        return path
+    if path.suffix.lower() == ".txt" and not any(c.isspace() for c in name):
+        raise SourceNotFoundError(
+            f"item {i} of the corpus source, {item!r}, names no file; a list of file names is "
+            "read as books, other items as text"
         )
+    return None
 
 
 def read_paragraphs(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
