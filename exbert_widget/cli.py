@@ -1,4 +1,4 @@
-"""Command line: ``exbert corpus build BOOK.txt --model NAME_OR_PATH --out DIR``,
+"""Command line: ``exbert corpus build BOOK.txt [MORE.txt ...] --model NAME_OR_PATH --out DIR``,
 ``exbert corpus info DIR``.
 
 Everything that can be checked without the model is checked before it loads (the whole source
@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     actions = corpus.add_subparsers(dest="action", required=True)
 
     build = actions.add_parser("build", help="build a corpus from a UTF-8 text file")
-    build.add_argument("source", help="a UTF-8 .txt file (a book, one or more paragraphs)")
+    build.add_argument(
+        "source", nargs="+", help="UTF-8 .txt files (books; several make one corpus, in order)"
+    )
     build.add_argument("--model", required=True, help="hub name or local model directory")
     build.add_argument("--out", required=True, help="corpus directory to write")
     build.add_argument("--index", default="auto", help="FAISS spec: auto, SQ6, SQ8, IVF4096,SQ6")
@@ -66,10 +69,12 @@ def _build(args: argparse.Namespace) -> None:
 
     # before the model loads (seconds to minutes): what can fail without it; the source first,
     # before torch, FAISS and spaCy are imported (seconds on a busy machine)
-    text = read_source(args.source)
+    source = args.source[0] if len(args.source) == 1 else [Path(p) for p in args.source]
+    text = read_source(source)
     if not text.paragraphs:
         raise CorpusSourceError(
-            f"corpus source {args.source!r} holds no running text (only headings or nothing)"
+            f"corpus source {' '.join(args.source)!r} holds no running text (only headings or "
+            "nothing)"
         )
     from .corpus.build import build_corpus, check_out_dir
     from .corpus.index import IndexSpec
@@ -85,7 +90,7 @@ def _build(args: argparse.Namespace) -> None:
         connect(args.address)  # an unreachable cluster or no Ray: before the model loads
     lm = load_model(args.model, device=args.device)
     corpus = build_corpus(
-        args.source,
+        source,
         lm,
         args.out,
         spacy_model=args.spacy_model,

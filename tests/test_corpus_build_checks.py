@@ -281,3 +281,25 @@ def test_an_encoder_decoder_model_is_refused_before_the_work(tmp_path, monkeypat
 
 def no_spacy(*args, **kwargs):
     raise AssertionError("spaCy loaded before the model was checked")
+
+
+def test_cli_builds_one_corpus_from_several_books(tiny_dirs, tiny_bert, tmp_path, capsys):
+    """``exbert corpus build a.txt b.txt``: one corpus holding both books, in order, the same
+    as ``build_corpus([Path(a), Path(b)], ...)``."""
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("The owl sat on the old oak tree.\n\nIt watched the road.\n", "utf-8")
+    second.write_text("A cart came down the hill at dusk.\n", "utf-8")
+    args = ["corpus", "build", str(first), str(second), "--model", tiny_dirs["bert"]]
+    assert cli_main([*args, "--out", str(tmp_path / "cli")]) == 0
+    capsys.readouterr()
+    built = ew.Corpus.open(tmp_path / "cli")
+    direct = ew.build_corpus([first, second], tiny_bert, tmp_path / "api", progress=False)
+    assert (
+        list(built.sentences[:])
+        == list(direct.sentences[:])
+        == [
+            "The owl sat on the old oak tree.",
+            "It watched the road.",
+            "A cart came down the hill at dusk.",
+        ]
+    )
