@@ -7,7 +7,7 @@ import inspect
 import json
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
@@ -329,7 +329,7 @@ class LanguageModel:
         )
 
     def _check_mask(self, masked: Sequence[int], special: list[bool]) -> tuple[int, ...]:
-        masked = tuple(sorted({int(i) for i in masked}))
+        masked = tuple(sorted(set(_mask_indices(masked))))
         if not masked:
             return ()
         if self.kind == "autoregressive":
@@ -603,11 +603,12 @@ class LanguageModel:
             max_new_tokens: the longest greedy target, when ``target`` is None.
 
         Raises:
-            InputError: an empty sentence, a bad mask, a negative ``top_k``, a pair the tokenizer
-                has no convention for, or ``target`` for a model that is not encoder–decoder.
+            InputError: an empty sentence, a bad mask (not a list of token indices, out of
+                range, a special token), a ``top_k`` that is not an int of at least 0, a pair
+                the tokenizer has no convention for, or ``target`` for a model that is not
+                encoder–decoder.
         """
-        if top_k < 0:
-            raise InputError(f"top_k must be 0 or more, got {top_k}.")
+        _check_top_k(top_k)
         if self.kind == "seq2seq":
             if sentence_b is not None:
                 check_pair(self.name, self.kind, self.tokenizer, sentence_b)
@@ -839,6 +840,32 @@ def _stack_weights(tensors, name: str) -> np.ndarray:
     if not tensors or any(t is None for t in tensors):
         raise NoWeightsError(f"{name} returned no attention weights.")
     return _stack(tensors)
+
+
+def _mask_indices(masked: object) -> list[int]:
+    """``masked`` as a list of ints: a bool, a float or a string is no token index (``int()``
+    would turn 1.5 into token 1 and ``True`` into token 1 without a word).
+
+    Raises:
+        InputError: not a sequence of integers.
+    """
+    if isinstance(masked, str | bytes) or not isinstance(masked, Iterable):
+        raise InputError(
+            f"masked must be a list of token indices, got {type(masked).__name__} {masked!r}."
+        )
+    indices = list(masked)
+    bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int | np.integer)]
+    if bad:
+        raise InputError(f"masked must hold token indices (ints), got {bad[0]!r} in {indices!r}.")
+    return [int(i) for i in indices]
+
+
+def _check_top_k(top_k: object) -> None:
+    """Raises InputError unless ``top_k`` is an int of at least 0 (a bool is not one)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
+        raise InputError(f"top_k must be an int of at least 0, got {top_k!r}.")
+    if top_k < 0:
+        raise InputError(f"top_k must be 0 or more, got {top_k}.")
 
 
 def _check_encodable(text: str) -> None:
