@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import traitlets as t
 
-from ..errors import InputError, StateError
+from ..errors import CorpusError, InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
 from . import compare as diff
@@ -112,7 +112,8 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         TypeError: ``model`` is none of the above, or a trait name is unknown or computed.
         InputError: ``compare_model`` reads other tokens than ``model`` (names both).
         ModelLoadError: the model cannot be loaded.
-        CorpusError: the corpus cannot be opened or was built for another model.
+        CorpusError: ``corpus`` is not a directory or a Corpus, cannot be opened, or was
+            built for another model.
         StateError: an initial trait value is refused (out of range, wrong type).
 
     What the user does in the view comes back in the traits, and setting a trait from Python
@@ -210,6 +211,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
             return None
         from ..corpus import Corpus
 
+        if not isinstance(corpus, Corpus | str | os.PathLike):
+            raise CorpusError(
+                "corpus must be None, a corpus directory (str or path) or an ew.Corpus, got "
+                f"{type(corpus).__name__}."
+            )
         opened = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
         opened.check_model(lm)
         return opened
