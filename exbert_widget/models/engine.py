@@ -7,6 +7,7 @@ import inspect
 import json
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -436,22 +437,24 @@ class LanguageModel:
         for row, enc in enumerate(encodings):
             n = len(enc)
             results.append(
-                Analysis(
-                    text=enc.text,
-                    tokens=list(enc.tokens),
-                    special=list(enc.special),
-                    offsets=list(enc.offsets),
-                    input_ids=list(enc.input_ids),
-                    attentions=None if att is None else _own(att[:, row, :, :n, :n]),
-                    hidden_states=None if hid is None else _own(hid[:, row, :n]),
-                    contexts=None if ctx is None else _own(ctx[:, row, :n]),
-                    top_k=predictions[row][:n] if predictions else None,
-                    truncated=enc.truncated,
-                    masked=enc.masked,
-                    value_tensors=[v[row, :, :n] for v in kept_values] or None,
-                    projections=self._projections,
-                    segments=enc.segments,
-                    sentence_b=enc.text_b,
+                self._own(
+                    Analysis(
+                        text=enc.text,
+                        tokens=list(enc.tokens),
+                        special=list(enc.special),
+                        offsets=list(enc.offsets),
+                        input_ids=list(enc.input_ids),
+                        attentions=None if att is None else _own(att[:, row, :, :n, :n]),
+                        hidden_states=None if hid is None else _own(hid[:, row, :n]),
+                        contexts=None if ctx is None else _own(ctx[:, row, :n]),
+                        top_k=predictions[row][:n] if predictions else None,
+                        truncated=enc.truncated,
+                        masked=enc.masked,
+                        value_tensors=[v[row, :, :n] for v in kept_values] or None,
+                        projections=self._projections,
+                        segments=enc.segments,
+                        sentence_b=enc.text_b,
+                    )
                 )
             )
         return results
@@ -600,19 +603,20 @@ class LanguageModel:
             target: encoder–decoder models only: the target text. The decoder reads it shifted
                 right behind ``decoder_start_token_id``, as in training; when None the model's
                 greedy output for ``sentence`` is used (at most ``max_new_tokens`` tokens).
-            max_new_tokens: the longest greedy target, when ``target`` is None.
+            max_new_tokens: the longest greedy target, when ``target`` is None (at most
+                ``max_length``).
 
         Raises:
             InputError: an empty sentence, a bad mask (not a list of token indices, out of
                 range, a special token), a ``top_k`` that is not an int of at least 0, a pair
-                the tokenizer has no convention for, or ``target`` for a model that is not
-                encoder–decoder.
+                the tokenizer has no convention for, ``target`` for a model that is not
+                encoder–decoder, or a ``max_new_tokens`` past ``max_length``.
         """
         _check_top_k(top_k)
         if self.kind == "seq2seq":
             if sentence_b is not None:
                 check_pair(self.name, self.kind, self.tokenizer, sentence_b)
-            return seq2seq.analyze(self, sentence, masked, top_k, target, max_new_tokens)
+            return self._own(seq2seq.analyze(self, sentence, masked, top_k, target, max_new_tokens))
         if target is not None:
             raise InputError(
                 f"target= is for encoder–decoder models (T5, BART, Marian); {self.name} is "
@@ -620,8 +624,13 @@ class LanguageModel:
             )
         enc = self.encode(sentence, masked, sentence_b)
         if self._on_demand:
-            return self._analyze_on_demand(enc, top_k)
+            return self._own(self._analyze_on_demand(enc, top_k))
         return self.forward([enc], top_k=top_k)[0]
+
+    def _own(self, analysis: Analysis) -> Analysis:
+        """Mark ``analysis`` as this model's (see :func:`.lens.check_source`)."""
+        analysis._source = weakref.ref(self)
+        return analysis
 
     # -- one layer for many sentences, and vectors for a corpus --------------------------------
 
