@@ -217,6 +217,28 @@ def test_compare_model_side_by_side_and_as_delta(tiny_bert, tiny_bert_other):
     assert view.reference().analysis.tokens == other_masked.tokens
 
 
+def test_a_compare_model_without_the_selected_heads_says_so(tiny_bert):
+    """A 2-head model beside a 4-head one: head 3 has no counterpart, so the Δ would compare
+    head 3 with nothing; the panel says why it is empty instead."""
+    model, tok = tiny_models.build("bert")
+    config = transformers.BertConfig(**{**model.config.to_dict(), "num_attention_heads": 2})
+    torch.manual_seed(3)
+    two = ew.load_model(model=transformers.BertForMaskedLM(config).eval(), tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=two, sentence=SENTENCE, layer=1)
+    view.compare = "model"
+    view.heads = [1, 3]
+    assert view.compare_lines is None and "has heads 0..1 only" in view.compare_note
+    view.apply({"heads": [0, 1], "head_weights": [1.0, 0.5, 0.0, 0.0]})
+    assert view.compare_lines is None and "has heads 0..1 only" in view.compare_note
+    view.head_weights = None
+    own, theirs = tiny_bert.analyze(SENTENCE), two.analyze(SENTENCE)
+    delta = _drawn(own.attention(1), [0, 1], own.special) - _drawn(
+        theirs.attention(1), [0, 1], theirs.special
+    )
+    assert view.compare_note == ""
+    _assert_same_lines(_sent(view.compare_lines), _cut(delta, view.threshold), atol=1e-4)
+
+
 def test_compare_probabilities_come_from_a_pairs_own_inputs(tiny_bert):
     """The reference's probabilities of a pair are the model's own on the pair's inputs (token
     types included): a model compared with itself gives every top-k token its probability back."""

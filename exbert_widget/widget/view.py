@@ -403,14 +403,20 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         shown = diff.Side(analysis, self.lm)
         reference = self.reference()
         assert reference is not None
-        layer_count = reference.lm.num_layers
+        layer_count, head_count = reference.lm.num_layers, reference.lm.num_heads
         if self.layer >= layer_count:
             return None, f"{reference.lm.name} has layers 0..{layer_count - 1} only.", []
-        heads = [h for h in self.heads if h < reference.lm.num_heads]
-        weights: list[float] | None = self.head_weights
-        if weights and len(weights) != reference.lm.num_heads:
-            weights = None
-        args = (self.layer, self.measure, heads, weights, self.hide_special)
+        # Heads it lacks would be dropped on its side only: a Δ of different heads.
+        if any(h >= head_count for h in self.heads) or (
+            self.head_weights and len(self.head_weights) != head_count
+        ):
+            return (
+                None,
+                f"{reference.lm.name} has heads 0..{head_count - 1} only: select heads in that "
+                "range (and no head_weights) to compare.",
+                [],
+            )
+        args = (self.layer, self.measure, self.heads, self.head_weights, self.hide_special)
         if self.compare == "side":
             matrix = diff.combined(reference, *args)
             top_k = self._top_k_pairs(reference, shown)
