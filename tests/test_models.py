@@ -390,6 +390,12 @@ def test_a_top_k_of_the_wrong_type_is_refused(lms, top_k):
             lms[family].analyze("Two words", top_k=top_k)
 
 
+@pytest.mark.parametrize("encodings", [["Two words"], "Two words", [None]])
+def test_forward_takes_encodings_not_sentences(lms, encodings):
+    with pytest.raises(ew.InputError, match=r"forward takes encodings, lm\.forward\(\[lm\.encode"):
+        lms["bert"].forward(encodings)
+
+
 def test_numpy_mask_indices_and_top_k_are_ints(lms):
     bert = lms["bert"]
     plain = bert.analyze("Two words", masked=[1], top_k=3)

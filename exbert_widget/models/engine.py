@@ -400,11 +400,18 @@ class LanguageModel:
         pass runs fused where the model allows and keeps no weights.
 
         Raises:
+            InputError: ``encodings`` are not :meth:`encode` results (sentences, say).
             NoWeightsError: attentions were asked for and the model gives none.
             LayerCountError: contexts were asked for and the projections do not fit the model.
         """
         if not encodings:
             return []
+        wrong = [e for e in encodings if not isinstance(e, Encoding)]
+        if wrong or isinstance(encodings, str):
+            shown = type(wrong[0] if wrong else encodings).__name__
+            raise InputError(
+                f"forward takes encodings, lm.forward([lm.encode(sentence), ...]), got {shown}."
+            )
         self._check_one_stack("forward")
         inputs = self._batch_inputs(encodings)
         # Eager attention also needs output_attentions for the probe of a non-interface model.
