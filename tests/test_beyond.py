@@ -239,6 +239,25 @@ def test_a_compare_model_without_the_selected_heads_says_so(tiny_bert):
     _assert_same_lines(_sent(view.compare_lines), _cut(delta, view.threshold), atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["side", "model"])
+def test_a_compare_model_with_a_shorter_limit_says_so_and_keeps_the_sentence(tiny_bert, mode):
+    """A compare model that cuts the sentence shorter: once a raw RuntimeError (Δ of a 102- and
+    a 64-token matrix) after the sentence had changed, or side lines on the wrong tokens."""
+    model, tok = tiny_models.build("bert")
+    config = transformers.BertConfig(**{**model.config.to_dict(), "max_position_embeddings": 64})
+    torch.manual_seed(4)
+    short = ew.load_model(model=transformers.BertForMaskedLM(config).eval(), tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=short, compare=mode, sentence=SENTENCE)
+    assert view.compare_lines is not None and view.compare_note == ""
+    long = "word " * 100
+    view.sentence = long
+    assert view.analysis.text == long and len(view.tokens) == 102
+    assert view.compare_lines is None and view.compare_top_k == []
+    assert "reads the sentence as 64 tokens, not 102 (its limit is 64)" in view.compare_note
+    view.set_state({"sentence": SENTENCE})
+    assert view.error == "" and view.compare_note == "" and view.compare_lines is not None
+
+
 def test_compare_probabilities_come_from_a_pairs_own_inputs(tiny_bert):
     """The reference's probabilities of a pair are the model's own on the pair's inputs (token
     types included): a model compared with itself gives every top-k token its probability back."""

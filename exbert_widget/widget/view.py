@@ -404,6 +404,14 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         reference = self.reference()
         assert reference is not None
         layer_count, head_count = reference.lm.num_layers, reference.lm.num_heads
+        if len(reference.analysis.tokens) != len(analysis.tokens):  # cut at a shorter limit
+            return (
+                None,
+                f"{reference.lm.name} reads the sentence as {len(reference.analysis.tokens)} "
+                f"tokens, not {len(analysis.tokens)} (its limit is {reference.lm.max_length}): "
+                "shorten the sentence to compare the same tokens.",
+                [],
+            )
         if self.layer >= layer_count:
             return None, f"{reference.lm.name} has layers 0..{layer_count - 1} only.", []
         # Heads it lacks would be dropped on its side only: a Δ of different heads.
