@@ -375,6 +375,21 @@ def test_a_model_without_norms_refuses_norm_and_keeps_its_measure(tmp_path):
     )
 
 
+def test_a_measure_the_compare_model_refuses_empties_only_the_second_panel(tiny_bert):
+    """DeBERTa gives no value states for norms: with it as the compare model, measure='norm'
+    once raised from the compare panel after the measure had changed, leaving the first panel
+    drawing attention weights under measure='norm'."""
+    model, tok = tiny_models.build("deberta-v2")
+    deberta = ew.load_model(model=model, tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=deberta, compare="model", sentence=SENTENCE)
+    view.measure = "norm"
+    norms = view.analysis.attention(view.layer, measure="norm")
+    np.testing.assert_allclose(view.attention, _rows(norms), atol=2e-3)
+    assert view.compare_lines is None and "measure='attention' works" in view.compare_note
+    view.set_state({"measure": "attention"})
+    assert view.error == "" and view.compare_note == "" and view.compare_lines is not None
+
+
 def test_a_decoder_draws_measures_and_compares_models(tiny_dirs):
     gpt2 = ew.load_model(tiny_dirs["gpt2"])
     model, tok = tiny_models.build("gpt2")

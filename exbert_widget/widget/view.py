@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import traitlets as t
 
-from ..errors import CorpusError, InputError, StateError
+from ..errors import CorpusError, ExbertError, InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
 from . import compare as diff
@@ -390,7 +390,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         key += (weights, self.hide_special, self.threshold)
         if self._drawn.get("compare") == key:
             return
-        lines, note, top_k = self._compare_drawing(analysis)
+        try:
+            lines, note, top_k = self._compare_drawing(analysis)
+        except ExbertError as exc:  # what the compare model refuses (norms it has no values
+            # for, ...) empties the second panel only; the first draws what was asked
+            lines, note, top_k = None, f"The second panel cannot draw this: {exc}", []
         self.set_trait("compare_lines", lines)
         self.set_trait("compare_note", note)
         self.set_trait("compare_top_k", top_k)
