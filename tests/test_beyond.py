@@ -217,6 +217,47 @@ def test_compare_model_side_by_side_and_as_delta(tiny_bert, tiny_bert_other):
     assert view.reference().analysis.tokens == other_masked.tokens
 
 
+def test_a_compare_model_without_the_selected_heads_says_so(tiny_bert):
+    """A 2-head model beside a 4-head one: head 3 has no counterpart, so the Δ would compare
+    head 3 with nothing; the panel says why it is empty instead."""
+    model, tok = tiny_models.build("bert")
+    config = transformers.BertConfig(**{**model.config.to_dict(), "num_attention_heads": 2})
+    torch.manual_seed(3)
+    two = ew.load_model(model=transformers.BertForMaskedLM(config).eval(), tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=two, sentence=SENTENCE, layer=1)
+    view.compare = "model"
+    view.heads = [1, 3]
+    assert view.compare_lines is None and "has heads 0..1 only" in view.compare_note
+    view.apply({"heads": [0, 1], "head_weights": [1.0, 0.5, 0.0, 0.0]})
+    assert view.compare_lines is None and "has heads 0..1 only" in view.compare_note
+    view.head_weights = None
+    own, theirs = tiny_bert.analyze(SENTENCE), two.analyze(SENTENCE)
+    delta = _drawn(own.attention(1), [0, 1], own.special) - _drawn(
+        theirs.attention(1), [0, 1], theirs.special
+    )
+    assert view.compare_note == ""
+    _assert_same_lines(_sent(view.compare_lines), _cut(delta, view.threshold), atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["side", "model"])
+def test_a_compare_model_with_a_shorter_limit_says_so_and_keeps_the_sentence(tiny_bert, mode):
+    """A compare model that cuts the sentence shorter: once a raw RuntimeError (Δ of a 102- and
+    a 64-token matrix) after the sentence had changed, or side lines on the wrong tokens."""
+    model, tok = tiny_models.build("bert")
+    config = transformers.BertConfig(**{**model.config.to_dict(), "max_position_embeddings": 64})
+    torch.manual_seed(4)
+    short = ew.load_model(model=transformers.BertForMaskedLM(config).eval(), tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=short, compare=mode, sentence=SENTENCE)
+    assert view.compare_lines is not None and view.compare_note == ""
+    long = "word " * 100
+    view.sentence = long
+    assert view.analysis.text == long and len(view.tokens) == 102
+    assert view.compare_lines is None and view.compare_top_k == []
+    assert "reads the sentence as 64 tokens, not 102 (its limit is 64)" in view.compare_note
+    view.set_state({"sentence": SENTENCE})
+    assert view.error == "" and view.compare_note == "" and view.compare_lines is not None
+
+
 def test_compare_probabilities_come_from_a_pairs_own_inputs(tiny_bert):
     """The reference's probabilities of a pair are the model's own on the pair's inputs (token
     types included): a model compared with itself gives every top-k token its probability back."""
@@ -332,6 +373,21 @@ def test_a_model_without_norms_refuses_norm_and_keeps_its_measure(tmp_path):
     np.testing.assert_allclose(
         view.attention[view.heads].astype(np.float64).mean(0), a.rollout(0), atol=3e-3
     )
+
+
+def test_a_measure_the_compare_model_refuses_empties_only_the_second_panel(tiny_bert):
+    """DeBERTa gives no value states for norms: with it as the compare model, measure='norm'
+    once raised from the compare panel after the measure had changed, leaving the first panel
+    drawing attention weights under measure='norm'."""
+    model, tok = tiny_models.build("deberta-v2")
+    deberta = ew.load_model(model=model, tokenizer=tok)
+    view = ew.ExBertView(tiny_bert, compare_model=deberta, compare="model", sentence=SENTENCE)
+    view.measure = "norm"
+    norms = view.analysis.attention(view.layer, measure="norm")
+    np.testing.assert_allclose(view.attention, _rows(norms), atol=2e-3)
+    assert view.compare_lines is None and "measure='attention' works" in view.compare_note
+    view.set_state({"measure": "attention"})
+    assert view.error == "" and view.compare_note == "" and view.compare_lines is not None
 
 
 def test_a_decoder_draws_measures_and_compares_models(tiny_dirs):

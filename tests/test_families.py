@@ -404,6 +404,19 @@ def test_dtype_names_and_bad_dtypes(dirs):
         ew.load_model(dirs["qwen2"], dtype=torch.float64)
 
 
+@pytest.mark.parametrize("device", ["tpu", "gpu:0", 3.5])
+def test_a_device_torch_does_not_know_is_refused_clearly(dirs, device):
+    """Once a raw RuntimeError (or TypeError) from torch.device."""
+    with pytest.raises(ew.ModelLoadError, match=r"is not a torch device: use 'cpu' or 'cuda'"):
+        ew.load_model(dirs["qwen2"], device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message for a machine without CUDA")
+def test_cuda_without_a_cuda_device_is_refused(dirs):
+    with pytest.raises(ew.ModelLoadError, match="torch sees no CUDA device"):
+        ew.load_model(dirs["qwen2"], device="cuda:1")
+
+
 def test_float16_overflow_is_refused_at_load():
     """Half precision overflows past 65,504: a model whose activations get there cannot run in
     float16, and the probe pass says so instead of returning NaN later."""

@@ -178,9 +178,44 @@ def test_bad_positions_and_analyses_are_refused(lms):
     with pytest.raises(ew.InputError, match="top_k must be an int of at least 1"):
         lm.logit_lens(a, 1, top_k=0)
     other = lms["gemma2"].analyze(SENTENCE)  # 3 layers, not llama3's 2
-    with pytest.raises(ew.InputError, match="hidden states of every layer"):
+    with pytest.raises(ew.InputError, match=r"made by .*gemma2.*, not by .*llama3"):
         lm.logit_lens(other, 1)
     assert isinstance(lm.logit_lens(a, -1), pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    ("made_by", "read_by"),
+    [
+        ("gpt2", "llama3"),  # the same shape (2 layers, hidden 32): once silently wrong
+        ("bert", "gpt2"),  # ids past gpt2's vocabulary: once a raw IndexError from torch
+        ("gpt2", "t5"),  # once a raw ValueError from T5's forward
+        ("t5", "bart"),
+    ],
+)
+def test_another_models_analysis_is_refused(lms, made_by, read_by):
+    other = lms[made_by].analyze(SENTENCE)
+    with pytest.raises(ew.InputError, match=f"made by .*{made_by}.*, not by .*{read_by}"):
+        lms[read_by].logit_lens(other, 0)
+    # an analysis whose maker is unknown is checked by its tokens and hidden size
+    other._source = None
+    with pytest.raises(ew.InputError, match=f"does not fit .*{read_by}"):
+        lms[read_by].logit_lens(other, 0)
+
+
+@pytest.mark.parametrize("analysis", [None, SENTENCE, 3])
+def test_what_is_no_analysis_is_refused(lms, analysis):
+    with pytest.raises(ew.InputError, match="The logit lens reads an analysis"):
+        lms["gpt2"].logit_lens(analysis, 0)
+
+
+def test_an_analysis_from_forward_or_a_hand_built_one_of_the_same_model_is_read(lms):
+    lm = lms["gpt2"]
+    a = lm.analyze(SENTENCE)
+    batched = lm.forward([lm.encode(SENTENCE)])[0]
+    expected = lm.logit_lens(a, 3)
+    pd.testing.assert_frame_equal(lm.logit_lens(batched, 3), expected, atol=1e-6)
+    a._source = None  # passes the token and size checks
+    pd.testing.assert_frame_equal(lm.logit_lens(a, 3), expected)
 
 
 def test_lens_probabilities_are_a_distribution(lms):

@@ -365,6 +365,45 @@ def test_bad_input_is_refused_clearly(lms):
         gpt2.analyze("Two words", masked=[1])
 
 
+@pytest.mark.parametrize(
+    ("masked", "message"),
+    [
+        (["a"], r"masked must hold token indices \(ints\), got 'a'"),
+        ([1.5], r"masked must hold token indices \(ints\), got 1\.5"),  # not silently token 1
+        ([True], r"masked must hold token indices \(ints\), got True"),
+        (None, r"masked must be a list of token indices, got NoneType"),
+        (3, r"masked must be a list of token indices, got int 3"),
+        ("12", r"masked must be a list of token indices, got str"),
+    ],
+)
+def test_a_mask_of_the_wrong_type_is_refused_not_coerced(lms, masked, message):
+    with pytest.raises(ew.InputError, match=message):
+        lms["bert"].analyze("Two words", masked=masked)
+
+
+@pytest.mark.parametrize("top_k", [1.5, True, None, "3"])
+def test_a_top_k_of_the_wrong_type_is_refused(lms, top_k):
+    for family in ("bert", "gpt2"):
+        with pytest.raises(
+            ew.InputError, match=rf"top_k must be an int of at least 0, got {top_k!r}"
+        ):
+            lms[family].analyze("Two words", top_k=top_k)
+
+
+@pytest.mark.parametrize("encodings", [["Two words"], "Two words", [None]])
+def test_forward_takes_encodings_not_sentences(lms, encodings):
+    with pytest.raises(ew.InputError, match=r"forward takes encodings, lm\.forward\(\[lm\.encode"):
+        lms["bert"].forward(encodings)
+
+
+def test_numpy_mask_indices_and_top_k_are_ints(lms):
+    bert = lms["bert"]
+    plain = bert.analyze("Two words", masked=[1], top_k=3)
+    numpy = bert.analyze("Two words", masked=np.array([1]), top_k=np.int64(3))
+    assert numpy.masked == (1,) and numpy.tokens[1] == "[MASK]"
+    assert numpy.top_k == plain.top_k
+
+
 def test_unknown_models_raise_one_clear_error(tmp_path):
     with pytest.raises(ew.ModelLoadError, match="not a local directory") as info:
         ew.load_model("no-such-org/no-such-model-xyz")

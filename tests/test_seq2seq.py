@@ -229,3 +229,16 @@ def test_what_an_encoder_decoder_model_refuses(lms):
         ew.load_model(
             model=tiny_models.build("t5")[0], tokenizer=lm.tokenizer, kind="bidirectional"
         )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_greedy_target_past_the_models_limit_is_refused_before_generating(lms, family):
+    """A random model never says </s>: without the limit, max_new_tokens=10**6 generated for as
+    long as memory lasted."""
+    lm = lms[family]
+    with pytest.raises(
+        ew.InputError, match=rf"max_new_tokens={10**6} passes .*limit of {lm.max_length} tokens"
+    ):
+        lm.analyze(SOURCE, max_new_tokens=10**6)
+    with pytest.raises(ew.InputError, match=rf"at most {lm.max_length}"):
+        lm.analyze(SOURCE, max_new_tokens=lm.max_length + 1)

@@ -65,3 +65,17 @@ def test_lens_refusals(demo, minilm):
         no_head.logit_lens()
     reply = _command(no_head, "logit_lens", {"position": 2})
     assert not reply["ok"] and reply["error"]["type"] == "InputError"
+
+
+def test_the_lens_command_caps_top_k_as_search_caps_k(demo):
+    """A request from the browser cannot ask for the whole vocabulary at every layer (JSON)."""
+    view = ew.ExBertView(demo, selected=3)
+    for top_k in (10**9, 101, 0, True):
+        reply = _command(view, "logit_lens", {"position": 3, "top_k": top_k})
+        assert not reply["ok"] and reply["error"]["type"] == "InputError"
+        assert "top_k must be" in reply["error"]["message"], reply
+    reply = _command(view, "logit_lens", {"position": 3, "top_k": 100})
+    assert reply["ok"] and all(len(row) == 100 for row in reply["result"]["layers"])
+    frame = view.logit_lens(top_k=100)
+    last = frame[frame.layer == demo.num_layers].sort_values("rank")
+    assert [tok for tok, _ in reply["result"]["layers"][-1]] == list(last.token)

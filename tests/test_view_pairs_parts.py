@@ -334,6 +334,9 @@ def test_masking_source_tokens_where_the_tokenizer_has_a_mask_token(s2s):
     ns = len(bart.analysis.tokens)
     bart.set_state({"masked": [2, ns + 1]})
     assert "target tokens" in bart.error and bart.masked == [2]
+    with pytest.raises(ew.StateError, match=rf"\[1000000\] are not source tokens.*0\.\.{ns - 1}"):
+        bart.masked = [10**6]  # no token at all: not called a target token
+    assert bart.masked == [2] and bart.tokens[2] == "<mask>"
     t5 = ew.ExBertView(s2s["t5"], sentence=SOURCE, target=TARGET)
     before = list(t5.tokens)
     t5.set_state({"masked": [1]})

@@ -161,6 +161,12 @@ def test_model_may_be_a_path_or_objects(tiny_dirs):
         ew.ExBertView(tiny_dirs["bert"], colour="red")
 
 
+@pytest.mark.parametrize("corpus", [42, b"/tmp", ["a", "b"]])
+def test_a_corpus_that_is_no_directory_or_corpus_is_refused_clearly(tiny_dirs, corpus):
+    with pytest.raises(ew.CorpusError, match="corpus must be None, a corpus directory"):
+        ew.ExBertView(tiny_dirs["bert"], corpus=corpus)
+
+
 def test_arrays_travel_as_bytes_never_json_lists(view):
     state = view.get_state()
     wire = state["attention"]

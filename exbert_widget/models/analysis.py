@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -150,6 +150,9 @@ class Analysis:
             )
         self._norms: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._rollouts: dict[str, Rollout] = {}
+        # The model that made this analysis (a weak reference, set by the engine), so that
+        # another model's head is never applied to these hidden states (see lens.py).
+        self._source: Callable[[], object] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)

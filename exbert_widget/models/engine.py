@@ -7,7 +7,8 @@ import inspect
 import json
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
@@ -329,7 +330,7 @@ class LanguageModel:
         )
 
     def _check_mask(self, masked: Sequence[int], special: list[bool]) -> tuple[int, ...]:
-        masked = tuple(sorted({int(i) for i in masked}))
+        masked = tuple(sorted(set(_mask_indices(masked))))
         if not masked:
             return ()
         if self.kind == "autoregressive":
@@ -399,11 +400,18 @@ class LanguageModel:
         pass runs fused where the model allows and keeps no weights.
 
         Raises:
+            InputError: ``encodings`` are not :meth:`encode` results (sentences, say).
             NoWeightsError: attentions were asked for and the model gives none.
             LayerCountError: contexts were asked for and the projections do not fit the model.
         """
         if not encodings:
             return []
+        wrong = [e for e in encodings if not isinstance(e, Encoding)]
+        if wrong or isinstance(encodings, str):
+            shown = type(wrong[0] if wrong else encodings).__name__
+            raise InputError(
+                f"forward takes encodings, lm.forward([lm.encode(sentence), ...]), got {shown}."
+            )
         self._check_one_stack("forward")
         inputs = self._batch_inputs(encodings)
         # Eager attention also needs output_attentions for the probe of a non-interface model.
@@ -436,22 +444,24 @@ class LanguageModel:
         for row, enc in enumerate(encodings):
             n = len(enc)
             results.append(
-                Analysis(
-                    text=enc.text,
-                    tokens=list(enc.tokens),
-                    special=list(enc.special),
-                    offsets=list(enc.offsets),
-                    input_ids=list(enc.input_ids),
-                    attentions=None if att is None else _own(att[:, row, :, :n, :n]),
-                    hidden_states=None if hid is None else _own(hid[:, row, :n]),
-                    contexts=None if ctx is None else _own(ctx[:, row, :n]),
-                    top_k=predictions[row][:n] if predictions else None,
-                    truncated=enc.truncated,
-                    masked=enc.masked,
-                    value_tensors=[v[row, :, :n] for v in kept_values] or None,
-                    projections=self._projections,
-                    segments=enc.segments,
-                    sentence_b=enc.text_b,
+                self._own(
+                    Analysis(
+                        text=enc.text,
+                        tokens=list(enc.tokens),
+                        special=list(enc.special),
+                        offsets=list(enc.offsets),
+                        input_ids=list(enc.input_ids),
+                        attentions=None if att is None else _own(att[:, row, :, :n, :n]),
+                        hidden_states=None if hid is None else _own(hid[:, row, :n]),
+                        contexts=None if ctx is None else _own(ctx[:, row, :n]),
+                        top_k=predictions[row][:n] if predictions else None,
+                        truncated=enc.truncated,
+                        masked=enc.masked,
+                        value_tensors=[v[row, :, :n] for v in kept_values] or None,
+                        projections=self._projections,
+                        segments=enc.segments,
+                        sentence_b=enc.text_b,
+                    )
                 )
             )
         return results
@@ -600,18 +610,20 @@ class LanguageModel:
             target: encoder–decoder models only: the target text. The decoder reads it shifted
                 right behind ``decoder_start_token_id``, as in training; when None the model's
                 greedy output for ``sentence`` is used (at most ``max_new_tokens`` tokens).
-            max_new_tokens: the longest greedy target, when ``target`` is None.
+            max_new_tokens: the longest greedy target, when ``target`` is None (at most
+                ``max_length``).
 
         Raises:
-            InputError: an empty sentence, a bad mask, a negative ``top_k``, a pair the tokenizer
-                has no convention for, or ``target`` for a model that is not encoder–decoder.
+            InputError: an empty sentence, a bad mask (not a list of token indices, out of
+                range, a special token), a ``top_k`` that is not an int of at least 0, a pair
+                the tokenizer has no convention for, ``target`` for a model that is not
+                encoder–decoder, or a ``max_new_tokens`` past ``max_length``.
         """
-        if top_k < 0:
-            raise InputError(f"top_k must be 0 or more, got {top_k}.")
+        _check_top_k(top_k)
         if self.kind == "seq2seq":
             if sentence_b is not None:
                 check_pair(self.name, self.kind, self.tokenizer, sentence_b)
-            return seq2seq.analyze(self, sentence, masked, top_k, target, max_new_tokens)
+            return self._own(seq2seq.analyze(self, sentence, masked, top_k, target, max_new_tokens))
         if target is not None:
             raise InputError(
                 f"target= is for encoder–decoder models (T5, BART, Marian); {self.name} is "
@@ -619,8 +631,13 @@ class LanguageModel:
             )
         enc = self.encode(sentence, masked, sentence_b)
         if self._on_demand:
-            return self._analyze_on_demand(enc, top_k)
+            return self._own(self._analyze_on_demand(enc, top_k))
         return self.forward([enc], top_k=top_k)[0]
+
+    def _own(self, analysis: Analysis) -> Analysis:
+        """Mark ``analysis`` as this model's (see :func:`.lens.check_source`)."""
+        analysis._source = weakref.ref(self)
+        return analysis
 
     # -- one layer for many sentences, and vectors for a corpus --------------------------------
 
@@ -839,6 +856,32 @@ def _stack_weights(tensors, name: str) -> np.ndarray:
     if not tensors or any(t is None for t in tensors):
         raise NoWeightsError(f"{name} returned no attention weights.")
     return _stack(tensors)
+
+
+def _mask_indices(masked: object) -> list[int]:
+    """``masked`` as a list of ints: a bool, a float or a string is no token index (``int()``
+    would turn 1.5 into token 1 and ``True`` into token 1 without a word).
+
+    Raises:
+        InputError: not a sequence of integers.
+    """
+    if isinstance(masked, str | bytes) or not isinstance(masked, Iterable):
+        raise InputError(
+            f"masked must be a list of token indices, got {type(masked).__name__} {masked!r}."
+        )
+    indices = list(masked)
+    bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int | np.integer)]
+    if bad:
+        raise InputError(f"masked must hold token indices (ints), got {bad[0]!r} in {indices!r}.")
+    return [int(i) for i in indices]
+
+
+def _check_top_k(top_k: object) -> None:
+    """Raises InputError unless ``top_k`` is an int of at least 0 (a bool is not one)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
+        raise InputError(f"top_k must be an int of at least 0, got {top_k!r}.")
+    if top_k < 0:
+        raise InputError(f"top_k must be 0 or more, got {top_k}.")
 
 
 def _check_encodable(text: str) -> None:

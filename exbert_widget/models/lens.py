@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .analysis import Encoding
+from .analysis import Analysis, Encoding
 from .predictions import top_k as top_k_of
 
 if TYPE_CHECKING:
@@ -179,6 +179,44 @@ def _is_index(position: object, count: int) -> bool:
     )
 
 
+def check_source(lm: LanguageModel, a: object) -> None:
+    """Refuse what is not an analysis made by ``lm``: another model's hidden states through this
+    model's head are numbers with no meaning (or an index error deep in the model).
+
+    Raises:
+        InputError: not an Analysis, or one made by another model.
+    """
+    if not isinstance(a, Analysis):
+        raise InputError(
+            f"The logit lens reads an analysis: pass lm.analyze(sentence), got {type(a).__name__}."
+        )
+    source = a._source() if a._source is not None else None
+    if a._source is not None and source is not lm:
+        other = getattr(source, "name", "a model no longer loaded")
+        raise InputError(
+            f"This analysis was made by {other!r}, not by {lm.name!r}: the logit lens puts a "
+            "model's own hidden states through its own head. Call logit_lens on the model that "
+            "made the analysis, or analyse the sentence with this one."
+        )
+    if a._source is None and not _fits(lm, a):
+        raise InputError(
+            f"This analysis does not fit {lm.name!r} (other tokens or hidden size): pass "
+            "lm.analyze(sentence) of the same model."
+        )
+
+
+def _fits(lm: LanguageModel, a: Analysis) -> bool:
+    """For an analysis built by hand: same tokens for the same ids, same hidden size."""
+    hidden = a.hidden_tensors(decoder=a.target is not None)
+    if hidden and hidden[0].shape[-1] != lm.hidden_size:
+        return False
+    ids = a.target.input_ids if a.target is not None else a.input_ids
+    tokens = a.target.tokens if a.target is not None else a.tokens
+    if any(not 0 <= i < len(lm.tokenizer) for i in ids):
+        return False
+    return lm.tokenizer.convert_ids_to_tokens(list(ids)) == list(tokens)
+
+
 def logit_lens(
     lm: LanguageModel, head_of: Callable[[], LensHead], a: Analysis, position: int, top_k: int
 ) -> pd.DataFrame:
@@ -187,6 +225,7 @@ def logit_lens(
         find_head(lm)  # raises the no-head error
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"top_k must be an int of at least 1, got {top_k!r}.")
+    check_source(lm, a)
     seq2seq = a.target is not None
     hidden = a.hidden_tensors(decoder=seq2seq)
     layers = lm.num_decoder_layers if seq2seq else lm.num_layers

@@ -286,7 +286,17 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     """CPU unless asked; a clear error for CUDA requested where none is available."""
     if device is None:
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelLoadError(
+            f"device={device!r} is not a torch device: use 'cpu' or 'cuda' (or 'cuda:1', ...)."
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"device={device!r} was asked for, but torch sees no CUDA device.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelLoadError(
+            f"device={device!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
+            f"device(s): use 'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}'."
+        )
     return dev

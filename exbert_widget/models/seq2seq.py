@@ -202,6 +202,11 @@ def _generated(lm: LanguageModel, source_ids: list[int], most: int) -> Target:
     of each token in the decoded text."""
     if isinstance(most, bool) or not isinstance(most, int) or most < 1:
         raise InputError(f"max_new_tokens must be an int of at least 1, got {most!r}.")
+    if most > lm.max_length:  # a given target is cut there too; past it generation runs on
+        raise InputError(
+            f"max_new_tokens={most} passes {lm.name}'s limit of {lm.max_length} tokens; ask "
+            f"for at most {lm.max_length} (or give the target text)."
+        )
     ids = torch.tensor([source_ids], device=lm.device)
     with attention_impl.eager_attention():
         out = lm.model.generate(

@@ -149,6 +149,6 @@ def check_mask(masked: Sequence[int], n_source: int) -> None:
     beyond = [i for i in masked if i >= n_source]
     if beyond:
         raise StateError(
-            f"token(s) {beyond} are target tokens: only source tokens (0..{n_source - 1}) can "
-            "be masked, the decoder reads the target as given."
+            f"token(s) {beyond} are not source tokens: only source tokens (0..{n_source - 1}) "
+            "can be masked; the target tokens after them are read by the decoder as given."
         )

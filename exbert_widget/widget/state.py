@@ -32,6 +32,9 @@ from .view_commands import (
 
 DEFAULT_SENTENCE = "The girl ran to a local pub to escape the din of her city."
 SEARCH_K_MAX = 1000
+# The most predictions per layer the lens panel may ask for: the reply is JSON, and a whole
+# vocabulary per layer would be megabytes (view.logit_lens in Python has no such cap).
+LENS_TOP_K_MAX = 100
 
 Kind = Literal["bidirectional", "autoregressive", "seq2seq"]
 AttentionMode = Literal["all_heads", "combined"]
@@ -439,8 +442,8 @@ COMMANDS: dict[str, Command] = {
     "logit_lens": Command(
         LogitLensArgs,
         LogitLensResult,
-        "The logit lens at token `position`: each layer's top-k predictions (models with an LM "
-        "head).",
+        "The logit lens at token `position`: each layer's top-k predictions (top_k in "
+        f"1..{LENS_TOP_K_MAX}, default 5; models with an LM head).",
     ),
     "export": Command(
         ExportArgs,

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import traitlets as t
 
-from ..errors import InputError, StateError
+from ..errors import CorpusError, ExbertError, InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
 from . import compare as diff
@@ -112,7 +112,8 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         TypeError: ``model`` is none of the above, or a trait name is unknown or computed.
         InputError: ``compare_model`` reads other tokens than ``model`` (names both).
         ModelLoadError: the model cannot be loaded.
-        CorpusError: the corpus cannot be opened or was built for another model.
+        CorpusError: ``corpus`` is not a directory or a Corpus, cannot be opened, or was
+            built for another model.
         StateError: an initial trait value is refused (out of range, wrong type).
 
     What the user does in the view comes back in the traits, and setting a trait from Python
@@ -210,6 +211,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
             return None
         from ..corpus import Corpus
 
+        if not isinstance(corpus, Corpus | str | os.PathLike):
+            raise CorpusError(
+                "corpus must be None, a corpus directory (str or path) or an ew.Corpus, got "
+                f"{type(corpus).__name__}."
+            )
         opened = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
         opened.check_model(lm)
         return opened
@@ -384,7 +390,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         key += (weights, self.hide_special, self.threshold)
         if self._drawn.get("compare") == key:
             return
-        lines, note, top_k = self._compare_drawing(analysis)
+        try:
+            lines, note, top_k = self._compare_drawing(analysis)
+        except ExbertError as exc:  # what the compare model refuses (norms it has no values
+            # for, ...) empties the second panel only; the first draws what was asked
+            lines, note, top_k = None, f"The second panel cannot draw this: {exc}", []
         self.set_trait("compare_lines", lines)
         self.set_trait("compare_note", note)
         self.set_trait("compare_top_k", top_k)
@@ -397,14 +407,28 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         shown = diff.Side(analysis, self.lm)
         reference = self.reference()
         assert reference is not None
-        layer_count = reference.lm.num_layers
+        layer_count, head_count = reference.lm.num_layers, reference.lm.num_heads
+        if len(reference.analysis.tokens) != len(analysis.tokens):  # cut at a shorter limit
+            return (
+                None,
+                f"{reference.lm.name} reads the sentence as {len(reference.analysis.tokens)} "
+                f"tokens, not {len(analysis.tokens)} (its limit is {reference.lm.max_length}): "
+                "shorten the sentence to compare the same tokens.",
+                [],
+            )
         if self.layer >= layer_count:
             return None, f"{reference.lm.name} has layers 0..{layer_count - 1} only.", []
-        heads = [h for h in self.heads if h < reference.lm.num_heads]
-        weights: list[float] | None = self.head_weights
-        if weights and len(weights) != reference.lm.num_heads:
-            weights = None
-        args = (self.layer, self.measure, heads, weights, self.hide_special)
+        # Heads it lacks would be dropped on its side only: a Δ of different heads.
+        if any(h >= head_count for h in self.heads) or (
+            self.head_weights and len(self.head_weights) != head_count
+        ):
+            return (
+                None,
+                f"{reference.lm.name} has heads 0..{head_count - 1} only: select heads in that "
+                "range (and no head_weights) to compare.",
+                [],
+            )
+        args = (self.layer, self.measure, self.heads, self.head_weights, self.hide_special)
         if self.compare == "side":
             matrix = diff.combined(reference, *args)
             top_k = self._top_k_pairs(reference, shown)

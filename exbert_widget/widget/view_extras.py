@@ -13,6 +13,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from .state import LENS_TOP_K_MAX
+from .validation import check_int
 from .view_commands import (
     ExportArgs,
     ExportResult,
@@ -83,7 +85,8 @@ def logit_lens_command(view: ExBertView, args: LogitLensArgs) -> LogitLensResult
         if view.analysis is None:
             raise InputError("No sentence analysed yet.")
         index = lens_position(view, position)
-        frame = view.lm.logit_lens(view.analysis, index, top_k=args.get("top_k", 5))
+        top_k = check_int("logit_lens top_k", args.get("top_k", 5), 1, LENS_TOP_K_MAX)
+        frame = view.lm.logit_lens(view.analysis, index, top_k=top_k)
         layers: list[list[tuple[str, float]]] = []
         for _, rows in frame.groupby("layer", sort=True):
             ordered = rows.sort_values("rank")

@@ -337,7 +337,7 @@ export interface Commands {
   head_report: { args: HeadReportArgs; result: HeadReportResult };
   /** Every layer × head's attention as a uint8 thumbnail [layers, heads, s, s] (s <= 64), hidden tokens removed, each scaled to its strongest cell. */
   model_view: { args: ModelViewArgs; result: ModelViewResult };
-  /** The logit lens at token `position`: each layer's top-k predictions (models with an LM head). */
+  /** The logit lens at token `position`: each layer's top-k predictions (top_k in 1..100, default 5; models with an LM head). */
   logit_lens: { args: LogitLensArgs; result: LogitLensResult };
   /** Save the view as svg, html or png (png: rendered by this view) at `path` (default exbert-view.<format> in the kernel's working directory). */
   export: { args: ExportArgs; result: ExportResult };
