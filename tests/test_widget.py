@@ -515,3 +515,26 @@ def test_load_hit_command_arguments_are_checked(view, monkeypatch, args, message
     reply = command(view, monkeypatch, "load_hit", args)
     assert reply["ok"] is False and reply["error"]["type"] == "InputError"
     assert message in reply["error"]["message"]
+
+
+def test_a_browser_update_that_fails_while_computing_is_undone(view, monkeypatch):
+    """The browser sends a new sentence; the model then fails (e.g. out of memory): the view
+    shows the error and keeps its last good state, mask included, instead of a sentence no
+    analysis matches. The next good update clears the error."""
+    view.apply({"sentence": "The cat sat on the mat.", "masked": [2]})
+    view.layer = 1
+    before = {name: getattr(view, name) for name in ("sentence", "masked", "layer", "tokens")}
+    analysis = view.analysis
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("CPU out of memory (simulated)")
+
+    monkeypatch.setattr(view.lm, "analyze", failing)
+    view.set_state({"sentence": "A dog ran in the park.", "layer": 3})
+    assert view.error == "RuntimeError: CPU out of memory (simulated)"
+    assert {name: getattr(view, name) for name in before} == before
+    assert view.analysis is analysis
+    monkeypatch.undo()
+    view.set_state({"sentence": "A dog ran in the park."})
+    assert view.error == "" and view.analysis.text == "A dog ran in the park."
+    assert view.tokens == view.lm.analyze("A dog ran in the park.").tokens

@@ -223,8 +223,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
     # -- state from the browser ---------------------------------------------------------------
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """State from the browser: a refused update changes nothing, says why in the view, and
-        puts the view's copy of the refused traits back."""
+        puts the view's copy of the refused traits back. An update that passes the checks but
+        fails while computing or drawing (the model raising, say) is undone the same way: the
+        traits it set go back to their last good values, and the view shows the error."""
         ours = [name for name in sync_data if self.has_trait(name)]
+        before = {name: getattr(self, name) for name in user_traits()}  # observers set more
         try:
             with self._lock:
                 self._check_browser_keys(sync_data)
@@ -235,9 +238,20 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         except t.TraitError as exc:
             self.set_trait("error", str(exc))
             self.send_state([name for name in ours if name in self.keys])
+        except Exception as exc:  # the browser's update reached no Python caller to raise to
+            self._restore({n: v for n, v in before.items() if not _same(getattr(self, n), v)})
+            self.set_trait("error", f"{type(exc).__name__}: {exc}")
+            self.send_state([name for name in ours if name in self.keys])
         else:
             if self.error:
                 self.set_trait("error", "")
+
+    def _restore(self, values: Mapping[str, Any]) -> None:
+        """Put traits back to ``values`` (their last good state) as one update, recomputing what
+        depends on them."""
+        with self._lock, self._batched(values), self.hold_trait_notifications():
+            for name, value in values.items():
+                self.set_trait(name, value)
 
     def _check_browser_keys(self, sync_data: Mapping[str, Any]) -> None:
         computed = set(computed_traits())
@@ -670,3 +684,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
                 "rows": drawn.rows,
                 "scale": drawn.scale,
             }
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two trait values are equal (False where comparing them fails or is ambiguous)."""
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
