@@ -218,6 +218,16 @@ def test_an_analysis_from_forward_or_a_hand_built_one_of_the_same_model_is_read(
     pd.testing.assert_frame_equal(lm.logit_lens(a, 3), expected)
 
 
+def test_the_same_model_loaded_twice_reads_its_twins_analysis(lms):
+    """Two loads of one model (same vocabulary, shape and weights): either reads the other's
+    analysis, with the same table."""
+    lm = lms["gpt2"]
+    twin = ew.load_model(model=lm.model, tokenizer=lm.tokenizer)
+    assert twin is not lm and twin.fingerprint == lm.fingerprint
+    a = lm.analyze(SENTENCE)
+    pd.testing.assert_frame_equal(twin.logit_lens(a, 3), lm.logit_lens(a, 3))
+
+
 def test_lens_probabilities_are_a_distribution(lms):
     lm = lms["qwen3"]
     a = lm.analyze(SENTENCE)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 import torch
@@ -190,15 +190,17 @@ def check_source(lm: LanguageModel, a: object) -> None:
         raise InputError(
             f"The logit lens reads an analysis: pass lm.analyze(sentence), got {type(a).__name__}."
         )
-    source = a._source() if a._source is not None else None
-    if a._source is not None and source is not lm:
-        other = getattr(source, "name", "a model no longer loaded")
+    source = cast("LanguageModel | None", a._source() if a._source is not None else None)
+    # the same model loaded twice (same vocabulary and shape) reads it; a model no longer loaded
+    # leaves the checks of tokens and size below
+    if source is not None and source is not lm and source.fingerprint != lm.fingerprint:
+        other = source.name
         raise InputError(
             f"This analysis was made by {other!r}, not by {lm.name!r}: the logit lens puts a "
             "model's own hidden states through its own head. Call logit_lens on the model that "
             "made the analysis, or analyse the sentence with this one."
         )
-    if a._source is None and not _fits(lm, a):
+    if source is None and not _fits(lm, a):
         raise InputError(
             f"This analysis does not fit {lm.name!r} (other tokens or hidden size): pass "
             "lm.analyze(sentence) of the same model."
