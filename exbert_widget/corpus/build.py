@@ -429,26 +429,9 @@ def build_corpus(
     """
     from .sharded_build import build_sharded, selection
 
-    check_lm(lm)
-    if lm.kind == "seq2seq":
-        raise InputError(
-            f"{lm.name} is an encoder–decoder model: a corpus holds the vectors of one stack of "
-            "layers, so it cannot be built for it (corpus search is for encoders and decoders)."
-        )
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise InputError(
-            f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}."
-        )
+    _check_arguments(lm, out_dir, engine=engine, address=address, shards=shards, actors=actors)
     chosen = selection(lm, layers, kinds)
-    if address is not None and not isinstance(address, str):
-        raise InputError(f"address must be None, 'auto' or 'host:port', got {address!r:.60}.")
-    if engine not in ("local", "ray"):
-        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
-    if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
-        raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
     options = BuildOptions.checked(batch_size, min_chars, spacy_processes, progress)
-    if actors is not None and _count(actors, "actors") < 1:
-        raise InputError(f"actors must be None or at least 1, got {actors!r}.")
     if engine == "ray" or shards is not None or resume:
         return build_sharded(
             source, lm, out_dir, engine=engine, address=address, shards=shards, resume=resume,
@@ -473,6 +456,35 @@ def build_corpus(
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.open(out)
+
+
+def _check_arguments(
+    lm: Any, out_dir: Any, *, engine: Any, address: Any, shards: Any, actors: Any
+) -> None:
+    """Refuse, before any work, what :func:`build_corpus` cannot build with.
+
+    Raises:
+        InputError: ``lm`` not a model or an encoder–decoder one, ``out_dir`` not a path, or
+            a bad ``engine``, ``address``, ``shards`` or ``actors``.
+    """
+    check_lm(lm)
+    if lm.kind == "seq2seq":
+        raise InputError(
+            f"{lm.name} is an encoder–decoder model: a corpus holds the vectors of one stack of "
+            "layers, so it cannot be built for it (corpus search is for encoders and decoders)."
+        )
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise InputError(
+            f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}."
+        )
+    if address is not None and not isinstance(address, str):
+        raise InputError(f"address must be None, 'auto' or 'host:port', got {address!r:.60}.")
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
+    if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
+        raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
+    if actors is not None and _count(actors, "actors") < 1:
+        raise InputError(f"actors must be None or at least 1, got {actors!r}.")
 
 
 def parse_spec(index: str | ix.IndexSpec, text: Source, lm: LanguageModel, kinds) -> ix.IndexSpec:
