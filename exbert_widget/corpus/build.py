@@ -49,7 +49,7 @@ from .annotate import (
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
 from .spacy_feed import SpacyFeed
 from .store import Corpus, CorpusError, check_lm
-from .text import MAX_RUN_CHARS, Source, read_source
+from .text import MAX_RUN_CHARS, Source, SourceLike, read_source
 
 CHUNK = 256  # sentences per chunk from spaCy
 TOKENS_PER_SENTENCE = 16  # padded-token budget of a batch, per sentence it may hold
@@ -354,7 +354,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
 
 
 def build_corpus(
-    source: str | os.PathLike | Iterable[str],
+    source: SourceLike,
     lm: LanguageModel,
     out_dir: str | os.PathLike,
     *,

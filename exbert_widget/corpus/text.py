@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 from ..errors import CorpusSourceError
 
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_RUN_CHARS",
     "CorpusSourceError",
     "Source",
+    "SourceLike",
     "SourceNotFoundError",
     "is_heading",
     "is_running_text",
@@ -69,6 +71,10 @@ _CHAPTER = re.compile(
     r"^(?:chapter|book|part|volume|section|canto)\s+(?:\d+|[ivxlcdm]+)\b\.?(?:\s+[^.!?]*)?$",
     re.IGNORECASE,
 )
+
+
+#: What a corpus is built from: a text file's path, or texts and paths of text files.
+SourceLike: TypeAlias = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
 class SourceNotFoundError(CorpusSourceError, FileNotFoundError):
@@ -226,7 +232,7 @@ def read_text_file(path: str | os.PathLike[str]) -> str:
         raise CorpusSourceError(f"corpus source {str(p)!r} cannot be read ({exc})") from exc
 
 
-def read_source(source: str | os.PathLike[str] | Iterable[str]) -> Source:
+def read_source(source: SourceLike) -> Source:
     """Read a whole source and return its clean paragraphs of running text.
 
     ``source`` is the path of a UTF-8 text file (``str`` or ``PathLike``: a book, see the
@@ -305,7 +311,7 @@ def _named_file(item: str, i: int) -> Path | None:
     return None
 
 
-def read_paragraphs(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
+def read_paragraphs(source: SourceLike) -> Iterator[str]:
     """The clean paragraphs of running text of a source (:func:`read_source`'s paragraphs).
 
     Raises:
