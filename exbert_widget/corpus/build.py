@@ -13,7 +13,6 @@ import ctypes
 import functools
 import hashlib
 import json
-import numbers
 import os
 import queue
 import shutil
@@ -47,6 +46,7 @@ from .annotate import (
     spacy_info,
 )
 from .manifest import FORMAT, FORMAT_VERSION, KINDS, MANIFEST, TOKENS
+from .search_args import as_int
 from .spacy_feed import SpacyFeed
 from .store import Corpus, CorpusError, check_lm
 from .text import MAX_RUN_CHARS, Source, SourceLike, read_source
@@ -483,7 +483,7 @@ def _check_arguments(
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}.")
     if shards is not None and (type(shards) is not int or not 1 <= shards <= mf.MAX_SHARDS):
         raise InputError(f"shards must be None or an integer 1..{mf.MAX_SHARDS}, got {shards!r}.")
-    if actors is not None and _count(actors, "actors") < 1:
+    if actors is not None and as_int(actors, "actors") < 1:
         raise InputError(f"actors must be None or at least 1, got {actors!r}.")
 
 
@@ -520,27 +520,16 @@ class BuildOptions:
             InputError: ``batch_size`` or ``spacy_processes`` not an integer of at least 1,
                 ``min_chars`` not an integer of at least 0.
         """
-        if _count(batch_size, "batch_size") < 1:
+        if as_int(batch_size, "batch_size") < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size!r}.")
-        if _count(min_chars, "min_chars") < 0:
+        if as_int(min_chars, "min_chars") < 0:
             raise InputError(f"min_chars must be at least 0, got {min_chars!r}.")
-        if spacy_processes is not None and _count(spacy_processes, "spacy_processes") < 1:
+        if spacy_processes is not None and as_int(spacy_processes, "spacy_processes") < 1:
             raise InputError(
                 f"spacy_processes must be None or at least 1, got {spacy_processes!r}."
             )
         procs = None if spacy_processes is None else int(spacy_processes)
         return cls(int(batch_size), int(min_chars), procs, bool(progress))
-
-
-def _count(value: Any, name: str) -> int:
-    """An integer option as an int (numpy's integers too, not bool).
-
-    Raises:
-        InputError: not an integer.
-    """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    raise InputError(f"{name} must be an integer, got {value!r:.60} ({type(value).__name__}).")
 
 
 def build_directory(

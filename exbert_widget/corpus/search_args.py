@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_int", "check_exclude", "check_heads", "check_vector"]
+__all__ = ["as_int", "check_exclude", "check_heads", "check_vector", "distinct_indices"]
 
 
 def as_int(value: Any, name: str) -> int:
@@ -65,10 +65,19 @@ def check_heads(heads: Any, count: int) -> list[int]:
         InputError: not a non-empty collection of integers in range.
     """
     message = f"heads must be a non-empty list of heads in 0..{count - 1}, got {heads!r:.80}."
-    if isinstance(heads, (str, bytes)) or not isinstance(heads, Iterable):
+    return distinct_indices(heads, count, message)
+
+
+def distinct_indices(values: Any, count: int, message: str) -> list[int]:
+    """``values`` as sorted, distinct integers in 0..count-1 (heads, layers).
+
+    Raises:
+        InputError: with ``message``, for anything but a non-empty collection of such integers.
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise InputError(message)
     try:
-        chosen = sorted({as_int(h, "a head") for h in heads})
+        chosen = sorted({as_int(v, "an index") for v in values})
     except InputError:
         raise InputError(message) from None
     if not chosen or chosen[0] < 0 or chosen[-1] >= count:

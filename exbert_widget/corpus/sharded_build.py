@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import math
-import numbers
 import os
 import re
 import shutil
@@ -57,6 +56,7 @@ from .build import (
     parse_spec,
 )
 from .manifest import KINDS, MANIFEST
+from .search_args import distinct_indices
 from .store import Corpus
 from .text import Source, read_source
 
@@ -98,19 +98,10 @@ def selection(lm: LanguageModel, layers: Iterable[int] | None, kinds: Iterable[s
         f"layers must be a non-empty list of layers 0..{lm.num_layers - 1} of {lm.name}, "
         f"got {layers!r:.80}."
     )
-    if layers is not None and (
-        isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)
-    ):
-        raise InputError(message)
-    chosen = list(range(lm.num_layers)) if layers is None else list(layers)
-    wrong = [v for v in chosen if not _is_int(v) or not 0 <= v < lm.num_layers]
-    if wrong or not chosen:
-        raise InputError(message)
-    return Selection(tuple(k for k in KINDS if k in kinds), tuple(sorted({int(v) for v in chosen})))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    chosen = (
+        range(lm.num_layers) if layers is None else distinct_indices(layers, lm.num_layers, message)
+    )
+    return Selection(tuple(k for k in KINDS if k in kinds), tuple(chosen))
 
 
 def split_source(text: Source, shards: int) -> list[Source]:
