@@ -67,8 +67,8 @@ def _build(args: argparse.Namespace) -> None:
     from .corpus.text import read_source
     from .errors import CorpusSourceError
 
-    # before the model loads (seconds to minutes): what can fail without it; the source first,
-    # before torch, FAISS and spaCy are imported (seconds on a busy machine)
+    # before the model loads (seconds to minutes): what can fail without it, before torch, FAISS
+    # and spaCy are imported (seconds on a busy machine)
     source = args.source[0] if len(args.source) == 1 else [Path(p) for p in args.source]
     text = read_source(source)
     if not text.paragraphs:
@@ -76,11 +76,12 @@ def _build(args: argparse.Namespace) -> None:
             f"corpus source {' '.join(args.source)!r} holds no running text (only headings or "
             "nothing)"
         )
-    from .corpus.build import build_corpus, check_out_dir
-    from .corpus.index import IndexSpec
+    from .corpus.index_spec import IndexSpec
+    from .corpus.out_dir import check_out_dir
 
     check_out_dir(args.out)
     IndexSpec.parse(args.index)
+    from .corpus.build import build_corpus
     from .models import load_model
 
     layers = _int_list(args.layers) if args.layers else None

@@ -10,7 +10,7 @@ import pytest
 
 import exbert_widget as ew
 from exbert_widget.corpus import index as ix
-from exbert_widget.corpus.build import _exchange, _move_into_place
+from exbert_widget.corpus.out_dir import exchange, move_into_place
 
 TEXT = [
     "The lighthouse keeper counted the ships that passed before the storm.",
@@ -218,16 +218,16 @@ def test_search_with_another_model_is_refused(tiny_dirs, minilm, tmp_path):
     assert lm.name in str(info.value) and minilm.name in str(info.value)
 
 
-def test_replacement_is_one_atomic_exchange(tmp_path):
+def test_replacement_is_one_atomicexchange(tmp_path):
     new, out = tmp_path / ".out.building-1", tmp_path / "out"
     new.mkdir()
     (new / "manifest.json").write_text("new")
     out.mkdir()
     (out / "manifest.json").write_text("old")
-    assert _exchange(new, out)  # Linux renameat2(RENAME_EXCHANGE)
+    assert exchange(new, out)  # Linux renameat2(RENAME_EXCHANGE)
     assert (out / "manifest.json").read_text() == "new"
     assert (new / "manifest.json").read_text() == "old"
-    _move_into_place(new, out)  # swaps back, then removes what was swapped out
+    move_into_place(new, out)  # swaps back, then removes what was swapped out
     assert (out / "manifest.json").read_text() == "old" and not new.exists()
     stray = tmp_path / "home"
     stray.mkdir()
@@ -235,7 +235,7 @@ def test_replacement_is_one_atomic_exchange(tmp_path):
     other = tmp_path / ".x"
     other.mkdir()
     with pytest.raises(ew.CorpusError, match="not a corpus"):
-        _move_into_place(other, stray)
+        move_into_place(other, stray)
     assert (stray / "notes.txt").read_text() == "mine"
 
 

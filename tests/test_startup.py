@@ -105,6 +105,31 @@ def test_corpus_build_refuses_a_bad_source_before_the_heavy_stack(tmp_path, text
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("bad", ["out", "index"])
+def test_corpus_build_refuses_a_bad_out_or_index_before_the_heavy_stack(tmp_path, bad):
+    """A good book with `--out` naming a file or a bad `--index` spec answers at once too: both
+    are checked without torch or FAISS, not after their import (~20 s on a loaded machine)."""
+    source = tmp_path / "book.txt"
+    source.write_text("It was a fine morning in the town by the river.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    if bad == "out":
+        out.write_text("not a corpus", encoding="utf-8")
+    argv = ["corpus", "build", str(source), "--model", "demo", "--out", str(out)]
+    argv += ["--index", "HNSW32" if bad == "index" else "auto"]
+    said = "is a file, not a corpus directory" if bad == "out" else "Unknown index spec 'HNSW32'"
+    code = (
+        "import contextlib, io\n"
+        "from exbert_widget import cli\n"
+        "err = io.StringIO()\n"
+        "with contextlib.redirect_stderr(err):\n"
+        f"    assert cli.main({argv!r}) == 2\n"
+        f"assert {said!r} in err.getvalue(), err.getvalue()\n"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert out.is_file() if bad == "out" else not out.exists()
+
+
 def test_offline_mode_set_late_asks_the_hub_nothing(monkeypatch, tmp_path):
     """`os.environ["HF_HUB_OFFLINE"] = "1"` in a notebook after transformers was imported:
     huggingface_hub read the variable at its import, so transformers still asked the hub for the

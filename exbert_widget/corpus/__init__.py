@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .build import build_corpus
     from .demo import demo_corpus
-    from .index import IndexSpec
+    from .index_spec import IndexSpec
     from .store import Corpus, CorpusError
 
 _WHERE = {
     "Corpus": ".store",
     "CorpusError": ".store",
-    "IndexSpec": ".index",
+    "IndexSpec": ".index_spec",
     "build_corpus": ".build",
     "demo_corpus": ".demo",
 }

@@ -49,13 +49,12 @@ from .build import (
     _batches,
     _IndexWriter,
     _manifest,
-    _move_into_place,
     build_directory,
-    check_out_dir,
     make_rotations,
     parse_spec,
 )
 from .manifest import KINDS, MANIFEST
+from .out_dir import check_out_dir, move_into_place
 from .search_args import distinct_indices
 from .store import Corpus
 from .text import Source, read_source
@@ -390,7 +389,7 @@ class Partial:
         self.forget_templates()
         (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         os.unlink(self.root / LOCK)
-        _move_into_place(self.root, self.out)
+        move_into_place(self.root, self.out)
 
     def close(self) -> None:
         if self._lock_fd is not None:
