@@ -17,7 +17,8 @@ class Generation:
     Attributes:
         prompt: the text given, unchanged.
         new_text: the continuation as text (special tokens such as an end-of-sequence left out),
-            to be appended to ``prompt`` as it is: ``text == prompt + new_text``.
+            to be appended to ``prompt`` as it is: ``text == prompt + new_text``. A character
+            whose bytes ``max_new_tokens`` cut is left out (its ids stay in ``new_ids``).
         prompt_ids: the ids the model continued (a BOS prepended where the engine adds one).
         new_ids: the ids it generated, in order, exactly as ``model.generate`` returned them
             (an end-of-sequence id included if it stopped on one).
@@ -49,12 +50,36 @@ class Generation:
 
 def _continuation_text(tokenizer, prompt_ids: list[int], new_ids: list[int]) -> str:
     """The text the new ids add after the prompt's, as decoding both together writes it (some
-    tokenizers drop a leading space when a piece is decoded alone)."""
+    tokenizers drop a leading space when a piece is decoded alone), without a last character
+    that ``max_new_tokens`` cut (see :func:`_whole_characters`)."""
     prefix = tokenizer.decode(prompt_ids, skip_special_tokens=True)
-    whole = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    whole = _whole_characters(tokenizer, prompt_ids, new_ids)
     if whole.startswith(prefix):
         return whole[len(prefix) :]
     return tokenizer.decode(new_ids, skip_special_tokens=True)
+
+
+SPLIT_CHARACTER_IDS = 3  # a UTF-8 character's bytes but one: the most ids an unfinished one ends
+
+
+def _whole_characters(tokenizer, prompt_ids: list[int], new_ids: list[int]) -> str:
+    """Prompt and continuation decoded, without the bytes of a character the last ids only began.
+
+    Byte-level models (GPT-2, Llama 3, Qwen) write a character outside ASCII as several byte
+    tokens, so generation can stop inside one: decoding then ends in U+FFFD, and appending that
+    to the sentence would make the next continuation start from a character the model never
+    wrote. The unfinished character is the one whose bytes come from the last 1-3 ids alone: the
+    text without them is the text without its last character. Bytes that never form a character
+    (a model's invalid UTF-8) stay U+FFFD, as decoding writes them.
+    """
+    whole = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    if not whole.endswith("\ufffd"):
+        return whole
+    for cut in range(1, min(SPLIT_CHARACTER_IDS, len(new_ids)) + 1):
+        shorter = tokenizer.decode(prompt_ids + new_ids[:-cut], skip_special_tokens=True)
+        if shorter == whole[:-1]:
+            return shorter
+    return whole
 
 
 @torch.no_grad()
