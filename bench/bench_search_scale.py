@@ -10,9 +10,12 @@ vectors, chunk by chunk), the index's bytes on disk and the process's
 resident memory; then the same while two other processes keep both cores busy, against the
 anchor measured in the same run: FAISS called from the caller's thread with OpenMP's default
 team (what search did before: its threads spin at barriers, waiting for a descheduled member).
+Back to back, the search is itself one more CPU-bound process; a user's searches come one per
+click, so each set also times queries with an idle pause before each (``--pause-ms``).
 
 Usage: python bench/bench_search_scale.py [--sizes 1000000,10000000] [--queries 200]
            [--specs "RR,IVF2048,SQ6;RR,IVF2048,PQ96x4fs,SQ6"] [--nprobe 64,128] [--keep DIR]
+           [--pause-ms 50]
 
 ``--keep DIR`` saves the built indexes there and reads them back on the next run (a 10 M build
 takes far longer than its measurement: build once, measure when the machine is quiet).
@@ -60,11 +63,13 @@ def busy(stop) -> None:
         x = (x * 1103515245 + 12345) % 2**31
 
 
-def timed(run, queries: np.ndarray) -> tuple[float, float, float]:
+def timed(run, queries: np.ndarray, pause: float = 0.0) -> tuple[float, float, float]:
     """p50 and p99 of the wall time per query, and p50 of the process's CPU time (every
-    thread's) per query, in ms."""
+    thread's) per query, in ms; ``pause`` seconds idle before each query (not timed)."""
     times, cpu = [], []
     for q in queries:
+        if pause:
+            time.sleep(pause)
         t, c = time.perf_counter(), time.process_time()
         run(q)
         times.append((time.perf_counter() - t) * 1e3)
@@ -86,13 +91,21 @@ def main() -> None:
     parser.add_argument(
         "--keep", default="", help="a folder to save the built indexes in and reuse them from"
     )
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=50.0,
+        help="also time queries with this idle pause before each, as a user's clicks come "
+        "(0: only back to back)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((4096, DIM)).astype(np.float32)
     specs = [s for s in args.specs.split(";") if s]
     sweep = [int(v) for v in args.nprobe.split(",") if v]
     for n in [int(s) for s in args.sizes.split(",")]:
-        measure(n, args.queries, centers, specs, sweep, Path(args.keep) if args.keep else None)
+        keep = Path(args.keep) if args.keep else None
+        measure(n, args.queries, centers, specs, sweep, keep, args.pause_ms)
 
 
 def build(n: int, specs: list[ix.IndexSpec], centers: np.ndarray, queries: np.ndarray):
@@ -180,7 +193,9 @@ def built(n: int, specs: list[ix.IndexSpec], centers, queries, keep: Path | None
     return indexes, truth, f"built in {time.perf_counter() - started:.0f} s"
 
 
-def measure(n, n_queries, centers, more: list[str], sweep: list[int], keep: Path | None):
+def measure(
+    n, n_queries, centers, more: list[str], sweep: list[int], keep: Path | None, pause: float
+):
     """Build the indexes of ``n`` vectors and print their latencies, quiet and loaded."""
     specs = [ix.IndexSpec.parse("auto", expected_vectors=n)]
     specs += [ix.IndexSpec.parse(s) for s in more if s != str(specs[0])]
@@ -234,8 +249,12 @@ def measure(n, n_queries, centers, more: list[str], sweep: list[int], keep: Path
                 print(f"{label:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
                 if i == 0:
                     p50, p99, cpu = timed(before(index), queries)
-                    label += ", before (OpenMP team)"
-                    print(f"{label:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
+                    name = label + ", before (OpenMP team)"
+                    print(f"{name:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
+                if i == 0 and pause:
+                    p50, p99, cpu = timed(ours(index), queries, pause / 1e3)
+                    name = label + f", one query every {pause:g} ms"
+                    print(f"{name:40s}: p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  (CPU {cpu:.2f} ms)")
         finally:
             stop.set()
             for p in load:
