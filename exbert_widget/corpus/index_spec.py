@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    import faiss
 
 IVF_FROM = 200_000  # expected vectors per index above which "auto" adds an inverted file
 AUTO_FASTSCAN = -1  # "PQx4fs": one 4-bit sub-quantizer per 4 dimensions, whatever the width
@@ -23,7 +26,7 @@ class IndexSpec:
     """What kind of FAISS index to build: ``"RR,SQ6"``, ``"SQ8"``, ``"RR,IVF4096,SQ6"``, ``"Flat"``,
     ``"RR,IVF4096,PQ96x4fs,SQ6"``.
 
-    ``RR`` = random orthogonal rotation first (block-diagonal, :func:`rotation_blocks`);
+    ``RR`` = random orthogonal rotation first (block-diagonal, :func:`.index.rotation_blocks`);
     ``IVF<n>`` = inverted file of n lists, of which ``nprobe`` are visited per query;
     ``PQ<m>x4fs`` (inverted files only) = the lists hold 4-bit product-quantiser codes of ``m``
     sub-vectors, scanned with FAISS's fast-scan kernels for candidates, which are re-ranked on
@@ -121,7 +124,7 @@ class IndexSpec:
             )
         return self.fastscan
 
-    def make(self, dim: int, n_train: int | None = None, rotate: bool | None = None) -> Any:
+    def make(self, dim: int, n_train: int | None = None, rotate: bool | None = None) -> faiss.Index:
         """An empty, untrained FAISS index for vectors of ``dim`` dimensions (``n_train``, when
         given, caps the number of inverted lists at one per 8 training vectors). ``rotate=False``
         leaves out the spec's rotation, for callers that rotate the vectors themselves.
