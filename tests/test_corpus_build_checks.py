@@ -303,3 +303,46 @@ def test_cli_builds_one_corpus_from_several_books(tiny_dirs, tiny_bert, tmp_path
             "A cart came down the hill at dusk.",
         ]
     )
+
+
+RUSSIAN = [
+    "Дороти жила в Канзасе вместе с дядей Генри и тётей Эм.",
+    "Их дом был совсем маленький, потому что лес для стройки везли издалека.",
+]
+CHINESE = [
+    "多萝西和亨利叔叔、艾姆婶婶一起住在堪萨斯大草原的中部。",
+    "他们的房子很小，因为盖房子的木材要用马车从很远的地方运来。",
+]
+
+
+@pytest.mark.parametrize(("text", "script"), [(RUSSIAN, "Cyrillic"), (CHINESE, "CJK")])
+def test_a_text_in_a_script_the_spacy_pipeline_cannot_read_is_warned_about(
+    tiny_bert, tmp_path, text, script
+):
+    """English spaCy on Russian or Chinese text gives meaningless words, POS and DEP (a Chinese
+    sentence is one "word"): the build says so, naming the script and what to pass."""
+    with pytest.warns(UserWarning, match=f"Most letters of the text are {script}, but the spaCy "
+                      "pipeline is for 'en'") as caught:  # fmt: skip
+        corpus = ew.build_corpus(text, tiny_bert, tmp_path / "out", progress=False)
+    assert "spacy_model=" in str(caught[0].message)
+    # still built, as asked, with the English pipeline's (wrong) sentence splits
+    assert "".join(corpus.sentences[:]).replace(" ", "") == "".join(text).replace(" ", "")
+
+
+def test_english_with_a_few_foreign_words_is_not_warned_about():
+    nlp = build.load_spacy()
+    mixed = ["Dorothy said 'спасибо' and '谢谢' to the kind old witch of the north, smiling."]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build.check_script(mixed, nlp)
+        build.check_script(CHINESE, _Lang("xx"))  # a multi-language pipeline: any script
+    with pytest.warns(UserWarning, match="are CJK, but the spaCy pipeline is for 'de'"):
+        build.check_script(CHINESE, _Lang("de"))
+
+
+class _Lang:
+    """What check_script reads of a pipeline: its language and meta."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.meta = {"lang": lang, "name": "core_news_sm"}

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import unicodedata
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,7 @@ __all__ = [
     "SpacyModelError",
     "align_tokens",
     "annotate_paragraphs",
+    "check_script",
     "load_spacy",
     "spacy_info",
 ]
@@ -114,6 +118,50 @@ def spacy_info(nlp: Any) -> dict[str, str]:
         "version": str(meta.get("version", "")),
         "spacy_version": spacy.__version__,
     }
+
+
+#: spaCy languages written in the Latin script.
+LATIN_SCRIPT_LANGS = frozenset(
+    "ca da de en es fi fr hr it lt nb nl pl pt ro sl sv".split()  # (xx: any script)
+)
+SCRIPT_SAMPLE_CHARS = 100_000  # characters of the text whose letters are counted
+
+
+def check_script(paragraphs: Iterable[str], nlp: Any) -> None:
+    """Warn when most letters of the text are not Latin but ``nlp`` is a pipeline for a language
+    written in Latin letters (English by default): its words, POS, DEP and entities would be
+    meaningless, and a sentence of a script written without spaces would be one word.
+
+    Warns:
+        UserWarning: naming the text's script, the pipeline, and what to pass instead.
+    """
+    lang = getattr(nlp, "lang", None)
+    if lang not in LATIN_SCRIPT_LANGS:
+        return
+    latin, other = 0, Counter[str]()
+    seen = 0
+    for paragraph in paragraphs:
+        for c in paragraph:
+            if not c.isalpha():
+                continue
+            if c < "\u0250" or "\u1e00" <= c < "\u1f00":  # Latin letters, accented ones too
+                latin += 1
+            else:
+                other[unicodedata.name(c, "OTHER").split()[0]] += 1
+        seen += len(paragraph)
+        if seen >= SCRIPT_SAMPLE_CHARS:
+            break
+    if other.total() <= latin:
+        return
+    script = other.most_common(1)[0][0]  # the first word of its letters' names: CYRILLIC, CJK
+    script = script if len(script) <= 3 else script.title()
+    warnings.warn(
+        f"Most letters of the text are {script}, but the spaCy pipeline is for {lang!r} "
+        f"({nlp.meta.get('lang', '')}_{nlp.meta.get('name', '')}): its words, POS, DEP and "
+        "entities will be meaningless for this text. Pass spacy_model= a pipeline for the "
+        "text's language (e.g. 'zh_core_web_sm', 'ru_core_news_sm', or 'xx_sent_ud_sm').",
+        stacklevel=3,
+    )
 
 
 def _sentence_of_span(span: Any) -> AnnotatedSentence:

@@ -40,6 +40,7 @@ from .annotate import (
     MIN_SENTENCE_CHARS,
     AnnotatedSentence,
     align_tokens,
+    check_script,
     load_spacy,
     spacy_info,
 )
@@ -368,6 +369,7 @@ def build_corpus(
         raise CorpusSourceError("The source holds no running text (only headings or nothing).")
     spec = parse_spec(index, text, lm, chosen.kinds)
     nlp = load_spacy(spacy_model)
+    check_script(text.paragraphs, nlp)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"

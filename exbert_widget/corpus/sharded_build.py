@@ -42,7 +42,7 @@ from ..models import LanguageModel
 from ..models.scopes import torch_threads
 from . import index as ix
 from . import manifest as mf
-from .annotate import load_spacy, spacy_info
+from .annotate import check_script, load_spacy, spacy_info
 from .build import (
     TRAIN_VECTORS,
     BuildOptions,
@@ -429,6 +429,7 @@ def build_sharded(
         count = max(count, 2)  # the default pool has two actors or more
     parts = split_source(text, count)
     nlp = load_spacy(spacy_model)
+    check_script(text.paragraphs, nlp)
     fields = {
         "shards": count,
         "index": str(spec),
