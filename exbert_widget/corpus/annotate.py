@@ -120,10 +120,8 @@ def spacy_info(nlp: Any) -> dict[str, str]:
     }
 
 
-#: spaCy languages written in the Latin script.
-LATIN_SCRIPT_LANGS = frozenset(
-    "ca da de en es fi fr hr it lt nb nl pl pt ro sl sv".split()  # (xx: any script)
-)
+#: spaCy languages written in the Latin script ("xx", multi-language, reads any script).
+LATIN_SCRIPT_LANGS = frozenset("ca da de en es fi fr hr it lt nb nl pl pt ro sl sv".split())
 SCRIPT_SAMPLE_CHARS = 100_000  # characters of the text whose letters are counted
 
 

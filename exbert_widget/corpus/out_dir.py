@@ -39,7 +39,7 @@ def exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    at_fdcwd, renameexchange = -100, 2
+    at_fdcwd, rename_exchange = -100, 2
     renameat2.argtypes = [
         ctypes.c_int,
         ctypes.c_char_p,
@@ -47,7 +47,7 @@ def exchange(a: Path, b: Path) -> bool:
         ctypes.c_char_p,
         ctypes.c_uint,
     ]
-    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), renameexchange)
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
     return done == 0
 
 
