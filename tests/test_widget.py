@@ -288,6 +288,30 @@ def test_generate_appends_the_greedy_continuation_and_marks_it(tiny_dirs):
     assert not any(view.generated)
 
 
+def test_generate_that_only_begins_a_character_says_so_and_keeps_the_state(tiny_dirs):
+    """One new token that is the first byte of "€": the continuation's text is empty (the
+    character is cut), so the view says to ask for more tokens instead of doing nothing."""
+    view = ew.ExBertView(tiny_dirs["llama"], sentence=PROMPT)  # a byte-level BPE
+    tok, model = view.lm.tokenizer, view.lm.model
+    first_byte = tok.convert_tokens_to_ids("â")  # "€" is E2 82 AC; E2 is "â" in GPT-2's bytes
+    assert tok.decode([first_byte]) == "\ufffd"
+    saved = model.generation_config.suppress_tokens
+    model.generation_config.suppress_tokens = [
+        i for i in range(model.config.vocab_size) if i != first_byte
+    ]
+    try:
+        assert view.lm.greedy_continuation(PROMPT, 1).new_ids == [first_byte]
+        with pytest.raises(ew.InputError, match=r"next 1 token\(s\) only begin a character"):
+            view.generate(1)
+        assert view.sentence == PROMPT and not any(view.generated)
+        model.generation_config.suppress_tokens = [
+            i for i in range(model.config.vocab_size) if i != tok.eos_token_id
+        ]
+        assert view.generate(1) == ""  # stopping at once on the end token is no error
+    finally:
+        model.generation_config.suppress_tokens = saved
+
+
 def test_generate_is_refused_for_masked_lms_and_keeps_the_state(view, monkeypatch):
     before = (view.sentence, list(view.tokens), view.attention)
     with pytest.raises(ew.InputError, match="masked"):

@@ -653,12 +653,30 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
             try:
                 if generation.text == prompt:  # nothing new (it stopped at once)
                     self._generation = before
+                    self._check_begun_character(generation.new_ids)
                 else:
                     self.apply({"sentence": generation.text})
             except Exception:
                 self._generation = before
                 raise
             return generation.new_text
+
+    def _check_begun_character(self, new_ids: list[int]) -> None:
+        """Refuse a generation whose new tokens only began a character (``new_text`` is empty,
+        see ``Generation.new_text``): else the Generate button would do nothing, silently, again
+        and again.
+
+        Raises:
+            InputError: saying to ask for more new tokens.
+        """
+        special = set(self.lm.tokenizer.all_special_ids)
+        begun = [i for i in new_ids if i not in special]
+        if begun:
+            raise InputError(
+                f"The model's next {len(begun)} token(s) only begin a character it writes as "
+                "several byte tokens (an emoji, a CJK character): ask for more new tokens to "
+                "see it."
+            )
 
     # -- commands from the view ------------------------------------------------------------------
 
