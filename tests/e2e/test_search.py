@@ -104,3 +104,43 @@ def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
         kernel.run("view.corpus = _corpus")
     find(page, "search-embedding").click()  # and the next one works again
     expect(find(page, "search-error")).to_be_hidden(timeout=60_000)
+
+
+# The hit whose matched token "town" is followed at once by "'" (no space between): the match's
+# outline must leave that narrow neighbour visible.
+TOWN = (
+    "The disaster also led directly to the founding of the town's first lifeboat station in 1874."
+)
+# Tokens of a hit that the match's outline (drawn outside its box) would cover, for each hit,
+# and how many hits have a token right beside the match (no space between them).
+MATCH_NEIGHBOURS = """root => {
+    const covered = [];
+    let adjacent = 0;
+    for (const row of root.querySelectorAll('.exbert-hit')) {
+        const m = row.querySelector('.exbert-hit-token.match');
+        const s = getComputedStyle(m);
+        const reach = parseFloat(s.outlineWidth) + parseFloat(s.outlineOffset);
+        const word = m.parentElement;  // a word's pieces, then a space or a word beside it
+        const beside = [m.previousSibling, m.nextSibling, word.previousSibling, word.nextSibling];
+        if (beside.some((n) => n && n.nodeType === Node.ELEMENT_NODE)) adjacent++;
+        const b = m.getBoundingClientRect();
+        for (const t of row.querySelectorAll('.exbert-hit-token:not(.match)')) {
+            const r = t.getBoundingClientRect();
+            if (r.top >= b.bottom || r.bottom <= b.top) continue;  // another line
+            if (r.right > b.left - reach + 0.5 && r.left < b.right + reach - 0.5)
+                covered.push(`${row.dataset.hitRow}: ${m.textContent} covers ${t.textContent}`);
+        }
+    }
+    return [covered, adjacent];
+}"""
+
+
+def test_the_match_outline_covers_no_neighbouring_token(lab):
+    page, kernel = lab
+    kernel.run(f"view.sentence = {TOWN!r}\nview.selected = view.tokens.index('town')")
+    kernel.run("view.search(by='embedding', k=10, skip_own_sentence=False)")
+    kernel.wait_for("view.hit_list[0]['sentence']", TOWN)
+    expect(find(page, "hit-token-0-11")).to_have_text("town")
+    covered, adjacent = find(page, "hits").evaluate(MATCH_NEIGHBOURS)
+    assert adjacent >= 1  # "town" + "'" at least: the check below has something to find
+    assert covered == []
