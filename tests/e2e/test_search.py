@@ -144,3 +144,28 @@ def test_the_match_outline_covers_no_neighbouring_token(lab):
     covered, adjacent = find(page, "hits").evaluate(MATCH_NEIGHBOURS)
     assert adjacent >= 1  # "town" + "'" at least: the check below has something to find
     assert covered == []
+
+
+def test_search_results_fit_a_narrow_output(lab):
+    """In a narrow window the strips, hits and histograms wrap inside the view's width instead
+    of running off its right edge (where the histograms could not be seen)."""
+    page, kernel = lab
+    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
+    if not kernel.eval("len(view.hit_list)"):
+        kernel.run("view.search(k=5)")
+    expect(find(page, "hit-0")).to_be_visible()
+    page.set_viewport_size({"width": 600, "height": 1000})
+    try:
+        results = page.locator(f"{WIDGET} .exbert-search-results > *")
+        root = page.locator(WIDGET).first
+        page.wait_for_function(
+            f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
+        )
+        box = root.bounding_box()
+        assert box is not None
+        for part in results.all():
+            b = part.bounding_box()
+            assert b is not None and b["width"] > 0
+            assert box["x"] - 1 <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
