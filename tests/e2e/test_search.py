@@ -169,3 +169,26 @@ def test_search_results_fit_a_narrow_output(lab):
             assert box["x"] - 1 <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 1
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_a_k_out_of_range_is_refused_with_a_reason(lab):
+    """k outside 1..1000 (or no number) is refused in the view; it searched silently with the
+    previous k before, while the box still showed the typed value."""
+    page, kernel = lab
+    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
+    if not kernel.eval("len(view.hit_list)"):
+        kernel.run("view.search(k=5)")
+    expect(find(page, "hit-0")).to_be_visible()
+    before = kernel.eval("[h['sentence'] for h in view.hit_list]")
+    k, error = find(page, "search-k"), find(page, "search-error")
+    for bad in ("5000", "0", "-2", ""):
+        k.fill(bad)
+        find(page, "search-embedding").click()
+        expect(error).to_have_text(re.compile("from 1 to 1000"))
+        expect(find(page, "search-busy")).to_be_hidden()
+        assert kernel.eval("[h['sentence'] for h in view.hit_list]") == before
+    k.fill("7")
+    find(page, "search-embedding").click()
+    kernel.wait_for("len(view.hit_list)", 7, timeout=60)
+    expect(error).to_be_hidden(timeout=60_000)
+    expect(page.locator(f"{WIDGET} .exbert-hit")).to_have_count(7)
