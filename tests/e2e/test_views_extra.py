@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from playwright.sync_api import expect
 
-from .jupyter import find
+from .jupyter import WIDGET, find
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "01_quickstart.ipynb"
@@ -117,6 +117,34 @@ def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, ke
     expect(find(page, f"lens-cell-{layers - 1}-0").locator(".exbert-lens-token")).to_have_text(top)
     find(page, "lens-toggle").click()
     expect(find(page, "lens-table")).to_be_hidden()
+
+
+def test_model_view_and_lens_scroll_inside_a_narrow_view(page, kernel):
+    """In a narrow window the model view's grid and the lens table scroll in their own boxes:
+    nothing runs past the view's right edge (out of sight behind the output's scroll)."""
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view")).to_be_visible(timeout=60_000)
+    kernel.run("view.selected = 3")
+    find(page, "lens-toggle").click()
+    expect(find(page, "lens-table").locator("tr")).not_to_have_count(0, timeout=60_000)
+    page.set_viewport_size({"width": 600, "height": 1000})
+    try:
+        root = page.locator(f"{WIDGET}").first
+        page.wait_for_function(
+            f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
+        )
+        assert root.evaluate("e => e.scrollWidth - e.clientWidth") <= 1
+        for part in ("model-view", "logit-lens"):
+            box = find(page, part)
+            assert box.evaluate("e => e.scrollWidth > e.clientWidth"), part  # scrolls inside
+        find(page, "model-view").evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+        find(page, "model-cell-2-11").click()  # the last head, reached by scrolling the grid
+        kernel.wait_for("view.heads", [11])
+        kernel.wait_for("view.layer", 2)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        find(page, "lens-toggle").click()
+        find(page, "model-view-toggle").click()
 
 
 def test_png_is_drawn_by_the_displayed_view_at_twice_the_svgs_size(page, kernel, tmp_path):
