@@ -119,9 +119,10 @@ def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, ke
     expect(find(page, "lens-table")).to_be_hidden()
 
 
-def test_model_view_and_lens_scroll_inside_a_narrow_view(page, kernel):
-    """In a narrow window the model view's grid and the lens table scroll in their own boxes:
-    nothing runs past the view's right edge (out of sight behind the output's scroll)."""
+def test_model_view_lens_and_export_fit_a_narrow_view(page, kernel):
+    """In a narrow window the model view's grid and the lens table scroll in their own boxes and
+    the export status (a long path) wraps: nothing runs past the view's right edge (out of sight
+    behind the output's scroll)."""
     find(page, "model-view-toggle").click()
     expect(find(page, "model-view")).to_be_visible(timeout=60_000)
     kernel.run("view.selected = 3")
@@ -133,6 +134,9 @@ def test_model_view_and_lens_scroll_inside_a_narrow_view(page, kernel):
         page.wait_for_function(
             f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
         )
+        find(page, "export-format").select_option("svg")
+        find(page, "export-button").click()
+        expect(find(page, "export-status")).to_contain_text("exbert-view.svg", timeout=30_000)
         assert root.evaluate("e => e.scrollWidth - e.clientWidth") <= 1
         for part in ("model-view", "logit-lens"):
             box = find(page, part)
