@@ -90,6 +90,36 @@ def test_model_view_pixels_follow_the_kernels_thumbnails(page, kernel):
     find(page, "model-view-toggle").click()
 
 
+# The model view canvas's mean brightness (0..255) and the view's background brightness.
+BRIGHTNESS = """() => {
+    const canvas = document.querySelector('[data-testid=model-view-canvas]');
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4) sum += (d[i] + d[i + 1] + d[i + 2]) / 3;
+    const root = document.querySelector('[data-testid=exbert-root]');
+    const bg = getComputedStyle(root).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number);
+    return [sum / (d.length / 4), (bg[0] + bg[1] + bg[2]) / 3];
+}"""
+
+
+def test_model_view_follows_a_theme_change(page, kernel):
+    """Switching JupyterLab to its dark theme with the model view open repaints the thumbnails on
+    the dark background (they stayed white squares)."""
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view-note")).not_to_have_attribute("data-busy", "true", timeout=60_000)
+    light, light_bg = page.evaluate(BRIGHTNESS)
+    assert light_bg > 128 and light > 128
+    theme = "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: '%s'})"
+    page.evaluate(theme % "JupyterLab Dark")
+    try:
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[1] < 128", timeout=30_000)
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[0] < 128", timeout=10_000)
+    finally:
+        page.evaluate(theme % "JupyterLab Light")
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[1] > 128", timeout=30_000)
+        find(page, "model-view-toggle").click()
+
+
 def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, kernel):
     expect(find(page, "lens-note")).to_be_hidden()  # on demand only
     find(page, "lens-toggle").click()
