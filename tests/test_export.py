@@ -193,3 +193,35 @@ def test_png_is_asked_of_the_displayed_view_and_written_when_it_answers(demo, tm
     view._on_message(view, {"kind": "exbert-attach", "attached": False}, [])
     with pytest.raises(InputError, match="display the view"):
         view.save(path)
+
+
+def test_the_save_button_names_one_absolute_place_for_every_format(demo, tmp_path, monkeypatch):
+    """The button's default path is relative to the kernel's working directory when it is
+    pressed: SVG, HTML and PNG alike are written there and reported by their absolute path,
+    also when the view's PNG answer arrives after the working directory changed."""
+    view = ew.ExBertView(demo)
+    replies, messages = [], []
+    view._commands.send = lambda reply, buffers: replies.append(reply)
+    view.send = lambda content, buffers=None: messages.append(content)
+
+    def command(name, args):
+        view._commands.handle({"kind": "exbert-command", "id": "1", "name": name, "args": args})
+        assert replies[-1]["ok"], replies[-1]
+        return replies[-1]["result"]
+
+    view._on_message(view, {"kind": "exbert-attach", "attached": True}, [])
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(here)
+    for fmt in ("svg", "html"):
+        assert command("export", {"format": fmt})["path"] == str(here / f"exbert-view.{fmt}")
+    asked = command("export", {"format": "png"})
+    assert asked["path"] == str(here / "exbert-view.png")
+    monkeypatch.chdir(elsewhere)  # e.g. os.chdir in a cell before the browser answered
+    data = _png(2, 2)
+    request = messages[-1]["request"]
+    done = command("png", {"request": request, "data": base64.b64encode(data).decode()})
+    assert done["path"] == str(here / "exbert-view.png")
+    assert (here / "exbert-view.png").read_bytes() == data
+    assert list(elsewhere.iterdir()) == []

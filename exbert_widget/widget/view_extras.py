@@ -185,7 +185,8 @@ def request_png(view: ExBertView, path: pathlib.Path) -> str:
 
     request = uuid.uuid4().hex
     pending: dict[str, pathlib.Path] = view.__dict__.setdefault("_png_requests", {})
-    pending[request] = path
+    # Where the path points now: the answer comes later, maybe after the working folder changed.
+    pending[request] = path.resolve()
     view.send({"kind": PNG_REQUEST, "request": request, "svg": render_svg(snapshot(view))})
     return request
 
@@ -213,6 +214,6 @@ def export_command(view: ExBertView, args: ExportArgs) -> ExportResult:
     if fmt == "png":  # the button: the view draws it and answers the request
         with view._lock:
             request_png(view, path)
-        return {"path": str(path), "bytes": 0}
+        return {"path": str(path.resolve()), "bytes": 0}
     view.save(path)
     return {"path": str(path.resolve()), "bytes": path.stat().st_size}

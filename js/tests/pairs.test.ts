@@ -15,7 +15,7 @@ import {
   thresholdEdges,
   visibleMask,
 } from "../src/panels/attention/attention";
-import { filterPairs, inSpan } from "../src/panels/pairs/filter";
+import { emptyPairFilter, filterPairs, inSpan } from "../src/panels/pairs/filter";
 import { FakeModel, f16Payload, i32Payload, u16Payload } from "./fakeModel";
 
 // [CLS] a b [SEP] c d e [SEP]: segment A up to the first [SEP], B after it.
@@ -147,6 +147,17 @@ describe("filterPairs", () => {
     expect(edgeObjects(filterPairs(edges, SEGMENTS, "B->A"))).toEqual([{ from: 5, to: 1, w: 0.125 }]);
     expect(edgeObjects(filterPairs(edges, SEGMENTS, "B->B"))).toEqual([{ from: 6, to: 4, w: 0.75 }]);
     expect(filterPairs(edges, SEGMENTS, "all")).toBe(edges);
+  });
+
+  it("says why a filter on sentence B draws nothing when there is no B", () => {
+    const single = [0, 0, 0, 0];
+    for (const f of ["A->B", "B->A", "B->B"] as const) {
+      expect(filterPairs(edgeList([{ from: 1, to: 2, w: 1 }]), single, f).count).toBe(0);
+      expect(emptyPairFilter(single, f)).toContain(f.replace("->", " → "));
+      expect(emptyPairFilter(SEGMENTS, f)).toBeNull();
+    }
+    expect(emptyPairFilter(single, "A->A")).toBeNull();
+    expect(emptyPairFilter(single, "all")).toBeNull();
   });
 
   it("restricts a column to its span", () => {

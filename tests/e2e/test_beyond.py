@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from .jupyter import find, has
+from .jupyter import WIDGET, find, has
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "05_beyond_attention.ipynb"
@@ -155,6 +155,25 @@ def test_delta_view_draws_more_and_less_in_two_colours(page, kernel):
     first = kernel.eval("view.compare_top_k[7][0][0]")
     expect(tip).to_contain_text(first)
     expect(tip).to_contain_text("pt")
+
+
+def test_delta_panel_and_head_report_scroll_inside_a_narrow_view(page, kernel):
+    """In a narrow window the Δ drawing (a fixed-size SVG) and the head report's grid scroll in
+    their own boxes instead of running past the view's right edge."""
+    kernel.run('view.apply({"compare": "unmasked", "masked": [7]})')
+    svg = find(page, "compare-lines")
+    expect(svg).to_have_attribute("data-count", str(kernel.eval("len(view.compare_lines)")))
+    page.set_viewport_size({"width": 600, "height": 1000})
+    try:
+        page.wait_for_function(
+            f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
+        )
+        root = page.locator(WIDGET).first
+        assert root.evaluate("e => e.scrollWidth - e.clientWidth") <= 1
+        for part in ("compare-panel", "head-report"):  # the report: the notebook made it
+            assert find(page, part).evaluate("e => e.scrollWidth > e.clientWidth"), part
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_heatmap_click_selects_layer_and_head(page, kernel):

@@ -79,6 +79,24 @@ def test_head_toggles_reach_the_kernel_and_redraw(page, lab):
     expect(lines).to_have_attribute("data-edge-count", "0")
 
 
+def test_generate_without_a_token_count_says_so(page, lab):
+    """A count the box cannot mean (0, negative, empty) is refused in the view with a reason,
+    where the button did nothing before; the sentence stays as it was."""
+    kernel = lab[1]
+    before = kernel.eval("view.sentence")
+    status, count = find(page, "generate-status"), find(page, "generate-tokens")
+    for bad in ("0", "-3", ""):
+        count.fill(bad)
+        find(page, "generate").click()
+        expect(status).to_be_visible()
+        expect(status).to_have_text(re.compile("1 or more"))
+        expect(status).to_have_class(has("exbert-error"))
+        expect(find(page, "generate")).to_be_enabled()
+        status.evaluate("e => { e.style.display = 'none'; }")  # the next round shows it again
+    assert kernel.eval("view.sentence") == before
+    count.fill("20")
+
+
 def test_generate_appends_and_marks_the_models_tokens(page, lab):
     kernel = lab[1]
     before = kernel.eval("len(view.sentence)")

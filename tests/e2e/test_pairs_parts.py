@@ -92,6 +92,34 @@ def test_a_pair_typed_in_the_view_reaches_the_kernel(lab):
     expect(box).to_have_value(before)
 
 
+def test_a_filter_on_sentence_b_without_one_says_why_nothing_is_drawn(lab):
+    """Clearing the second sentence under "B->A" leaves no line to draw: the view says why (the
+    filter stays, as in Python) instead of showing an empty middle."""
+    page, kernel = lab
+    root = widget(page, 0)
+    before = kernel.eval("pair.sentence_b")
+    note, lines = find(root, "pair-filter-note"), find(root, "attention-lines")
+    kernel.run('pair.pair_filter = "B->A"')
+    expect(lines).not_to_have_attribute("data-edge-count", "0")
+    expect(note).to_be_hidden()
+    box = find(root, "sentence-b-input")
+    box.fill("")
+    box.press("Enter")
+    kernel.wait_for("pair.sentence_b", "")
+    assert kernel.eval("len(pair.drawn_lines())") == 0
+    expect(lines).to_have_attribute("data-edge-count", "0")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("B → A")
+    expect(find(root, "pair-filter")).to_be_visible()  # where it is changed back
+    find(root, "pair-filter").select_option("A->A")  # every token is in A: every line
+    kernel.wait_for("pair.pair_filter", "A->A")
+    expect(note).to_be_hidden()
+    expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "pair"))
+    assert kernel.eval("len(pair.drawn_lines())") > 0
+    kernel.run(f"pair.apply({{'sentence_b': {before!r}, 'pair_filter': 'all'}})")
+    expect(box).to_have_value(before)
+
+
 def test_a_decoder_without_a_pair_convention_says_so_and_keeps_its_state(lab):
     page, kernel = lab
     root = widget(page, 2)

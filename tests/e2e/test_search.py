@@ -104,3 +104,91 @@ def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
         kernel.run("view.corpus = _corpus")
     find(page, "search-embedding").click()  # and the next one works again
     expect(find(page, "search-error")).to_be_hidden(timeout=60_000)
+
+
+# The hit whose matched token "town" is followed at once by "'" (no space between): the match's
+# outline must leave that narrow neighbour visible.
+TOWN = (
+    "The disaster also led directly to the founding of the town's first lifeboat station in 1874."
+)
+# Tokens of a hit that the match's outline (drawn outside its box) would cover, for each hit,
+# and how many hits have a token right beside the match (no space between them).
+MATCH_NEIGHBOURS = """root => {
+    const covered = [];
+    let adjacent = 0;
+    for (const row of root.querySelectorAll('.exbert-hit')) {
+        const m = row.querySelector('.exbert-hit-token.match');
+        const s = getComputedStyle(m);
+        const reach = parseFloat(s.outlineWidth) + parseFloat(s.outlineOffset);
+        const word = m.parentElement;  // a word's pieces, then a space or a word beside it
+        const beside = [m.previousSibling, m.nextSibling, word.previousSibling, word.nextSibling];
+        if (beside.some((n) => n && n.nodeType === Node.ELEMENT_NODE)) adjacent++;
+        const b = m.getBoundingClientRect();
+        for (const t of row.querySelectorAll('.exbert-hit-token:not(.match)')) {
+            const r = t.getBoundingClientRect();
+            if (r.top >= b.bottom || r.bottom <= b.top) continue;  // another line
+            if (r.right > b.left - reach + 0.5 && r.left < b.right + reach - 0.5)
+                covered.push(`${row.dataset.hitRow}: ${m.textContent} covers ${t.textContent}`);
+        }
+    }
+    return [covered, adjacent];
+}"""
+
+
+def test_the_match_outline_covers_no_neighbouring_token(lab):
+    page, kernel = lab
+    kernel.run(f"view.sentence = {TOWN!r}\nview.selected = view.tokens.index('town')")
+    kernel.run("view.search(by='embedding', k=10, skip_own_sentence=False)")
+    kernel.wait_for("view.hit_list[0]['sentence']", TOWN)
+    expect(find(page, "hit-token-0-11")).to_have_text("town")
+    covered, adjacent = find(page, "hits").evaluate(MATCH_NEIGHBOURS)
+    assert adjacent >= 1  # "town" + "'" at least: the check below has something to find
+    assert covered == []
+
+
+def test_search_results_fit_a_narrow_output(lab):
+    """In a narrow window the strips, hits and histograms wrap inside the view's width instead
+    of running off its right edge (where the histograms could not be seen)."""
+    page, kernel = lab
+    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
+    if not kernel.eval("len(view.hit_list)"):
+        kernel.run("view.search(k=5)")
+    expect(find(page, "hit-0")).to_be_visible()
+    page.set_viewport_size({"width": 600, "height": 1000})
+    try:
+        results = page.locator(f"{WIDGET} .exbert-search-results > *")
+        root = page.locator(WIDGET).first
+        page.wait_for_function(
+            f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
+        )
+        box = root.bounding_box()
+        assert box is not None
+        for part in results.all():
+            b = part.bounding_box()
+            assert b is not None and b["width"] > 0
+            assert box["x"] - 1 <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_a_k_out_of_range_is_refused_with_a_reason(lab):
+    """k outside 1..1000 (or no number) is refused in the view; it searched silently with the
+    previous k before, while the box still showed the typed value."""
+    page, kernel = lab
+    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
+    if not kernel.eval("len(view.hit_list)"):
+        kernel.run("view.search(k=5)")
+    expect(find(page, "hit-0")).to_be_visible()
+    before = kernel.eval("[h['sentence'] for h in view.hit_list]")
+    k, error = find(page, "search-k"), find(page, "search-error")
+    for bad in ("5000", "0", "-2", ""):
+        k.fill(bad)
+        find(page, "search-embedding").click()
+        expect(error).to_have_text(re.compile("from 1 to 1000"))
+        expect(find(page, "search-busy")).to_be_hidden()
+        assert kernel.eval("[h['sentence'] for h in view.hit_list]") == before
+    k.fill("7")
+    find(page, "search-embedding").click()
+    kernel.wait_for("len(view.hit_list)", 7, timeout=60)
+    expect(error).to_be_hidden(timeout=60_000)
+    expect(page.locator(f"{WIDGET} .exbert-hit")).to_have_count(7)

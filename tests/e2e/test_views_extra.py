@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from playwright.sync_api import expect
 
-from .jupyter import find
+from .jupyter import WIDGET, find
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "01_quickstart.ipynb"
@@ -90,6 +90,36 @@ def test_model_view_pixels_follow_the_kernels_thumbnails(page, kernel):
     find(page, "model-view-toggle").click()
 
 
+# The model view canvas's mean brightness (0..255) and the view's background brightness.
+BRIGHTNESS = """() => {
+    const canvas = document.querySelector('[data-testid=model-view-canvas]');
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4) sum += (d[i] + d[i + 1] + d[i + 2]) / 3;
+    const root = document.querySelector('[data-testid=exbert-root]');
+    const bg = getComputedStyle(root).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number);
+    return [sum / (d.length / 4), (bg[0] + bg[1] + bg[2]) / 3];
+}"""
+
+
+def test_model_view_follows_a_theme_change(page, kernel):
+    """Switching JupyterLab to its dark theme with the model view open repaints the thumbnails on
+    the dark background (they stayed white squares)."""
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view-note")).not_to_have_attribute("data-busy", "true", timeout=60_000)
+    light, light_bg = page.evaluate(BRIGHTNESS)
+    assert light_bg > 128 and light > 128
+    theme = "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: '%s'})"
+    page.evaluate(theme % "JupyterLab Dark")
+    try:
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[1] < 128", timeout=30_000)
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[0] < 128", timeout=10_000)
+    finally:
+        page.evaluate(theme % "JupyterLab Light")
+        page.wait_for_function(f"() => ({BRIGHTNESS})()[1] > 128", timeout=30_000)
+        find(page, "model-view-toggle").click()
+
+
 def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, kernel):
     expect(find(page, "lens-note")).to_be_hidden()  # on demand only
     find(page, "lens-toggle").click()
@@ -117,6 +147,38 @@ def test_logit_lens_panel_shows_the_kernels_lens_for_the_selected_token(page, ke
     expect(find(page, f"lens-cell-{layers - 1}-0").locator(".exbert-lens-token")).to_have_text(top)
     find(page, "lens-toggle").click()
     expect(find(page, "lens-table")).to_be_hidden()
+
+
+def test_model_view_lens_and_export_fit_a_narrow_view(page, kernel):
+    """In a narrow window the model view's grid and the lens table scroll in their own boxes and
+    the export status (a long path) wraps: nothing runs past the view's right edge (out of sight
+    behind the output's scroll)."""
+    find(page, "model-view-toggle").click()
+    expect(find(page, "model-view")).to_be_visible(timeout=60_000)
+    kernel.run("view.selected = 3")
+    find(page, "lens-toggle").click()
+    expect(find(page, "lens-table").locator("tr")).not_to_have_count(0, timeout=60_000)
+    page.set_viewport_size({"width": 600, "height": 1000})
+    try:
+        root = page.locator(f"{WIDGET}").first
+        page.wait_for_function(
+            f"() => document.querySelector('{WIDGET}').getBoundingClientRect().width < 480"
+        )
+        find(page, "export-format").select_option("svg")
+        find(page, "export-button").click()
+        expect(find(page, "export-status")).to_contain_text("exbert-view.svg", timeout=30_000)
+        assert root.evaluate("e => e.scrollWidth - e.clientWidth") <= 1
+        for part in ("model-view", "logit-lens"):
+            box = find(page, part)
+            assert box.evaluate("e => e.scrollWidth > e.clientWidth"), part  # scrolls inside
+        find(page, "model-view").evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+        find(page, "model-cell-2-11").click()  # the last head, reached by scrolling the grid
+        kernel.wait_for("view.heads", [11])
+        kernel.wait_for("view.layer", 2)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        find(page, "lens-toggle").click()
+        find(page, "model-view-toggle").click()
 
 
 def test_png_is_drawn_by_the_displayed_view_at_twice_the_svgs_size(page, kernel, tmp_path):

@@ -60,3 +60,18 @@ export function isolateKeys(root: HTMLElement): () => void {
     for (const type of types) root.removeEventListener(type, stop);
   };
 }
+
+/**
+ * Call `cb` when the page's theme changes: JupyterLab and Notebook 7 mark it on
+ * <body> (data-jp-theme-*), VS Code by <body>'s classes, some hosts by <html
+ * theme>. What a panel painted with the theme's colours (a canvas) repaints
+ * then. Returns the remover.
+ */
+export function onThemeChange(cb: () => void): () => void {
+  if (typeof MutationObserver !== "function" || typeof document === "undefined") return () => {};
+  const observer = new MutationObserver(() => cb());
+  const watch = { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name", "class", "theme"] };
+  observer.observe(document.body, watch);
+  observer.observe(document.documentElement, watch);
+  return () => observer.disconnect();
+}

@@ -16,7 +16,7 @@ import { frameScheduler, h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
 import { Tooltip } from "../../core/tooltip";
-import { filterPairs, inSpan, markSegments } from "../pairs/filter";
+import { emptyPairFilter, filterPairs, inSpan, markSegments } from "../pairs/filter";
 import {
   combineHeads,
   type EdgeIndex,
@@ -89,6 +89,7 @@ export class AttentionPanel implements Panel<K> {
   private lines: LinesCanvas;
   private cappedNote: HTMLDivElement;
   private noHeadsNote: HTMLDivElement;
+  private pairFilterNote: HTMLDivElement;
   private selection: ClickSelection;
   private scroll: HTMLDivElement;
   private headerWrap: HTMLDivElement;
@@ -170,13 +171,15 @@ export class AttentionPanel implements Panel<K> {
       text: "No heads selected: click a head number, or “all heads”, to draw attention.",
     });
     show(this.noHeadsNote, false);
+    this.pairFilterNote = h("div", { cls: "exbert-no-heads", testid: "pair-filter-note" });
+    show(this.pairFilterNote, false);
 
     this.linesCol = h("div", { cls: "exbert-lines-col" }, [this.lines.canvas]);
     const linesCol = this.linesCol;
     const header = h("div", { cls: "exbert-attn-grid exbert-attn-header" }, [
       this.leftGrid.header,
       h("div", { cls: "exbert-col-label", text: "attending from" }),
-      h("div", { cls: "exbert-mid-notes" }, [this.cappedNote, this.noHeadsNote]),
+      h("div", { cls: "exbert-mid-notes" }, [this.cappedNote, this.noHeadsNote, this.pairFilterNote]),
       h("div", { cls: "exbert-col-label", text: "attended to" }),
       this.rightGrid.header,
     ]);
@@ -243,7 +246,11 @@ export class AttentionPanel implements Panel<K> {
     }
     this.leftGrid.setActive(this.active, this.hoveredHead());
     this.rightGrid.setActive(this.active, this.hoveredHead());
-    show(this.noHeadsNote, this.n > 0 && !this.active.some(Boolean));
+    const anyHead = this.active.some(Boolean);
+    show(this.noHeadsNote, this.n > 0 && !anyHead);
+    const emptyFilter = emptyPairFilter(s.segments, s.pair_filter);
+    this.pairFilterNote.textContent = emptyFilter ?? "";
+    show(this.pairFilterNote, this.n > 0 && anyHead && emptyFilter !== null);
     this.markTokens();
     this.scheduleDraw();
   }

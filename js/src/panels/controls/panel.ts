@@ -163,7 +163,14 @@ export class ControlsPanel implements Panel<K> {
 
   private generate(): void {
     const n = Math.round(Number(this.generateCount.value));
-    if (!this.commands || !(n >= 1)) return;
+    if (!this.commands) return;
+    if (!(n >= 1)) {
+      // The box holds no count (empty, 0, negative): say so rather than do nothing.
+      this.generateStatus.className = "exbert-error";
+      this.generateStatus.textContent = "Give the number of new tokens: 1 or more.";
+      show(this.generateStatus, true);
+      return;
+    }
     this.generating = true;
     this.generateButton.disabled = true;
     this.generateStatus.className = "exbert-busy";

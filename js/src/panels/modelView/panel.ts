@@ -6,7 +6,7 @@
 // per head, not per pixel) so tests and assistive tools can address them.
 
 import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
-import { h, show } from "../../core/dom";
+import { frameScheduler, h, onThemeChange, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
 import type { ModelViewResult } from "../../generated/contract";
@@ -44,6 +44,7 @@ export class ModelViewPanel implements Panel<K> {
   private result: ModelViewResult | null = null;
   private geometry: GridGeometry | null = null;
   private base: HTMLCanvasElement | null = null; // the grid without marks, drawn once per reply
+  private repaintOnTheme: () => void;
 
   constructor(
     private model: ViewModel,
@@ -66,6 +67,20 @@ export class ModelViewPanel implements Panel<K> {
     show(this.body, false);
     show(this.note, false);
     this.el = h("div", { cls: "exbert-model-panel" }, [this.toggle, this.note, this.body]);
+    // The canvas holds the theme's colours: a new theme repaints it (next frame, once the
+    // theme's style applies).
+    const repaint = frameScheduler(() => this.repaint());
+    this.repaintOnTheme = onThemeChange(repaint);
+  }
+
+  dispose(): void {
+    this.repaintOnTheme();
+  }
+
+  private repaint(): void {
+    if (!this.result || !this.geometry) return;
+    this.paint(this.geometry, this.result.thumbnails.data);
+    this.drawMarks();
   }
 
   update(state: Slice<K>): void {

@@ -17,6 +17,27 @@ const SEGMENTS: Record<PairFilter, [number, number] | null> = {
 
 export const PAIR_FILTERS = Object.keys(SEGMENTS) as PairFilter[];
 
+export const FILTER_LABELS: Record<PairFilter, string> = {
+  all: "all",
+  "A->A": "A → A",
+  "A->B": "A → B",
+  "B->A": "B → A",
+  "B->B": "B → B",
+};
+
+/**
+ * Why `filter` leaves no line to draw on these tokens, or null: a filter on
+ * sentence B while there is no B (the pair was cleared, the filter kept).
+ */
+export function emptyPairFilter(
+  segments: readonly number[] | undefined,
+  filter: PairFilter | undefined,
+): string | null {
+  const want = (filter && SEGMENTS[filter]) ?? null;
+  if (!want?.includes(1) || hasPair(segments ?? [])) return null;
+  return `No second sentence: the line filter “${FILTER_LABELS[filter ?? "all"]}” draws nothing. Choose “all” or “A → A”.`;
+}
+
 /**
  * The edges whose row (from) and column (to) segments match `filter`, in
  * their order. The filter applies after the threshold cut, so a kept edge has

@@ -7,7 +7,7 @@ import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
 import type { State } from "../../generated/contract";
-import { hasPair, PAIR_FILTERS, type PairFilter } from "./filter";
+import { FILTER_LABELS, hasPair, PAIR_FILTERS, type PairFilter } from "./filter";
 
 const KEYS = [
   "kind",
@@ -27,14 +27,6 @@ const PART_LABELS: Record<Part, string> = {
   encoder: "encoder (source → source)",
   decoder: "decoder (target → target)",
   cross: "cross (target → source)",
-};
-
-const FILTER_LABELS: Record<PairFilter, string> = {
-  all: "all",
-  "A->A": "A → A",
-  "A->B": "A → B",
-  "B->A": "B → A",
-  "B->B": "B → B",
 };
 
 export class PairsPartsPanel implements Panel<K> {

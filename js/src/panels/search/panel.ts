@@ -177,7 +177,12 @@ export class SearchPanel implements Panel<K> {
   }
 
   private search(by: "embedding" | "context"): void {
-    const k = this.readK() ?? this.model.get("search_k");
+    const k = this.readK();
+    if (k === null) {
+      // Not the last k in silence while the box shows another number.
+      this.showStatus("k: give a whole number from 1 to 1000.");
+      return;
+    }
     if (k !== this.model.get("search_k")) this.model.commit({ search_k: k });
     const most = this.perSentence.value;
     this.run(
