@@ -9,6 +9,7 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -163,15 +164,24 @@ def _png(width: int, height: int) -> bytes:
     )
 
 
-def test_png_is_asked_of_the_displayed_view_and_written_when_it_answers(demo, tmp_path):
-    view = ew.ExBertView(demo)
-    replies, messages = [], []
+def _wired(view) -> tuple[list, Callable[[str, dict], dict]]:
+    """The messages ``view`` sends, kept in a list, and a function that runs a command as the
+    browser would and returns its reply."""
+    replies: list[dict] = []
+    messages: list = []
     view._commands.send = lambda reply, buffers: replies.append(reply)
     view.send = lambda content, buffers=None: messages.append(content)
 
-    def command(name, args):
+    def command(name: str, args: dict) -> dict:
         view._commands.handle({"kind": "exbert-command", "id": "1", "name": name, "args": args})
         return replies[-1]
+
+    return messages, command
+
+
+def test_png_is_asked_of_the_displayed_view_and_written_when_it_answers(demo, tmp_path):
+    view = ew.ExBertView(demo)
+    messages, command = _wired(view)
 
     view._on_message(view, {"kind": "exbert-attach", "attached": True}, [])
     path = tmp_path / "view.png"
@@ -200,14 +210,12 @@ def test_the_save_button_names_one_absolute_place_for_every_format(demo, tmp_pat
     pressed: SVG, HTML and PNG alike are written there and reported by their absolute path,
     also when the view's PNG answer arrives after the working directory changed."""
     view = ew.ExBertView(demo)
-    replies, messages = [], []
-    view._commands.send = lambda reply, buffers: replies.append(reply)
-    view.send = lambda content, buffers=None: messages.append(content)
+    messages, reply = _wired(view)
 
     def command(name, args):
-        view._commands.handle({"kind": "exbert-command", "id": "1", "name": name, "args": args})
-        assert replies[-1]["ok"], replies[-1]
-        return replies[-1]["result"]
+        answer = reply(name, args)
+        assert answer["ok"], answer
+        return answer["result"]
 
     view._on_message(view, {"kind": "exbert-attach", "attached": True}, [])
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"

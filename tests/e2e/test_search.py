@@ -86,13 +86,18 @@ def test_search_hits_histograms_and_loading_a_hit(lab):
     expect(find(page, f"token-left-{hits[h]['token_index']}")).to_have_class(has("selected"))
 
 
-def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
-    page, kernel = lab
+def _hits_shown(page, kernel) -> list[str]:
+    """A token selected and hits drawn (a search of 5 if there were none): their sentences."""
     kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
     if not kernel.eval("len(view.hit_list)"):
         kernel.run("view.search(k=5)")
     expect(find(page, "hit-0")).to_be_visible()
-    before = kernel.eval("[h['sentence'] for h in view.hit_list]")
+    return kernel.eval("[h['sentence'] for h in view.hit_list]")
+
+
+def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
+    page, kernel = lab
+    before = _hits_shown(page, kernel)
     kernel.run("_corpus, view.corpus = view.corpus, None")  # the next search fails in the kernel
     try:
         find(page, "search-embedding").click()
@@ -175,11 +180,7 @@ def test_a_k_out_of_range_is_refused_with_a_reason(lab):
     """k outside 1..1000 (or no number) is refused in the view; it searched silently with the
     previous k before, while the box still showed the typed value."""
     page, kernel = lab
-    kernel.run("view.selected = next(i for i, s in enumerate(view.special) if not s)")
-    if not kernel.eval("len(view.hit_list)"):
-        kernel.run("view.search(k=5)")
-    expect(find(page, "hit-0")).to_be_visible()
-    before = kernel.eval("[h['sentence'] for h in view.hit_list]")
+    before = _hits_shown(page, kernel)
     k, error = find(page, "search-k"), find(page, "search-error")
     for bad in ("5000", "0", "-2", ""):
         k.fill(bad)
