@@ -80,12 +80,12 @@ def test_head_toggles_reach_the_kernel_and_redraw(page, lab):
 
 
 def test_generate_without_a_token_count_says_so(page, lab):
-    """A count the box cannot mean (0, negative, empty) is refused in the view with a reason,
-    where the button did nothing before; the sentence stays as it was."""
+    """A count the box cannot mean (0, negative, empty, 2.5) is refused in the view with a
+    reason, where the button did nothing before (or rounded 2.5 to 3); the sentence stays."""
     kernel = lab[1]
     before = kernel.eval("view.sentence")
     status, count = find(page, "generate-status"), find(page, "generate-tokens")
-    for bad in ("0", "-3", ""):
+    for bad in ("0", "-3", "", "2.5"):
         count.fill(bad)
         find(page, "generate").click()
         expect(status).to_be_visible()

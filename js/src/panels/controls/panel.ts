@@ -162,12 +162,13 @@ export class ControlsPanel implements Panel<K> {
   }
 
   private generate(): void {
-    const n = Math.round(Number(this.generateCount.value));
+    const n = Number(this.generateCount.value);
     if (!this.commands) return;
-    if (!(n >= 1)) {
-      // The box holds no count (empty, 0, negative): say so rather than do nothing.
+    if (!(Number.isInteger(n) && n >= 1)) {
+      // The box holds no count (empty, 0, negative, 2.5): say so rather than do nothing, or
+      // round it in silence.
       this.generateStatus.className = "exbert-error";
-      this.generateStatus.textContent = "Give the number of new tokens: 1 or more.";
+      this.generateStatus.textContent = "Give the number of new tokens: a whole number, 1 or more.";
       show(this.generateStatus, true);
       return;
     }
