@@ -1,10 +1,10 @@
 """Command line: ``exbert corpus build BOOK.txt [MORE.txt ...] --model NAME_OR_PATH --out DIR``,
 ``exbert corpus info DIR``.
 
-Everything that can be checked without the model is checked before it loads (the whole source
-text, before the heavy libraries are imported; then the output directory and the index spec),
-and every error is one line on stderr, never a traceback (set ``EXBERT_TRACEBACK=1`` to see one
-for an unexpected error).
+Everything that can be checked without the model (the whole source text, the output directory,
+the index spec) is checked before torch, FAISS and spaCy are imported, and every error is one
+line on stderr, never a traceback (set ``EXBERT_TRACEBACK=1`` to see one for an unexpected
+error).
 """
 
 from __future__ import annotations

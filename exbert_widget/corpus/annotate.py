@@ -114,10 +114,15 @@ def spacy_info(nlp: Any) -> dict[str, str]:
 
     meta = nlp.meta
     return {
-        "pipeline": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+        "pipeline": _pipeline_name(meta),
         "version": str(meta.get("version", "")),
         "spacy_version": spacy.__version__,
     }
+
+
+def _pipeline_name(meta: dict[str, Any]) -> str:
+    """A pipeline's package name from its meta: ``en_core_web_sm``."""
+    return f"{meta.get('lang', '')}_{meta.get('name', '')}"
 
 
 #: spaCy languages written in the Latin script ("xx", multi-language, reads any script).
@@ -155,7 +160,7 @@ def check_script(paragraphs: Iterable[str], nlp: Any) -> None:
     script = script if len(script) <= 3 else script.title()
     warnings.warn(
         f"Most letters of the text are {script}, but the spaCy pipeline is for {lang!r} "
-        f"({nlp.meta.get('lang', '')}_{nlp.meta.get('name', '')}): its words, POS, DEP and "
+        f"({_pipeline_name(nlp.meta)}): its words, POS, DEP and "
         "entities will be meaningless for this text. Pass spacy_model= a pipeline for the "
         "text's language (e.g. 'zh_core_web_sm', 'ru_core_news_sm', or 'xx_sent_ud_sm').",
         stacklevel=3,

@@ -406,11 +406,11 @@ class LanguageModel:
         """
         if not encodings:
             return []
-        wrong = [e for e in encodings if not isinstance(e, Encoding)]
-        if wrong or isinstance(encodings, str):
-            shown = type(wrong[0] if wrong else encodings).__name__
+        wrong = [e for e in encodings if not isinstance(e, Encoding)]  # a str: its characters
+        if wrong:
             raise InputError(
-                f"forward takes encodings, lm.forward([lm.encode(sentence), ...]), got {shown}."
+                "forward takes encodings, lm.forward([lm.encode(sentence), ...]), got "
+                f"{type(wrong[0]).__name__}."
             )
         self._check_one_stack("forward")
         inputs = self._batch_inputs(encodings)

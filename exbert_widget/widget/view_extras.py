@@ -210,10 +210,11 @@ def png_command(view: ExBertView, args: PngArgs) -> PngResult:
 
 def export_command(view: ExBertView, args: ExportArgs) -> ExportResult:
     fmt = args["format"]
-    path = pathlib.Path(args.get("path") or f"exbert-view.{fmt}")
+    # where the path points when the button is pressed, for every format
+    path = pathlib.Path(args.get("path") or f"exbert-view.{fmt}").resolve()
     if fmt == "png":  # the button: the view draws it and answers the request
         with view._lock:
             request_png(view, path)
-        return {"path": str(path.resolve()), "bytes": 0}
+        return {"path": str(path), "bytes": 0}
     view.save(path)
-    return {"path": str(path.resolve()), "bytes": path.stat().st_size}
+    return {"path": str(path), "bytes": path.stat().st_size}
