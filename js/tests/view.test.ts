@@ -279,6 +279,27 @@ describe("attention view", () => {
     expect(model.get("sentence")).toBe("Again");
   });
 
+  it("shows head weights set from Python on the head toggles, and drops them with the weights", async () => {
+    const model = await mount({ head_weights: [0.5, 0, -2], heads: [0, 1, 2] });
+    const toggle = (h: number) => q(`head-toggle-${h}`)!;
+    const fill = (h: number) => toggle(h).style.getPropertyValue("--w");
+    expect([0, 1, 2].map((h) => toggle(h).getAttribute("data-weight"))).toEqual(["0.5", "0", "-2"]);
+    expect([fill(0), fill(1), fill(2)]).toEqual(["0.250", "0.000", "1.000"]); // |w| / max |w|
+    expect([0, 1, 2].map((h) => toggle(h).classList.contains("weighted"))).toEqual([true, false, true]);
+    expect(toggle(2).classList.contains("negative")).toBe(true);
+    expect(toggle(0).title).toContain("weight 0.5");
+    expect(toggle(2).title).toContain("weight -2");
+    model.update({ head_weights: [1 / 3, 1, 0] });
+    await tick();
+    expect(toggle(0).title).toContain("weight 0.3333"); // no float noise
+    expect(toggle(2).classList.contains("negative")).toBe(false);
+    model.update({ head_weights: null });
+    await tick();
+    expect(toggle(0).hasAttribute("data-weight")).toBe(false);
+    expect(toggle(0).classList.contains("weighted")).toBe(false);
+    expect(toggle(0).title).toBe("head 0: click to toggle");
+  });
+
   it("shows the truncation note and errors", async () => {
     const model = await mount();
     expect(q("truncated-note")!.style.display).toBe("none");
