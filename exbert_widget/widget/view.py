@@ -195,6 +195,7 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
                 **self._extra_commands(),
             },
             send=lambda reply, buffers: self.send(reply, buffers),
+            beat=lambda message: self.send(message),
         )
         self.on_msg(self._on_message)
 

@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { NO_REPLY_MS } from "../src/core/commands";
 import { DEBOUNCE_MS } from "../src/core/model";
 import widget from "../src/index";
 import { SELECT_DELAY_MS } from "../src/panels/attention/clicks";
@@ -528,6 +529,32 @@ describe("search panel", () => {
     expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("PERSON");
     expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("");
   });
+  it("a search the kernel never answers ends with what to do, the last hits kept", async () => {
+    const model = await mount({
+      has_corpus: true,
+      selected: 2,
+      hit_list: hits,
+      summaries,
+      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
+    });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      q("search-embedding")!.click();
+      expect(q("search-busy")!.style.display).toBe("");
+      vi.advanceTimersByTime(NO_REPLY_MS);
+    } finally {
+      vi.useRealTimers();
+    }
+    await tick();
+    expect(q("search-busy")!.style.display).toBe("none");
+    expect(q("search-error")!.textContent).toContain("no reply from the kernel after");
+    expect(q("search-error")!.textContent).toContain("run the cell again");
+    expect(q("hit-1")).not.toBeNull(); // the previous result stays
+    model.reply(0, { result: { count: 2 } }); // late: dropped, the message stays
+    await tick();
+    expect(q("search-error")!.textContent).toContain("no reply from the kernel after");
+  });
+
   it("a failed command shows its error and keeps the last hits; superseded clicks never reach the kernel", async () => {
     const model = await mount({
       has_corpus: true,
