@@ -153,7 +153,8 @@ describe("a reply that never comes", () => {
     expect(r.ok || r.error).toBeInstanceOf(NoReply);
     expect(r.ok || r.error).toBeInstanceOf(CommandError); // panels show its message as any refusal
     expect(r.ok || r.error.message).toBe(
-      `search: no reply from the kernel after ${NO_REPLY_MS / 1000} s — is it still running? ` +
+      `search: no reply from the kernel after ${NO_REPLY_MS / 1000} s — is it still running, or ` +
+        "busy with another cell? " +
         "If it was restarted or stopped, run the cell again.",
     );
     const next = outcome(channel.invoke("search", { by: "context", k: 2 }));

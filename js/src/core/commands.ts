@@ -59,7 +59,8 @@ export class NoReply extends CommandError {
   constructor(name: string, ms: number) {
     super(
       "NoReply",
-      `${name}: no reply from the kernel after ${Math.round(ms / 1000)} s — is it still running? ` +
+      `${name}: no reply from the kernel after ${Math.round(ms / 1000)} s — is it still running, or ` +
+        "busy with another cell? " +
         "If it was restarted or stopped, run the cell again.",
     );
     this.name = "NoReply";
