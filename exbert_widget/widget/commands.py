@@ -34,14 +34,11 @@ import numpy as np
 
 from ..errors import ExbertError, InputError
 from .arrays import array_to_json
-from .state import COMMANDS
+from .state import COMMANDS, HEARTBEAT_S
 
 REQUEST = "exbert-command"
 REPLY = "exbert-reply"
 WORKING = "exbert-working"
-# Seconds between heartbeats; the view's limit (NO_REPLY_MS in js/src/core/commands.ts) is ten
-# of them, so a kernel slowed by load still reaches it well inside.
-HEARTBEAT_S = 2.0
 
 Handler = Callable[[Any], Mapping[str, Any]]
 Send = Callable[[dict[str, Any], list[memoryview]], None]

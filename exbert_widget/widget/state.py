@@ -408,6 +408,12 @@ DEFAULTS: dict[str, object] = {
 }
 
 
+# Seconds between the kernel's heartbeats while a command runs (commands.py); the view gives a
+# command up after ten of them in silence (NO_REPLY_MS in js/src/core/commands.ts), so a kernel
+# slowed by load still beats well inside the limit, and a long command is never cut.
+HEARTBEAT_S = 2
+
+
 @dataclass(frozen=True)
 class Command:
     """A request from the view with a reply: ``args`` and ``result`` are TypedDict types."""

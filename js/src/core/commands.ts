@@ -14,14 +14,12 @@
 // they are decoded here, like array traits at the model boundary.
 
 import type { AnyModel } from "@anywidget/types";
-import type { CommandName, Commands as Declared, WireState } from "../generated/contract";
+import { type CommandName, type Commands as Declared, HEARTBEAT_S, type WireState } from "../generated/contract";
 import { decodeFloat, isPayload } from "./arrays";
 
 export const REQUEST = "exbert-command";
 export const REPLY = "exbert-reply";
 export const WORKING = "exbert-working";
-/** The kernel's heartbeat period (HEARTBEAT_S in exbert_widget/widget/commands.py). */
-export const HEARTBEAT_S = 2;
 /** Silence after which a command is given up: ten heartbeats missed, not a slow command. */
 export const NO_REPLY_MS = 10 * HEARTBEAT_S * 1000;
 

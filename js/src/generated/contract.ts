@@ -363,3 +363,6 @@ export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "h
 
 /** Defaults of optional command arguments (the Python methods use the same). */
 export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;
+
+/** Seconds between the kernel's heartbeats while a command runs. */
+export const HEARTBEAT_S = 2;
