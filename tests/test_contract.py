@@ -163,3 +163,39 @@ def test_a_reply_carries_its_arrays_as_buffers_with_their_paths():
     assert bytes(buffers[0]) == array.tobytes()
     dispatcher.handle({"kind": "exbert-command", "id": "y", "name": "search", "args": {}})
     assert "buffer_paths" not in sent[1][0] and sent[1][1] == []
+
+
+def test_a_running_command_beats_until_its_reply_and_never_after(monkeypatch):
+    """While a handler runs, the kernel says so every HEARTBEAT_S (the view's wait restarts on
+    each); the beats stop before the reply goes out."""
+    import threading
+
+    from exbert_widget.widget import commands
+    from exbert_widget.widget.state import COMMANDS
+
+    monkeypatch.setattr(commands, "HEARTBEAT_S", 0.005)
+    sent: list[dict] = []
+    beaten = threading.Event()
+
+    def beat(message: dict) -> None:
+        sent.append(message)
+        if len(sent) >= 3:
+            beaten.set()
+
+    def slow_search(_args):
+        # Ends once three beats went out (the safety limit only stops a broken test hanging).
+        assert beaten.wait(60), "no heartbeat while the command ran"
+        return {"count": 7}
+
+    handlers = {name: (lambda _args: {}) for name in COMMANDS}
+    handlers["search"] = slow_search
+    dispatcher = commands.Dispatcher(
+        handlers, send=lambda reply, buffers: sent.append(reply), beat=beat
+    )
+    args = {"by": "embedding", "k": 5}
+    dispatcher.handle({"kind": "exbert-command", "id": "s1", "name": "search", "args": args})
+    *beats, reply = list(sent)
+    assert len(beats) >= 3 and all(b == {"kind": "exbert-working", "id": "s1"} for b in beats)
+    assert reply["kind"] == "exbert-reply" and reply["ok"] and reply["result"] == {"count": 7}
+    threading.Event().wait(0.05)  # ten periods later, still nothing after the reply
+    assert sent[-1] is reply

@@ -155,6 +155,25 @@ def test_a_decoder_without_a_pair_convention_is_refused_and_keeps_its_state(pair
         view.pair_filter = "A→B"
 
 
+def test_takes_pair_says_which_models_accept_a_second_sentence(pair_lms, s2s):
+    """The flag the view hides its second-sentence row by: true exactly where the tokenizer puts
+    a separator between two texts (checked on its own encodings) and a pair is accepted."""
+    for name, lm in {**pair_lms, **s2s}.items():
+        view = ew.ExBertView(lm, sentence=A)
+        tok = lm.tokenizer
+        pieces = len(tok(A, add_special_tokens=False).input_ids) + len(
+            tok(B, add_special_tokens=False).input_ids
+        )
+        separated = (
+            len(tok(A, B).input_ids)
+            > len(tok(A).input_ids) - len(tok(A, add_special_tokens=False).input_ids) + pieces
+        )
+        assert view.takes_pair is (separated and lm.kind != "seq2seq"), name
+        view.set_state({"sentence_b": B})
+        assert (view.sentence_b == B) is view.takes_pair, name
+        assert (view.error == "") is view.takes_pair, name
+
+
 @pytest.fixture(scope="module")
 def minilm_corpus(minilm, tmp_path_factory) -> ew.Corpus:
     out = tmp_path_factory.mktemp("minilm-pair-corpus") / "c"

@@ -13,6 +13,7 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 import exbert_widget as ew
 from exbert_widget.widget.arrays import array_from_json, array_to_json
+from exbert_widget.widget.state import DEFAULT_SENTENCE
 from tests import tiny_models
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "01_quickstart.ipynb"
@@ -367,8 +368,28 @@ def command(view, monkeypatch, name, args, request_id="r1") -> dict:
     view._on_message(
         view, {"kind": "exbert-command", "id": request_id, "name": name, "args": args}, []
     )
-    assert len(sent) == 1 and sent[0]["kind"] == "exbert-reply" and sent[0]["id"] == request_id
-    return sent[0]
+    replies = [m for m in sent if m["kind"] != "exbert-working"]  # heartbeats of a slow one
+    assert len(replies) == 1 and replies[0]["kind"] == "exbert-reply"
+    assert replies[0]["id"] == request_id
+    return replies[0]
+
+
+def test_reapplying_the_kernels_values_clears_a_refusal_and_changes_nothing(
+    view, minilm, monkeypatch
+):
+    """The view's Apply of an unchanged box (the good value a refusal put back) sends no state;
+    its ``reapply`` command takes the browser-update path, so the refusal goes."""
+    view.set_state({"sentence": "   "})
+    assert "empty" in view.error and view.sentence == DEFAULT_SENTENCE
+    forward = _count_forward(minilm, monkeypatch)
+    before = (list(view.tokens), view.attention.copy())
+    reply = command(view, monkeypatch, "reapply", {"names": ["sentence", "heads"]})
+    assert reply["ok"] and reply["result"] == {"error": ""} and view.error == ""
+    assert view.sentence == DEFAULT_SENTENCE and view.tokens == before[0] and forward == []
+    np.testing.assert_array_equal(view.attention, before[1])
+    reply = command(view, monkeypatch, "reapply", {"names": ["tokens"]}, request_id="r2")
+    assert not reply["ok"] and reply["error"]["type"] == "InputError"
+    assert "not a trait the view sets" in reply["error"]["message"]
 
 
 @pytest.mark.parametrize(

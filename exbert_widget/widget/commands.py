@@ -8,6 +8,11 @@ runs, so a handler only sees well-typed arguments (ranges are the handler's to c
 a result travel as array traits do (``{view, dtype, shape}``), their bytes as the message's binary
 buffers, with ``buffer_paths`` saying where each goes back.
 
+While a handler runs, a heartbeat ``{"kind": "exbert-working", "id": ...}`` goes out every
+:data:`HEARTBEAT_S` seconds from a helper thread: the view gives up on a command only after a
+silence of many heartbeats (a reply lost, the kernel dead or restarted, or busy with another
+cell), so a long search is never cut however long it takes.
+
 anywidget 0.11's experimental ``@command`` has the same shape but no error reply (a failing
 handler leaves the view's promise waiting until it times out, an unknown name raises
 ``KeyError`` in the kernel) and no way to drop a superseded request; the view side of this
@@ -17,23 +22,27 @@ the newest waiting, so superseded requests never reach the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..errors import ExbertError, InputError
 from .arrays import array_to_json
-from .state import COMMANDS
+from .state import COMMANDS, HEARTBEAT_S
 
 REQUEST = "exbert-command"
 REPLY = "exbert-reply"
+WORKING = "exbert-working"
 
 Handler = Callable[[Any], Mapping[str, Any]]
 Send = Callable[[dict[str, Any], list[memoryview]], None]
+Beat = Callable[[dict[str, Any]], None]
 _log = logging.getLogger(__name__)
 
 
@@ -106,14 +115,18 @@ def _refuse(path: str, expected: str, value: object) -> typing.NoReturn:
 
 
 class Dispatcher:
-    """Runs the view's commands with ``handlers`` and sends each reply with ``send``."""
+    """Runs the view's commands with ``handlers`` and sends each reply with ``send``, and while
+    one runs, heartbeats with ``beat`` (none without it)."""
 
-    def __init__(self, handlers: Mapping[str, Handler], send: Send) -> None:
+    def __init__(
+        self, handlers: Mapping[str, Handler], send: Send, beat: Beat | None = None
+    ) -> None:
         missing = set(COMMANDS) - set(handlers)
         if missing:
             raise TypeError(f"no handler for command(s) {sorted(missing)}")
         self.handlers = dict(handlers)
         self.send = send
+        self.beat = beat
 
     def run(self, name: object, args: object) -> Mapping[str, Any]:
         """Check ``args`` against command ``name``'s declaration and run it.
@@ -134,7 +147,8 @@ class Dispatcher:
             return False
         request_id = content.get("id")
         try:
-            result = self.run(content.get("name"), content.get("args", {}))
+            with self._heartbeat(request_id):
+                result = self.run(content.get("name"), content.get("args", {}))
         except ExbertError as exc:
             self._reply(request_id, error=exc)
         except Exception as exc:  # a bug: the view still gets its reply, the log the traceback
@@ -143,6 +157,31 @@ class Dispatcher:
         else:
             self._reply(request_id, result=dict(result))
         return True
+
+    @contextlib.contextmanager
+    def _heartbeat(self, request_id: object) -> Iterator[None]:
+        """Beat for ``request_id`` every HEARTBEAT_S seconds until the block ends; the last beat
+        is sent before the reply (the thread is joined first)."""
+        beat = self.beat
+        if beat is None:
+            yield
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            while not done.wait(HEARTBEAT_S):
+                try:
+                    beat({"kind": WORKING, "id": request_id})
+                except Exception:  # a beat that cannot go out must not end the command
+                    _log.debug("exbert-widget: heartbeat not sent", exc_info=True)
+
+        thread = threading.Thread(target=run, name="exbert-command-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _reply(
         self,

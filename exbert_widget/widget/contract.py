@@ -185,6 +185,8 @@ def render_ts() -> str:
         _const_list("COMMAND_NAMES", list(state.COMMANDS)),
         "/** Defaults of optional command arguments (the Python methods use the same). */\n"
         f"export const DEFAULTS = {json.dumps(state.DEFAULTS)} as const;\n",
+        "/** Seconds between the kernel's heartbeats while a command runs. */\n"
+        f"export const HEARTBEAT_S = {json.dumps(state.HEARTBEAT_S)};\n",
     ]
     return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 

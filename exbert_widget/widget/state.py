@@ -271,6 +271,12 @@ class PairsPartsState(t.HasTraits):
     sentence_b = Text(
         "", help='The second sentence of a pair ("" = no pair); the tokenizer joins the two.'
     ).tag(sync=True)
+    takes_pair = Flag(
+        False,
+        read_only=True,
+        help="The model takes a second sentence: its tokenizer has a pair convention (a "
+        "separator between the two), and it is not an encoder–decoder model.",
+    ).tag(sync=True)
     pair_filter = JSON(
         PairFilter,
         "all",
@@ -381,6 +387,14 @@ class HeadReportResult(TypedDict):
     rows: int
 
 
+class ReapplyArgs(TypedDict):
+    names: list[str]
+
+
+class ReapplyResult(TypedDict):
+    error: str
+
+
 # Defaults of optional command arguments (and of the Python methods behind them); generated into
 # the view so its controls start from the same values. A varied first list of hits: the view's
 # own sentence left out, at most two hits from one sentence.
@@ -392,6 +406,12 @@ DEFAULTS: dict[str, object] = {
     "max_per_sentence": MAX_PER_SENTENCE,
     "max_new_tokens": MAX_NEW_TOKENS,
 }
+
+
+# Seconds between the kernel's heartbeats while a command runs (commands.py); the view gives a
+# command up after ten of them in silence (NO_REPLY_MS in js/src/core/commands.ts), so a kernel
+# slowed by load still beats well inside the limit, and a long command is never cut.
+HEARTBEAT_S = 2
 
 
 @dataclass(frozen=True)
@@ -432,6 +452,13 @@ COMMANDS: dict[str, Command] = {
         HeadReportResult,
         "Compute (or load from the corpus's cache) the head report of the view's corpus; sets "
         "report.",
+    ),
+    "reapply": Command(
+        ReapplyArgs,
+        ReapplyResult,
+        "The view applied the kernel's own values of the user traits `names` (an unchanged box, "
+        "which sends no state): they go through the browser-update path again, so an accepted "
+        "update clears `error`; returns the error after.",
     ),
     "model_view": Command(
         ModelViewArgs,

@@ -23,6 +23,7 @@ import traitlets as t
 from ..errors import CorpusError, ExbertError, InputError, StateError
 from ..models import Analysis, LanguageModel, load_model
 from ..models.demo import DEMO_LABEL, demo_description
+from ..models.pairs import has_pair_convention
 from . import compare as diff
 from . import lines as drawing
 from . import pairs as pairing
@@ -37,6 +38,8 @@ from .state import (
     GenerateResult,
     HeadLinesArgs,
     HeadLinesResult,
+    ReapplyArgs,
+    ReapplyResult,
     computed_traits,
     user_traits,
 )
@@ -177,6 +180,7 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
             self.set_trait("has_lm_head", lm.has_lm_head)
             self.set_trait("has_corpus", self.corpus is not None)
             self.set_trait("parts", list(PARTS) if lm.kind == "seq2seq" else [])
+            self.set_trait("takes_pair", lm.kind != "seq2seq" and has_pair_convention(lm.tokenizer))
             if self.compare_lm is not None:
                 self.set_trait("compare_model_name", _label(self.compare_lm.name))
         self._apply_initial(lm, traits)
@@ -187,9 +191,11 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
                 "generate": self._generate_command,
                 "head_lines": self._head_lines_command,
                 "head_report": self._head_report_command,
+                "reapply": self._reapply_command,
                 **self._extra_commands(),
             },
             send=lambda reply, buffers: self.send(reply, buffers),
+            beat=lambda message: self.send(message),
         )
         self.on_msg(self._on_message)
 
@@ -245,6 +251,21 @@ class ExBertView(anywidget.AnyWidget, CorpusPanel):
         else:
             if self.error:
                 self.set_trait("error", "")
+
+    def _reapply_command(self, args: ReapplyArgs) -> ReapplyResult:
+        """An Apply in the view that changed nothing sends no state, so a refusal shown before
+        would stay up over a good value: the kernel's values go through :meth:`set_state` again.
+
+        Raises:
+            InputError: a name that is not a trait the user sets.
+        """
+        names = args["names"]
+        settable = user_traits()
+        for name in names:
+            if name not in settable:
+                raise InputError(f"reapply: {name!r} is not a trait the view sets.")
+        self.set_state(self.get_state(names))
+        return {"error": self.error}
 
     def _restore(self, values: Mapping[str, Any]) -> None:
         """Put traits back to ``values`` (their last good state) as one update, recomputing what

@@ -20,8 +20,8 @@ import { PairsPartsPanel } from "./panels/pairs/panel";
 import { SearchPanel } from "./panels/search/panel";
 
 function render({ model, el }: { model: AnyModel<WireState>; el: HTMLElement }): () => void {
-  const view = new ViewModel(model);
   const commands = new CommandChannel(model);
+  const view = new ViewModel(model, commands);
   const root = h("div", { cls: "exbert-root", testid: "exbert-root" });
   const controls = new ControlsPanel(view, commands);
   const attention = new AttentionPanel(view, root, commands);

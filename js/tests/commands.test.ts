@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { CommandChannel, CommandError, Superseded } from "../src/core/commands";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CommandChannel, CommandError, NO_REPLY_MS, NoReply, Superseded } from "../src/core/commands";
 import { FakeModel } from "./fakeModel";
 
 const outcome = <T>(p: Promise<T>) =>
@@ -127,5 +127,72 @@ describe("command channel", () => {
       expect(r.error).toBeInstanceOf(CommandError);
       expect(r.error.message).toContain("cannot read the reply");
     }
+  });
+});
+
+describe("a reply that never comes", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const working = (model: FakeModel, index: number) =>
+    model.emitReply({ kind: "exbert-working", id: model.sent[index].id });
+
+  it("is given up after NO_REPLY_MS of silence with what to do; a late reply is dropped", async () => {
+    vi.useFakeTimers();
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    let settled = false;
+    const search = outcome(channel.invoke("search", { by: "embedding", k: 5 })).finally(() => {
+      settled = true;
+    });
+    vi.advanceTimersByTime(NO_REPLY_MS - 1);
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    vi.advanceTimersByTime(1);
+    const r = await search;
+    expect(r.ok || r.error).toBeInstanceOf(NoReply);
+    expect(r.ok || r.error).toBeInstanceOf(CommandError); // panels show its message as any refusal
+    expect(r.ok || r.error.message).toBe(
+      `search: no reply from the kernel after ${NO_REPLY_MS / 1000} s — is it still running, or ` +
+        "busy with another cell? " +
+        "If it was restarted or stopped, run the cell again.",
+    );
+    const next = outcome(channel.invoke("search", { by: "context", k: 2 }));
+    expect(model.commands()).toHaveLength(2); // the lane is free again: sent at once
+    model.reply(0, { result: { count: 5 } }); // the lost reply, late: dropped
+    model.reply(1, { result: { count: 2 } });
+    expect(await next).toEqual({ ok: true, value: { count: 2 } });
+  });
+
+  it("waits as long as the kernel says it is working: a long search is not cut", async () => {
+    vi.useFakeTimers();
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model);
+    const search = outcome(channel.invoke("search", { by: "embedding", k: 5 }));
+    for (let beat = 0; beat < 50; beat++) {
+      vi.advanceTimersByTime(NO_REPLY_MS / 2);
+      working(model, 0);
+      model.emitReply({ kind: "exbert-working", id: "someone-else" }); // not ours: ignored
+    }
+    vi.advanceTimersByTime(NO_REPLY_MS - 1);
+    model.reply(0, { result: { count: 5 } }); // 25 limits after it was sent
+    expect(await search).toEqual({ ok: true, value: { count: 5 } });
+    vi.advanceTimersByTime(10 * NO_REPLY_MS); // nothing in flight: no timer left to fire
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("frees the lane for the newest request when the superseded one in flight gets no reply", async () => {
+    vi.useFakeTimers();
+    const model = new FakeModel({});
+    const channel = new CommandChannel(model, 1000);
+    const first = outcome(channel.invoke("load_hit", { index: 1 }));
+    const second = outcome(channel.invoke("load_hit", { index: 2 }));
+    const r = await first;
+    expect(r.ok || r.error).toBeInstanceOf(Superseded);
+    expect(model.commands()).toHaveLength(1);
+    vi.advanceTimersByTime(1000);
+    expect(model.commands()[1]).toEqual({ name: "load_hit", args: { index: 2 } });
+    model.reply(1, { result: { sentence: "two", selected: 2 } });
+    expect(await second).toEqual({ ok: true, value: { sentence: "two", selected: 2 } });
   });
 });

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { CommandChannel } from "../src/core/commands";
 import { DEBOUNCE_MS, ViewModel } from "../src/core/model";
 import { USER_KEYS } from "../src/generated/contract";
 import { FakeModel, f16Payload, f32Payload } from "./fakeModel";
@@ -44,6 +45,31 @@ describe("model boundary", () => {
     // @ts-expect-error: tokens are computed by the kernel
     expect(() => view.commit({ tokens: ["x"] })).not.toThrow();
     expect(USER_KEYS).not.toContain("tokens");
+  });
+});
+
+describe("an edit that changes nothing", () => {
+  const refused = () =>
+    new FakeModel({ sentence: "good", heads: [0, 2], error: "sentence: a lone surrogate", layer: 1 });
+
+  it("asks the kernel to re-apply its values while a refusal is shown", () => {
+    const model = refused();
+    const view = new ViewModel(model, new CommandChannel(model));
+    view.commit({ sentence: "good" }); // the box got the kernel's value back; Apply again
+    expect(model.commands()).toEqual([{ name: "reapply", args: { names: ["sentence"] } }]);
+    model.reply(0, { result: { error: "sentence: a lone surrogate" } }); // say, a newer refusal
+    view.commit({ heads: [0, 2], layer: 1 }); // equal lists count as unchanged too
+    expect(model.commands()[1]).toEqual({ name: "reapply", args: { names: ["heads", "layer"] } });
+  });
+
+  it("sends a changed value as state, and nothing more without a refusal shown", () => {
+    const model = refused();
+    const view = new ViewModel(model, new CommandChannel(model));
+    view.commit({ sentence: "better" });
+    expect(model.saved[model.saved.length - 1]).toEqual({ sentence: "better" });
+    model.update({ error: "" });
+    view.commit({ sentence: "better" });
+    expect(model.commands()).toEqual([]);
   });
 });
 

@@ -57,6 +57,7 @@ function pairState(over: Record<string, unknown> = {}) {
   return {
     sentence: "a b",
     sentence_b: "c d e",
+    takes_pair: true,
     pair_filter: "all",
     segments: SEGMENTS,
     layer: 0,
@@ -206,6 +207,14 @@ describe("sentence pairs in the view", () => {
     expect(select.closest("label")!.style.display).toBe("none"); // no pair: no filter
   });
 
+  it("shows no second-sentence row for a model without a pair convention", async () => {
+    const model = await mount(pairState({ kind: "autoregressive", takes_pair: false, sentence_b: "" }));
+    expect(q("pair-controls")!.style.display).toBe("none");
+    model.update({ takes_pair: true }); // the same row for a model that takes pairs
+    await tick();
+    expect(q("pair-controls")!.style.display).toBe("");
+  });
+
   it("filters the kernel's lines of a long input the same way", async () => {
     // rows: 1 -> 2, 5; 2 -> 1; 5 -> 1, 6; 6 -> 4
     const rows = [0, 0, 2, 3, 3, 3, 5, 6, 6];
@@ -251,6 +260,7 @@ describe("encoder–decoder parts in the view", () => {
   const state = (over: Record<string, unknown> = {}) =>
     pairState({
       kind: "seq2seq",
+      takes_pair: false, // as the kernel says for every encoder–decoder model
       tokens: S2S,
       special: SPEC,
       segments: S2S.map(() => 0),

@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { NO_REPLY_MS } from "../src/core/commands";
 import { DEBOUNCE_MS } from "../src/core/model";
 import widget from "../src/index";
 import { SELECT_DELAY_MS } from "../src/panels/attention/clicks";
@@ -279,6 +280,27 @@ describe("attention view", () => {
     expect(model.get("sentence")).toBe("Again");
   });
 
+  it("shows head weights set from Python on the head toggles, and drops them with the weights", async () => {
+    const model = await mount({ head_weights: [0.5, 0, -2], heads: [0, 1, 2] });
+    const toggle = (h: number) => q(`head-toggle-${h}`)!;
+    const fill = (h: number) => toggle(h).style.getPropertyValue("--w");
+    expect([0, 1, 2].map((h) => toggle(h).getAttribute("data-weight"))).toEqual(["0.5", "0", "-2"]);
+    expect([fill(0), fill(1), fill(2)]).toEqual(["0.250", "0.000", "1.000"]); // |w| / max |w|
+    expect([0, 1, 2].map((h) => toggle(h).classList.contains("weighted"))).toEqual([true, false, true]);
+    expect(toggle(2).classList.contains("negative")).toBe(true);
+    expect(toggle(0).title).toContain("weight 0.5");
+    expect(toggle(2).title).toContain("weight -2");
+    model.update({ head_weights: [1 / 3, 1, 0] });
+    await tick();
+    expect(toggle(0).title).toContain("weight 0.3333"); // no float noise
+    expect(toggle(2).classList.contains("negative")).toBe(false);
+    model.update({ head_weights: null });
+    await tick();
+    expect(toggle(0).hasAttribute("data-weight")).toBe(false);
+    expect(toggle(0).classList.contains("weighted")).toBe(false);
+    expect(toggle(0).title).toBe("head 0: click to toggle");
+  });
+
   it("shows the truncation note and errors", async () => {
     const model = await mount();
     expect(q("truncated-note")!.style.display).toBe("none");
@@ -507,6 +529,32 @@ describe("search panel", () => {
     expect(q("strip-cell--1-1")!.getAttribute("data-label")).toBe("PERSON");
     expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("");
   });
+  it("a search the kernel never answers ends with what to do, the last hits kept", async () => {
+    const model = await mount({
+      has_corpus: true,
+      selected: 2,
+      hit_list: hits,
+      summaries,
+      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
+    });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      q("search-embedding")!.click();
+      expect(q("search-busy")!.style.display).toBe("");
+      vi.advanceTimersByTime(NO_REPLY_MS);
+    } finally {
+      vi.useRealTimers();
+    }
+    await tick();
+    expect(q("search-busy")!.style.display).toBe("none");
+    expect(q("search-error")!.textContent).toContain("no reply from the kernel after");
+    expect(q("search-error")!.textContent).toContain("run the cell again");
+    expect(q("hit-1")).not.toBeNull(); // the previous result stays
+    model.reply(0, { result: { count: 2 } }); // late: dropped, the message stays
+    await tick();
+    expect(q("search-error")!.textContent).toContain("no reply from the kernel after");
+  });
+
   it("a failed command shows its error and keeps the last hits; superseded clicks never reach the kernel", async () => {
     const model = await mount({
       has_corpus: true,

@@ -252,6 +252,83 @@ def test_no_heads_selected_says_so_in_the_view(page, kernel):
     kernel.wait_for("view.heads", [4])
 
 
+WEIGHT_STYLE = """e => {
+    const rgba = (c) => c.match(/[\\d.]+/g).map(Number);
+    const fill = e.querySelector('.exbert-head-weight');
+    const number = e.querySelector('.exbert-head-number');
+    const root = e.closest('.exbert-root');
+    return {
+        fill: rgba(getComputedStyle(fill).backgroundColor),
+        bg: rgba(getComputedStyle(root).backgroundColor),
+        number: rgba(getComputedStyle(number).color),
+        fillHeight: fill.getBoundingClientRect().height,
+        height: e.clientHeight,  // the fill's box: above the bottom border
+    };
+}"""
+
+
+def _luminance(rgb) -> float:
+    def channel(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a, b) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _check_weight_fill(page, head: int, share: float) -> None:
+    """Head ``head``'s toggle is filled to ``share`` of its height, the fill is seen against the
+    view's background and its number is legible on it (WCAG contrast, composited colours)."""
+    style = find(page, f"head-toggle-{head}").evaluate(WEIGHT_STYLE)
+    assert style["fillHeight"] == pytest.approx(share * style["height"], abs=1.0)
+    *rgb, alpha = style["fill"] if len(style["fill"]) == 4 else [*style["fill"], 1.0]
+    shown = [alpha * c + (1 - alpha) * b for c, b in zip(rgb, style["bg"][:3], strict=True)]
+    assert _contrast(shown, style["bg"]) >= 1.5, style
+    assert _contrast(style["number"], shown) >= 4.5, style
+
+
+def test_head_weights_set_in_python_are_shown_on_the_head_toggles(page, kernel):
+    """``view.head_weights`` (any linear combination) shows on each head's toggle: filled by
+    |weight| / max |weight|, the exact weight in its tooltip and data-weight, legible in the
+    light and the dark theme; a click on a head goes back to the mean of ``heads``."""
+    weights = [0.5, 0.0, -1.0, 2.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    kernel.run(f"view.head_weights = {weights!r}")
+    assert kernel.eval("view.head_weights") == weights
+    top = max(abs(w) for w in weights)
+    for h, w in enumerate(weights):
+        toggle = find(page, f"head-toggle-{h}")
+        expect(toggle).to_have_attribute("data-weight", f"{w:g}")
+        if w:
+            expect(toggle).to_have_class(has("weighted"))
+            expect(toggle).to_have_class(has("on"))
+            assert f"weight {w:g}" in toggle.get_attribute("title")
+        else:
+            expect(toggle).not_to_have_class(has("weighted"))
+            expect(toggle).not_to_have_class(has("on"))
+    expect(find(page, "head-toggle-2")).to_have_class(has("negative"))
+    theme = "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: '%s'})"
+    dark = "() => document.body.dataset.jpThemeLight === 'false'"
+    try:
+        for name in ("JupyterLab Light", "JupyterLab Dark"):
+            page.evaluate(theme % name)
+            page.wait_for_function(dark if "Dark" in name else f"() => !({dark})()")
+            page.wait_for_timeout(300)  # the theme's variables reach the computed styles
+            for h in (0, 3, 4, 11):
+                _check_weight_fill(page, h, abs(weights[h]) / top)
+    finally:
+        page.evaluate(theme % "JupyterLab Light")
+        page.wait_for_function(f"() => !({dark})()")
+    find(page, "head-toggle-1").click()  # a click edits the head set: the weights go
+    kernel.wait_for("view.head_weights", None)
+    expect(find(page, "head-toggle-0")).not_to_have_attribute("data-weight", re.compile("."))
+    expect(find(page, "head-toggle-0")).not_to_have_class(has("weighted"))
+
+
 def test_head_numbers_are_legible(page):
     number = find(page, "head-toggle-11").locator(".exbert-head-number")
     style = number.evaluate(

@@ -120,18 +120,22 @@ def test_a_filter_on_sentence_b_without_one_says_why_nothing_is_drawn(lab):
     expect(box).to_have_value(before)
 
 
-def test_a_decoder_without_a_pair_convention_says_so_and_keeps_its_state(lab):
+def test_a_decoder_without_a_pair_convention_offers_no_pair_and_keeps_its_state(lab):
+    """GPT-2's tokenizer has no pair convention: the view shows no second-sentence row (the BERT
+    view beside it does), and a pair sent anyway is refused with the reason, the state kept."""
     page, kernel = lab
     root = widget(page, 2)
+    assert kernel.eval("decoder.takes_pair") is False and kernel.eval("pair.takes_pair") is True
+    expect(find(widget(page, 0), "pair-controls")).to_be_visible()
+    expect(find(root, "pair-controls")).to_be_hidden()
+    expect(find(root, "sentence-b-input")).to_be_hidden()
     before = kernel.eval("list(decoder.tokens)")
     lines = find(root, "attention-lines")
     expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "decoder"))
-    box = find(root, "sentence-b-input")
-    box.fill("Mrs. Okafor kept the lamp burning.")
-    box.press("Enter")
+    kernel.run("decoder.set_state({'sentence_b': 'Mrs. Okafor kept the lamp burning.'})")
     expect(find(root, "error")).to_contain_text("no convention for a pair")
-    expect(box).to_have_value("")  # the kernel's value comes back
     assert kernel.eval("decoder.sentence_b") == "" and kernel.eval("list(decoder.tokens)") == before
+    expect(find(root, "pair-controls")).to_be_hidden()
     expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "decoder"))
 
 
@@ -176,6 +180,34 @@ def test_the_part_selector_shows_cross_attention_from_target_to_source(lab):
     expect(root.locator(".exbert-tokens-right .exbert-token")).to_have_count(len(target))
     assert column(root, "left") == target and column(root, "right") == target
     expect(lines).to_have_attribute("data-edge-count", drawn_count(kernel, "s2s"))
+
+
+@pytest.mark.parametrize(
+    ("index", "view", "box", "trait", "refused", "reason"),
+    [
+        (0, "pair", "sentence-input", "sentence", "   ", "The sentence is empty"),
+        (1, "s2s", "target-input", "target", "  ", "The target is blank"),
+    ],
+)
+def test_applying_the_good_value_a_refusal_left_in_the_box_clears_the_error(
+    lab, index, view, box, trait, refused, reason
+):
+    """A refused value puts the kernel's value back in the box with the reason; applying that
+    value as it is changes no state (nothing is sent as state) and must still clear the error."""
+    page, kernel = lab
+    root = widget(page, index)
+    good = kernel.eval(f"{view}.{trait}")
+    shown = good or kernel.eval(f"{view}.target_text")  # an empty target shows the generated one
+    field, error = find(root, box), find(root, "error")
+    field.fill(refused)
+    field.press("Enter")
+    expect(error).to_contain_text(reason)
+    expect(field).to_have_value(shown)
+    assert kernel.eval(f"{view}.{trait}") == good
+    field.press("Enter")  # the box holds the kernel's good value: apply it
+    expect(error).to_be_hidden()
+    kernel.wait_for(f"{view}.error", "")
+    assert kernel.eval(f"{view}.{trait}") == good
 
 
 def test_no_view_errors_in_the_console(lab, recorder):

@@ -111,6 +111,59 @@ def test_a_failed_search_shows_its_error_and_keeps_the_hits(lab):
     expect(find(page, "search-error")).to_be_hidden(timeout=60_000)
 
 
+NO_REPLY_S = 20  # js/src/core/commands.ts: NO_REPLY_MS, ten of the kernel's heartbeats
+
+
+def test_a_search_the_kernel_never_answers_says_so_and_keeps_the_hits(lab):
+    """A reply that never comes (here the kernel swallows the request, as a restarted kernel
+    would): the view gives up after its limit, says what to do, and keeps the last hits."""
+    page, kernel = lab
+    before = _hits_shown(page, kernel)
+    busy, error = find(page, "search-busy"), find(page, "search-error")
+    # Commands are swallowed: no reply, no heartbeat.
+    kernel.run("view._commands.handle = lambda m: isinstance(m, dict) and 'name' in m")
+    try:
+        find(page, "search-embedding").click()
+        expect(busy).to_be_visible()
+        expect(error).to_contain_text(
+            f"no reply from the kernel after {NO_REPLY_S} s", timeout=(NO_REPLY_S + 30) * 1000
+        )
+        expect(error).to_contain_text("run the cell again")
+        expect(busy).to_be_hidden()
+        expect(find(page, "hit-0")).to_be_visible()
+        assert kernel.eval("[h['sentence'] for h in view.hit_list]") == before
+    finally:
+        kernel.run("del view._commands.handle")
+    find(page, "search-embedding").click()  # the lane is free: the next search is answered
+    expect(error).to_be_hidden(timeout=60_000)
+    expect(busy).to_be_hidden(timeout=60_000)
+
+
+def test_a_search_longer_than_the_views_limit_is_not_cut(lab):
+    """The kernel's heartbeats keep a slow search alive past the view's limit of silence."""
+    page, kernel = lab
+    _hits_shown(page, kernel)
+    busy, error = find(page, "search-busy"), find(page, "search-error")
+    kernel.run(
+        f"""
+import time as _time
+_search = view._commands.handlers["search"]
+def _slow_search(args):
+    _time.sleep({NO_REPLY_S} * 1.5)  # a search this long: longer than the view waits in silence
+    return _search(args)
+view._commands.handlers["search"] = _slow_search
+"""
+    )
+    try:
+        find(page, "search-context").click()
+        expect(busy).to_be_visible()
+        expect(busy).to_be_hidden(timeout=(NO_REPLY_S * 1.5 + 60) * 1000)
+        expect(error).to_be_hidden()
+        expect(find(page, "hit-0")).to_be_visible()
+    finally:
+        kernel.run('view._commands.handlers["search"] = _search')
+
+
 # The hit whose matched token "town" is followed at once by "'" (no space between): the match's
 # outline must leave that narrow neighbour visible.
 TOWN = (

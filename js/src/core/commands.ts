@@ -4,16 +4,24 @@
 // at a time; a newer request supersedes the one waiting and the one in flight:
 // the waiting one is never sent, and the reply of the one in flight is dropped.
 // Both are rejected with `Superseded`, so only the newest result is shown.
+// A request in flight waits NO_REPLY_MS at most without a sign of life: the
+// kernel sends a heartbeat (`exbert-working`) every HEARTBEAT_S while the
+// command runs, each of which restarts the wait, so however long a search takes
+// it is never cut; only a lost reply (kernel dead, restarted, or busy with
+// another cell) ends in `NoReply`, and a reply arriving after that is dropped.
 // Arrays in a result arrive as array traits do: {dtype, shape} in the JSON, the
 // bytes as the message's binary buffers (`buffer_paths` says where each goes);
 // they are decoded here, like array traits at the model boundary.
 
 import type { AnyModel } from "@anywidget/types";
-import type { CommandName, Commands as Declared, WireState } from "../generated/contract";
+import { type CommandName, type Commands as Declared, HEARTBEAT_S, type WireState } from "../generated/contract";
 import { decodeFloat, isPayload } from "./arrays";
 
 export const REQUEST = "exbert-command";
 export const REPLY = "exbert-reply";
+export const WORKING = "exbert-working";
+/** Silence after which a command is given up: ten heartbeats missed, not a slow command. */
+export const NO_REPLY_MS = 10 * HEARTBEAT_S * 1000;
 
 export type Args<N extends CommandName> = Declared[N]["args"];
 export type Result<N extends CommandName> = Declared[N]["result"];
@@ -44,6 +52,19 @@ export class Superseded extends Error {
   }
 }
 
+/** No reply and no heartbeat for the command for `NO_REPLY_MS`: the kernel is gone or stuck. */
+export class NoReply extends CommandError {
+  constructor(name: string, ms: number) {
+    super(
+      "NoReply",
+      `${name}: no reply from the kernel after ${Math.round(ms / 1000)} s — is it still running, or ` +
+        "busy with another cell? " +
+        "If it was restarted or stopped, run the cell again.",
+    );
+    this.name = "NoReply";
+  }
+}
+
 interface Request {
   id: string;
   args: unknown;
@@ -55,6 +76,7 @@ interface Lane {
   inFlight: Request | null; // sent, no reply yet
   dropped: boolean; // the one in flight was superseded: its reply is ignored
   waiting: Request | null; // the newest request, sent when the kernel is free
+  timer: ReturnType<typeof setTimeout> | null; // gives up on the one in flight
 }
 
 let counter = 0;
@@ -64,7 +86,10 @@ export class CommandChannel {
   private lanes = new Map<CommandName, Lane>();
   private onMessage = (msg: unknown, buffers?: readonly Buffer[]) => this.receive(msg, buffers ?? []);
 
-  constructor(private model: Pick<AnyModel<WireState>, "on" | "off" | "send">) {
+  constructor(
+    private model: Pick<AnyModel<WireState>, "on" | "off" | "send">,
+    private noReplyMs = NO_REPLY_MS,
+  ) {
     model.on("msg:custom", this.onMessage);
   }
 
@@ -92,6 +117,7 @@ export class CommandChannel {
   dispose(): void {
     this.model.off("msg:custom", this.onMessage);
     for (const [name, lane] of this.lanes) {
+      if (lane.timer !== null) clearTimeout(lane.timer);
       lane.waiting?.reject(new Superseded(name));
       if (lane.inFlight && !lane.dropped) lane.inFlight.reject(new Superseded(name));
     }
@@ -101,7 +127,7 @@ export class CommandChannel {
   private lane(name: CommandName): Lane {
     let lane = this.lanes.get(name);
     if (!lane) {
-      lane = { inFlight: null, dropped: false, waiting: null };
+      lane = { inFlight: null, dropped: false, waiting: null, timer: null };
       this.lanes.set(name, lane);
     }
     return lane;
@@ -112,10 +138,29 @@ export class CommandChannel {
     lane.waiting = null;
     lane.inFlight = next;
     lane.dropped = false;
+    this.arm(name, lane);
     if (next) this.model.send({ kind: REQUEST, id: next.id, name, args: next.args });
   }
 
+  /** (Re)start the wait for the request in flight; none in flight, none to wait for. */
+  private arm(name: CommandName, lane: Lane): void {
+    if (lane.timer !== null) clearTimeout(lane.timer);
+    lane.timer = null;
+    const request = lane.inFlight;
+    if (!request) return;
+    lane.timer = setTimeout(() => {
+      lane.timer = null;
+      if (lane.inFlight !== request) return;
+      if (!lane.dropped) request.reject(new NoReply(name, this.noReplyMs));
+      this.sendNext(name, lane); // a late reply finds no request in flight with its id: dropped
+    }, this.noReplyMs);
+  }
+
   private receive(msg: unknown, buffers: readonly Buffer[]): void {
+    if (isWorking(msg)) {
+      for (const [name, lane] of this.lanes) if (lane.inFlight?.id === msg.id) this.arm(name, lane);
+      return;
+    }
     if (!isReply(msg)) return;
     for (const [name, lane] of this.lanes) {
       const request = lane.inFlight;
@@ -161,6 +206,10 @@ function decodeArrays(value: unknown): unknown {
     return out;
   }
   return value;
+}
+
+function isWorking(msg: unknown): msg is { kind: typeof WORKING; id: string } {
+  return typeof msg === "object" && msg !== null && (msg as { kind?: unknown }).kind === WORKING;
 }
 
 function isReply(msg: unknown): msg is Reply {

@@ -2,7 +2,8 @@
 // the typed state the panels read (generated/contract.ts). Array traits are
 // decoded here, once per payload, and checked against their declared dtype and
 // rank; a payload that does not fit is refused (read as null) and reported in
-// the view. Writes are limited to the traits the user controls.
+// the view. Writes are limited to the traits the user controls; one that
+// changes nothing while a refusal is shown still reaches the kernel (`reapply`).
 
 import type { AnyModel } from "@anywidget/types";
 import {
@@ -14,6 +15,7 @@ import {
   type WireState,
 } from "../generated/contract";
 import { decodeFloat, isPayload } from "./arrays";
+import type { CommandChannel } from "./commands";
 
 export type Key = keyof State;
 export type Slice<K extends Key> = Pick<State, K>;
@@ -30,7 +32,10 @@ export class ViewModel {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private errorListeners = new Set<() => void>();
 
-  constructor(readonly raw: AnyModel<WireState>) {}
+  constructor(
+    readonly raw: AnyModel<WireState>,
+    private commands: Pick<CommandChannel, "invoke"> | null = null,
+  ) {}
 
   /** A trait as the view reads it (array traits decoded, or null when refused). */
   get<K extends Key>(key: K): State[K] {
@@ -46,10 +51,20 @@ export class ViewModel {
     return out;
   }
 
-  /** Set traits the user controls and send them to the kernel now. */
+  /**
+   * Set traits the user controls and send them to the kernel now. Values equal
+   * to the kernel's send no state (the model sees no change), so a refusal shown
+   * then would stay up over a good value (the box got the kernel's value back):
+   * the kernel is asked to apply its own values again, which clears it.
+   */
   commit(values: UserValues): void {
+    const unchanged = Object.entries(values).every(([k, v]) => same(this.raw.get(k as UserKey), v));
     this.setLocal(values);
     this.flush();
+    if (unchanged && this.raw.get("error") && this.commands) {
+      // A lost or failed reply leaves the refusal up, as before: nothing to add to it.
+      this.commands.invoke("reapply", { names: Object.keys(values) }).catch(() => undefined);
+    }
   }
 
   /**
@@ -120,4 +135,9 @@ export class ViewModel {
   private errorText(): string {
     return [this.raw.get("error"), ...this.problems.values()].filter(Boolean).join("\n");
   }
+}
+
+/** Equal as JSON values (the user traits are strings, numbers, lists of them, null). */
+function same(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }

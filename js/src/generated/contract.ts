@@ -122,6 +122,14 @@ export interface HeadReportResult {
   rows: number;
 }
 
+export interface ReapplyArgs {
+  names: string[];
+}
+
+export interface ReapplyResult {
+  error: string;
+}
+
 export interface ModelViewArgs {
 
 }
@@ -247,6 +255,8 @@ export interface SearchState {
 export interface PairsPartsState {
   /** The second sentence of a pair ("" = no pair); the tokenizer joins the two. (set by the user) */
   sentence_b: string;
+  /** The model takes a second sentence: its tokenizer has a pair convention (a separator between the two), and it is not an encoder–decoder model. (computed by the kernel) */
+  takes_pair: boolean;
   /** Lines drawn: all, or only from one segment's tokens (rows) to one segment's (columns), A the sentence, B sentence_b. (set by the user) */
   pair_filter: "all" | "A->A" | "A->B" | "B->A" | "B->B";
   /** Per token, 0 (sentence A) or 1 (sentence B). (computed by the kernel) */
@@ -299,7 +309,7 @@ export const ATTENTION_KEYS = ["heads", "head_weights", "masked", "selected", "t
 
 export const SEARCH_KEYS = ["search_k", "has_corpus", "hit_list", "hits_attention", "summaries"] as const;
 
-export const PAIRSPARTS_KEYS = ["sentence_b", "pair_filter", "segments", "target", "part", "parts", "target_text", "target_generated", "row_span", "column_span"] as const;
+export const PAIRSPARTS_KEYS = ["sentence_b", "takes_pair", "pair_filter", "segments", "target", "part", "parts", "target_text", "target_generated", "row_span", "column_span"] as const;
 
 export const BEYOND_KEYS = ["measure", "compare", "compare_model_name", "compare_note", "compare_lines", "compare_top_k", "report"] as const;
 
@@ -309,7 +319,7 @@ export const USER_KEYS = ["sentence", "layer", "threshold", "hide_special", "hea
 
 export type UserKey = (typeof USER_KEYS)[number];
 
-export const COMPUTED_KEYS = ["model_name", "model_description", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "has_corpus", "hit_list", "hits_attention", "summaries", "segments", "parts", "target_text", "target_generated", "row_span", "column_span", "compare_model_name", "compare_note", "compare_lines", "compare_top_k", "report"] as const;
+export const COMPUTED_KEYS = ["model_name", "model_description", "num_layers", "truncated", "error", "tokens", "special", "kind", "num_heads", "has_lm_head", "top_k", "generated", "attention_mode", "attention", "lines", "lines_rows", "lines_scale", "head_summary", "has_corpus", "hit_list", "hits_attention", "summaries", "takes_pair", "segments", "parts", "target_text", "target_generated", "row_span", "column_span", "compare_model_name", "compare_note", "compare_lines", "compare_top_k", "report"] as const;
 
 /** Array traits: dtype and named dimensions, checked when decoded. */
 export const ARRAYS = {
@@ -335,6 +345,8 @@ export interface Commands {
   head_lines: { args: HeadLinesArgs; result: HeadLinesResult };
   /** Compute (or load from the corpus's cache) the head report of the view's corpus; sets report. */
   head_report: { args: HeadReportArgs; result: HeadReportResult };
+  /** The view applied the kernel's own values of the user traits `names` (an unchanged box, which sends no state): they go through the browser-update path again, so an accepted update clears `error`; returns the error after. */
+  reapply: { args: ReapplyArgs; result: ReapplyResult };
   /** Every layer × head's attention as a uint8 thumbnail [layers, heads, s, s] (s <= 64), hidden tokens removed, each scaled to its strongest cell. */
   model_view: { args: ModelViewArgs; result: ModelViewResult };
   /** The logit lens at token `position`: each layer's top-k predictions (top_k in 1..100, default 5; models with an LM head). */
@@ -347,7 +359,10 @@ export interface Commands {
 
 export type CommandName = keyof Commands;
 
-export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "head_report", "model_view", "logit_lens", "export", "png"] as const;
+export const COMMAND_NAMES = ["search", "load_hit", "generate", "head_lines", "head_report", "reapply", "model_view", "logit_lens", "export", "png"] as const;
 
 /** Defaults of optional command arguments (the Python methods use the same). */
 export const DEFAULTS = {"skip_own_sentence": true, "max_per_sentence": 2, "max_new_tokens": 20} as const;
+
+/** Seconds between the kernel's heartbeats while a command runs. */
+export const HEARTBEAT_S = 2;

@@ -136,7 +136,9 @@ export class HeadsGrid {
       const label = document.createElement("span");
       label.className = "exbert-head-number";
       label.textContent = String(h); // 0-based, as in the `heads` trait
-      b.appendChild(label);
+      const fill = document.createElement("span");
+      fill.className = "exbert-head-weight";
+      b.append(fill, label);
       this.toggles.push(b);
       this.header.appendChild(b);
     }
@@ -184,6 +186,31 @@ export class HeadsGrid {
       c.classList.toggle("off", !active[h]);
       c.classList.toggle("hovered", hoveredHead === h);
     }
+  }
+
+  /**
+   * Head weights set from Python (`head_weights`, any linear combination): each
+   * toggle is filled from the bottom by |weight| / the largest |weight|, in the
+   * head colour (negative weights in vermilion, striped so not by colour alone),
+   * and says its weight in its tooltip and `data-weight`. null: the plain mean.
+   */
+  setWeights(weights: readonly number[] | null): void {
+    let max = 0;
+    for (const w of weights ?? []) if (Math.abs(w) > max) max = Math.abs(w);
+    this.toggles.forEach((b, h) => {
+      const w = weights ? (weights[h] ?? 0) : null;
+      b.classList.toggle("weighted", w !== null && w !== 0);
+      b.classList.toggle("negative", w !== null && w < 0);
+      if (w === null) {
+        b.removeAttribute("data-weight");
+        b.style.removeProperty("--w");
+        b.title = `head ${h}: click to toggle`;
+        return;
+      }
+      b.setAttribute("data-weight", String(w));
+      b.style.setProperty("--w", (max > 0 ? Math.abs(w) / max : 0).toFixed(3));
+      b.title = `head ${h}: weight ${formatWeight(w)} (head_weights); click to toggle (back to the mean of heads)`;
+    });
   }
 
   /** The canvas follows the scroll: it draws the rows between `top` and `top + height`. */
@@ -250,4 +277,9 @@ export class HeadsGrid {
       ctx.strokeRect(this.hovered * cw + 0.5, 0.5, cw - 1, cssH - 1);
     }
   }
+}
+
+/** A weight as the tooltip says it: up to 4 significant digits, no float noise. */
+export function formatWeight(w: number): string {
+  return String(Number(w.toPrecision(4)));
 }

@@ -244,6 +244,9 @@ export class AttentionPanel implements Panel<K> {
       const displayedChanged = this.syncHeads(s, attChanged || structChanged);
       this.syncEdges(s.threshold, displayedChanged || pairChanged);
     }
+    const weights = s.head_weights?.length ? s.head_weights : null;
+    this.leftGrid.setWeights(weights);
+    this.rightGrid.setWeights(weights);
     this.leftGrid.setActive(this.active, this.hoveredHead());
     this.rightGrid.setActive(this.active, this.hoveredHead());
     const anyHead = this.active.some(Boolean);

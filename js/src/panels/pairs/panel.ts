@@ -1,5 +1,5 @@
 // Sentence pairs and encoder–decoder parts, the controls: the second sentence
-// and the pair filter (models with a pair convention), the target and the part
+// and the pair filter (models with a pair convention, `takes_pair`), the target and the part
 // selector (encoder–decoder models), and why corpus search is unavailable for
 // the latter. The attention panel draws what these select (pair filter, spans).
 
@@ -11,6 +11,7 @@ import { FILTER_LABELS, hasPair, PAIR_FILTERS, type PairFilter } from "./filter"
 
 const KEYS = [
   "kind",
+  "takes_pair",
   "sentence_b",
   "pair_filter",
   "segments",
@@ -84,7 +85,9 @@ export class PairsPartsPanel implements Panel<K> {
 
   update(s: Slice<K>): void {
     const seq2seq = s.kind === "seq2seq";
-    show(this.pairRow, !seq2seq);
+    // Only models with a pair convention take a second sentence (the kernel refuses one for the
+    // others): no row that invites a refusal. A pair set anyway stays visible, to be cleared.
+    show(this.pairRow, s.takes_pair || !!s.sentence_b);
     show(this.partsRow, seq2seq);
     show(this.searchNote, seq2seq);
     if (s.sentence_b !== this.last.sentence_b) this.sentenceB.value = s.sentence_b ?? "";
