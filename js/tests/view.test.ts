@@ -553,6 +553,11 @@ describe("search panel", () => {
     model.reply(0, { result: { count: 2 } }); // late: dropped, the message stays
     await tick();
     expect(q("search-error")!.textContent).toContain("no reply from the kernel after");
+    // the kernel, busy with another cell, ran the search after all: its hits end the message
+    model.update({ hit_list: hits.slice(0, 1) });
+    await tick();
+    expect(q("search-error")!.style.display).toBe("none");
+    expect(q("hit-1")).toBeNull();
   });
 
   it("a failed command shows its error and keeps the last hits; superseded clicks never reach the kernel", async () => {

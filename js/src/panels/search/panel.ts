@@ -4,7 +4,7 @@
 // sends requests and draws. A failed command shows its error and leaves the
 // last hits in place.
 
-import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
+import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
 import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
@@ -56,6 +56,7 @@ export class SearchPanel implements Panel<K> {
   private summaries: Summaries = {};
   private state: Slice<K> | null = null;
   private pending = 0; // commands sent, no reply yet
+  private gaveUp = false; // the last command was given up on for want of a reply
 
   constructor(
     private model: ViewModel,
@@ -198,11 +199,13 @@ export class SearchPanel implements Panel<K> {
   /** Show a command as busy until it replies; show its error, or clear the last one. */
   private run(reply: Promise<unknown>): void {
     this.pending++;
+    this.gaveUp = false;
     this.showStatus(null);
     reply
       .then(() => this.showStatus(""))
       .catch((e: unknown) => {
         if (e instanceof Superseded) return; // a newer request shows its own outcome
+        this.gaveUp = e instanceof NoReply;
         this.showStatus(e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`);
       })
       .finally(() => {
@@ -232,6 +235,12 @@ export class SearchPanel implements Panel<K> {
       this.lastHits = s.hit_list;
       this.lastAtt = s.hits_attention;
       this.lastHide = s.hide_special;
+      // A search given up on (kernel busy with another cell) that the kernel ran after all: its
+      // hits are here, so the no-reply message no longer holds.
+      if (this.gaveUp && s.hit_list !== this.hits) {
+        this.gaveUp = false;
+        this.showStatus("");
+      }
       this.hits = s.hit_list;
       this.hitsAtt = s.hits_attention?.data ?? null;
       this.hideSpecial = s.hide_special;
