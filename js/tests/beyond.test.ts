@@ -161,4 +161,23 @@ describe("head report panel", () => {
     panel.status.remove();
     panel.el.remove();
   });
+
+  it("a report given up for want of a reply ends its message when the report arrives after all", async () => {
+    const model = new FakeModel({ report: {}, has_corpus: true, layer: 0, heads: [], head_weights: null });
+    const view = new ViewModel(model);
+    const panel = new HeadReportPanel(view, new CommandChannel(model, 5));
+    document.body.append(panel.button, panel.status, panel.el);
+    panel.update(view.slice(panel.keys));
+    panel.button.click();
+    await new Promise((r) => setTimeout(r, 20)); // no reply, no heartbeat
+    expect(panel.status.textContent).toContain("no reply from the kernel");
+    expect(panel.status.style.display).toBe("");
+    model.update({ report }); // the kernel, busy with another cell, computed it later
+    panel.update(view.slice(panel.keys));
+    expect(panel.status.style.display).toBe("none");
+    expect(q("report-cell-0-2").getAttribute("data-value")).toBe("0.8000");
+    panel.button.remove();
+    panel.status.remove();
+    panel.el.remove();
+  });
 });

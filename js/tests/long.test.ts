@@ -4,6 +4,7 @@
 // debounced; and the parts of the view that read well at any length: the no-heads
 // note, generated tokens, the Generate button, the demo head's label.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { NO_REPLY_MS } from "../src/core/commands";
 import { DEBOUNCE_MS } from "../src/core/model";
 import widget from "../src/index";
 import { FakeModel, f16Payload, i32Payload, makeAttention, u16Payload } from "./fakeModel";
@@ -238,6 +239,22 @@ describe("reads well at any length", () => {
     await tick();
     expect(button.disabled).toBe(true);
     expect(button.title).toContain("without its language-model head");
+  });
+
+  it("a Generate given up for want of a reply ends its message when the text arrives after all", async () => {
+    const model = await mount();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      (q("generate") as HTMLButtonElement).click();
+      vi.advanceTimersByTime(NO_REPLY_MS);
+    } finally {
+      vi.useRealTimers();
+    }
+    await tick();
+    expect(q("generate-status")!.textContent).toContain("no reply from the kernel");
+    model.update({ sentence: "a b c d e" }); // the kernel, busy with another cell, generated later
+    await tick();
+    expect(q("generate-status")!.style.display).toBe("none");
   });
 
   it("says on the model's label, and beside its predictions, that a head is a demo", async () => {

@@ -3,7 +3,7 @@
 // head/dependent (Clark et al. 2019), with the best fixed-offset baseline.
 // Clicking a cell shows that layer and head in the attention panel.
 
-import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
+import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
 import { h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
@@ -22,6 +22,7 @@ export class HeadReportPanel implements Panel<K> {
   private baseline: HTMLSpanElement;
   private grid: HTMLDivElement;
   private reportKey: unknown = null;
+  private gaveUp = false; // the last computation was given up on for want of a reply
   private cells: HTMLDivElement[] = [];
   private state: Slice<K> | null = null;
 
@@ -73,6 +74,11 @@ export class HeadReportPanel implements Panel<K> {
     if (!has) return;
     if (r !== this.reportKey) {
       this.reportKey = r;
+      if (this.gaveUp) {
+        // the kernel, busy with another cell, computed it after all: the no-reply message is over
+        this.gaveUp = false;
+        show(this.status, false);
+      }
       this.fillSelects();
       this.build();
     }
@@ -82,6 +88,7 @@ export class HeadReportPanel implements Panel<K> {
   private compute(): void {
     if (!this.commands) return;
     this.button.disabled = true;
+    this.gaveUp = false;
     this.status.className = "exbert-busy";
     this.status.textContent = "computing the head report over the corpus (cached after the first time)…";
     show(this.status, true);
@@ -90,6 +97,7 @@ export class HeadReportPanel implements Panel<K> {
       .then(() => show(this.status, false))
       .catch((e: unknown) => {
         if (e instanceof Superseded) return;
+        this.gaveUp = e instanceof NoReply;
         this.status.className = "exbert-error";
         this.status.textContent = e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
       })

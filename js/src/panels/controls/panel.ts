@@ -2,7 +2,7 @@
 // buttons, threshold, hide-special; plus the truncation note and the error line
 // (the kernel's last refusal and anything the view itself could not read).
 
-import { type CommandChannel, CommandError, Superseded } from "../../core/commands";
+import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
 import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
@@ -40,6 +40,7 @@ export class ControlsPanel implements Panel<K> {
   private generateCount: HTMLInputElement;
   private generateStatus: HTMLSpanElement;
   private generating = false;
+  private generateGaveUp = false; // the last Generate was given up on for want of a reply
   private lastSentence: string | null = null;
   private numLayers = -1;
 
@@ -127,6 +128,11 @@ export class ControlsPanel implements Panel<K> {
     if (s.sentence !== this.lastSentence) {
       this.input.value = s.sentence;
       this.lastSentence = s.sentence;
+      if (this.generateGaveUp) {
+        // the kernel, busy with another cell, generated after all: the no-reply message is over
+        this.generateGaveUp = false;
+        show(this.generateStatus, false);
+      }
     }
     this.modelLabel.textContent = s.model_name;
     this.modelLabel.title = s.model_description;
@@ -173,6 +179,7 @@ export class ControlsPanel implements Panel<K> {
       return;
     }
     this.generating = true;
+    this.generateGaveUp = false;
     this.generateButton.disabled = true;
     this.generateStatus.className = "exbert-busy";
     this.generateStatus.textContent = "generating…";
@@ -182,6 +189,7 @@ export class ControlsPanel implements Panel<K> {
       .then(() => show(this.generateStatus, false))
       .catch((e: unknown) => {
         if (e instanceof Superseded) return;
+        this.generateGaveUp = e instanceof NoReply;
         this.generateStatus.className = "exbert-error";
         this.generateStatus.textContent =
           e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
