@@ -471,14 +471,18 @@ describe("search panel", () => {
     });
   });
 
-  it("renders hits, shading, strips and histograms", async () => {
-    const model = await mount({
+  /** A view with a corpus, token 2 selected and the two hits shown. */
+  const mountWithHits = () =>
+    mount({
       has_corpus: true,
       selected: 2,
       hit_list: hits,
       summaries,
       hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
     });
+
+  it("renders hits, shading, strips and histograms", async () => {
+    const model = await mountWithHits();
     expect(q("hits")!.textContent).toContain("describes the next token");
     expect(q("hit-token-0-2")!.textContent).toBe("<i>ran</i>");
     expect(el.querySelector("i")).toBeNull();
@@ -530,13 +534,7 @@ describe("search panel", () => {
     expect(q("strip-cell-0-1")!.getAttribute("data-label")).toBe("");
   });
   it("a search the kernel never answers ends with what to do, the last hits kept", async () => {
-    const model = await mount({
-      has_corpus: true,
-      selected: 2,
-      hit_list: hits,
-      summaries,
-      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
-    });
+    const model = await mountWithHits();
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     try {
       q("search-embedding")!.click();
@@ -561,13 +559,7 @@ describe("search panel", () => {
   });
 
   it("a failed command shows its error and keeps the last hits; superseded clicks never reach the kernel", async () => {
-    const model = await mount({
-      has_corpus: true,
-      selected: 2,
-      hit_list: hits,
-      summaries,
-      hits_attention: f16Payload([0.25, 0.5, 0.25, 0.2, 0.8], [5]),
-    });
+    const model = await mountWithHits();
     q("search-embedding")!.click();
     model.reply(0, { error: { type: "CorpusError", message: "the corpus is gone" } });
     await tick();
