@@ -309,18 +309,10 @@ def test_a_character_cut_by_max_new_tokens_is_left_out_of_the_text(lms, char):
 
 def _byte_tokens(char: str) -> list[str]:
     """The byte-level BPE's one-byte tokens (GPT-2's byte-to-unicode alphabet) of ``char``."""
-    from tokenizers import pre_tokenizers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    table = {b: c for b, c in _gpt2_bytes_to_unicode().items() if c in alphabet}
+    table = bytes_to_unicode()
     return [table[b] for b in char.encode("utf-8")]
-
-
-def _gpt2_bytes_to_unicode() -> dict[int, str]:
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    codes = printable + [256 + i for i in range(256 - len(printable))]
-    others = [b for b in range(256) if b not in printable]
-    return dict(zip(printable + others, map(chr, codes), strict=True))
 
 
 def test_masked_lms_cannot_generate(lms, tiny_dirs):
