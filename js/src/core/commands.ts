@@ -65,6 +65,11 @@ export class NoReply extends CommandError {
   }
 }
 
+/** What a panel shows for a command that failed: its own message, or what went wrong. */
+export function failureText(e: unknown): string {
+  return e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
+}
+
 interface Request {
   id: string;
   args: unknown;

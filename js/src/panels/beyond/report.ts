@@ -3,7 +3,7 @@
 // head/dependent (Clark et al. 2019), with the best fixed-offset baseline.
 // Clicking a cell shows that layer and head in the attention panel.
 
-import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
+import { type CommandChannel, failureText, NoReply, Superseded } from "../../core/commands";
 import { h, percent, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
@@ -99,7 +99,7 @@ export class HeadReportPanel implements Panel<K> {
         if (e instanceof Superseded) return;
         this.gaveUp = e instanceof NoReply;
         this.status.className = "exbert-error";
-        this.status.textContent = e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
+        this.status.textContent = failureText(e);
       })
       .finally(() => {
         this.button.disabled = false;

@@ -2,7 +2,7 @@
 // buttons, threshold, hide-special; plus the truncation note and the error line
 // (the kernel's last refusal and anything the view itself could not read).
 
-import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
+import { type CommandChannel, failureText, NoReply, Superseded } from "../../core/commands";
 import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import { type Panel, range } from "../../core/panel";
@@ -191,8 +191,7 @@ export class ControlsPanel implements Panel<K> {
         if (e instanceof Superseded) return;
         this.generateGaveUp = e instanceof NoReply;
         this.generateStatus.className = "exbert-error";
-        this.generateStatus.textContent =
-          e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`;
+        this.generateStatus.textContent = failureText(e);
       })
       .finally(() => {
         this.generating = false;

@@ -4,7 +4,7 @@
 // sends requests and draws. A failed command shows its error and leaves the
 // last hits in place.
 
-import { type CommandChannel, CommandError, NoReply, Superseded } from "../../core/commands";
+import { type CommandChannel, failureText, NoReply, Superseded } from "../../core/commands";
 import { h, show } from "../../core/dom";
 import type { Slice, ViewModel } from "../../core/model";
 import type { Panel } from "../../core/panel";
@@ -206,7 +206,7 @@ export class SearchPanel implements Panel<K> {
       .catch((e: unknown) => {
         if (e instanceof Superseded) return; // a newer request shows its own outcome
         this.gaveUp = e instanceof NoReply;
-        this.showStatus(e instanceof CommandError ? e.message : `the kernel did not answer: ${String(e)}`);
+        this.showStatus(failureText(e));
       })
       .finally(() => {
         this.pending--;
